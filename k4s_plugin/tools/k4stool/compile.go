@@ -1,0 +1,43 @@
+package main
+
+import (
+	"flag"
+	"path/filepath"
+	"strings"
+)
+
+// compile builds the generated busybox tree into one static binary:
+// GOPATH mode (gobusybox's tree is GOPATH-style), CGO_ENABLED=0, -trimpath,
+// an empty build id, GOOS/GOARCH from the environment.
+func compile(args []string) error {
+	fs := flag.NewFlagSet("compile", flag.ExitOnError)
+	tree := fs.String("tree", "gen.tar", "generated tree from `k4stool rewrite`")
+	out := fs.String("out", "bb", "output binary")
+	ldflags := fs.String("ldflags", "-s -w", "linker flags (-buildid= is always added)")
+	var tags multiFlag
+	fs.Var(&tags, "tag", "Go build tag (repeatable)")
+	fs.Parse(args)
+
+	work := mustAbs(".")
+	gopath := filepath.Join(work, "gopath")
+	if err := unpackTree(*tree, gopath); err != nil {
+		return err
+	}
+	env, err := goEnv(work,
+		"GOPATH="+gopath,
+		"GO111MODULE=off",
+		"GOFLAGS="+goFlagsWithout("-mod=", "-modcacherw"),
+	)
+	if err != nil {
+		return err
+	}
+	buildArgs := []string{"build", "-trimpath", "-o", mustAbs(*out), "-ldflags", strings.TrimSpace(*ldflags + " -buildid=")}
+	if len(tags) > 0 {
+		buildArgs = append(buildArgs, "-tags", strings.Join(tags, ","))
+	}
+	buildArgs = append(buildArgs, ".")
+	if _, _, err := run(filepath.Join(gopath, "src", bbMainPkg), env, goBinary(), buildArgs...); err != nil {
+		return errorf("E_COMPILE", "%v", err)
+	}
+	return nil
+}

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bufio"
+	"compress/gzip"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/u-root/mkuimage/cpio"
+	"github.com/u-root/mkuimage/uimage"
+	"github.com/u-root/u-root/pkg/uflag"
+	"github.com/ulikunitz/xz"
+)
+
+// manifest is what the initramfs rule decides; see k4s_plugin/rules/cpio.py.
+type manifest struct {
+	BaseLayout  bool     `json:"base_layout"`
+	Compression string   `json:"compression"`
+	Records     []record `json:"records"`
+}
+
+type record struct {
+	Path   string   `json:"path"`
+	Type   string   `json:"type"` // file, dir, symlink, argv, chardev
+	Src    string   `json:"src,omitempty"`
+	Target string   `json:"target,omitempty"`
+	Mode   uint64   `json:"mode,omitempty"`
+	Argv   []string `json:"argv,omitempty"`
+	Major  uint64   `json:"major,omitempty"`
+	Minor  uint64   `json:"minor,omitempty"`
+}
+
+// cpioMain writes a reproducible newc archive: u-root's base layout (from
+// mkuimage, when asked), then the manifest's records (which win on the same
+// path), missing parent directories added, everything sorted by path, mtime
+// 0, uid/gid 0, inode numbers 1..n, then optional compression.
+func cpioMain(args []string) error {
+	fs := flag.NewFlagSet("cpio", flag.ExitOnError)
+	manPath := fs.String("manifest", "manifest.json", "archive manifest")
+	out := fs.String("out", "initramfs.cpio", "output archive")
+	fs.Parse(args)
+
+	data, err := os.ReadFile(*manPath)
+	if err != nil {
+		return err
+	}
+	var m manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return fmt.Errorf("%s: %w", *manPath, err)
+	}
+
+	recs := map[string]cpio.Record{}
+	if m.BaseLayout {
+		rr := uimage.DefaultRamfs().Reader()
+		for {
+			r, err := rr.ReadRecord()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			recs[cpio.Normalize(r.Name)] = r
+		}
+	}
+	for _, r := range m.Records {
+		name := cpio.Normalize(r.Path)
+		if name == "." || name == "" || strings.HasPrefix(name, "../") {
+			return errorf("E_BAD_PATH", "bad archive path %q", r.Path)
+		}
+		var rec cpio.Record
+		switch r.Type {
+		case "dir":
+			rec = cpio.Directory(name, r.Mode)
+		case "symlink":
+			rec = cpio.Symlink(name, r.Target)
+		case "chardev":
+			rec = cpio.CharDev(name, r.Mode, r.Major, r.Minor)
+		case "argv":
+			rec = cpio.StaticFile(name, uflag.ArgvToFile(r.Argv), r.Mode)
+		case "file":
+			content, err := os.ReadFile(r.Src)
+			if err != nil {
+				return err
+			}
+			rec = cpio.StaticRecord(content, cpio.Info{Name: name, Mode: cpio.S_IFREG | (r.Mode & 0o7777)})
+		default:
+			return fmt.Errorf("record %q: unknown type %q", r.Path, r.Type)
+		}
+		recs[name] = rec
+	}
+	// Parent directories that nothing declared.
+	for name := range recs {
+		for d := path.Dir(name); d != "." && d != "/"; d = path.Dir(d) {
+			if _, ok := recs[d]; !ok {
+				recs[d] = cpio.Directory(d, 0o755)
+			}
+		}
+	}
+	names := make([]string, 0, len(recs))
+	for n := range recs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+
+	f, err := os.Create(*out)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	cw, closeCompressor, err := compressor(m.Compression, bw)
+	if err != nil {
+		return err
+	}
+	w := cpio.Newc.Writer(cw)
+	for i, n := range names {
+		r := cpio.MakeReproducible(recs[n])
+		r.Ino = uint64(i + 1)
+		r.NLink = 1
+		if r.Mode&cpio.S_IFMT == cpio.S_IFDIR {
+			r.NLink = 2
+		}
+		if err := w.WriteRecord(r); err != nil {
+			return fmt.Errorf("writing %s: %w", n, err)
+		}
+	}
+	if err := cpio.WriteTrailer(w); err != nil {
+		return err
+	}
+	if err := closeCompressor(); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// compressor wraps w in the compression the Linux kernel can unpack an
+// initramfs from.
+func compressor(kind string, w io.Writer) (io.Writer, func() error, error) {
+	switch kind {
+	case "", "none":
+		return w, func() error { return nil }, nil
+	case "gzip":
+		gz, err := gzip.NewWriterLevel(w, gzip.BestCompression)
+		if err != nil {
+			return nil, nil, err
+		}
+		return gz, gz.Close, nil
+	case "xz":
+		// The kernel's XZ decoder supports only CRC32 (or no) integrity checks.
+		cfg := xz.WriterConfig{CheckSum: xz.CRC32}
+		xw, err := cfg.NewWriter(w)
+		if err != nil {
+			return nil, nil, err
+		}
+		return xw, xw.Close, nil
+	case "zstd":
+		zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<23))
+		if err != nil {
+			return nil, nil, err
+		}
+		return zw, zw.Close, nil
+	}
+	return nil, nil, errorf("E_COMPRESSION", "unknown compression %q (none, gzip, xz, zstd)", kind)
+}

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// download fetches, through the GOPROXY passed into the sandbox and verified
+// against go.sum, every module that the commands' packages need, and packs
+// just those packages (plus the go.mod files of the module graph) into one
+// deterministic tar that stands in for a module cache in the rewrite step.
+// Whole modules would be far larger (u-root's own module is 150 MB, most of
+// it test data).
+//
+// The module cache is private to the sandbox, so what it holds afterwards is
+// exactly what the go command touched, and the tar depends only on go.mod,
+// go.sum, the patterns and GOOS/GOARCH/tags. A Pants named cache (-dlcache)
+// serves as a local module proxy in front of GOPROXY, so later downloads
+// come from disk; everything from it is still verified against go.sum.
+//
+// go.sum is the authority: if the go command would have to add a line to it,
+// the step fails (E_GOSUM_MISSING) instead of trusting the network.
+func download(args []string) error {
+	fset := flag.NewFlagSet("download", flag.ExitOnError)
+	gomod := fset.String("gomod", ".", "directory holding go.mod and go.sum")
+	out := fset.String("out", "modules.tar", "output tar")
+	dlcache := fset.String("dlcache", "", "directory kept across runs as a module proxy cache (optional)")
+	var tags multiFlag
+	fset.Var(&tags, "tag", "Go build tag (repeatable)")
+	fset.Parse(args)
+	patterns := listPatterns(fset.Args())
+
+	work := mustAbs(".")
+	dir := mustAbs(*gomod)
+	modcache := filepath.Join(work, ".k4s-modcache")
+	if err := os.RemoveAll(modcache); err != nil {
+		return err
+	}
+	sumPath := filepath.Join(dir, "go.sum")
+	before, err := os.ReadFile(sumPath)
+	if err != nil {
+		return errorf("E_NO_GOSUM", "%s: %v", *gomod, err)
+	}
+	extra := []string{
+		"GOMODCACHE=" + modcache,
+		"GOFLAGS=" + strings.TrimSpace(goFlagsWithout("-mod=")+" -mod=readonly -modcacherw"),
+	}
+	if *dlcache != "" {
+		proxy := os.Getenv("GOPROXY")
+		if proxy == "" {
+			proxy = "https://proxy.golang.org,direct"
+		}
+		extra = append(extra, "GOPROXY=file://"+filepath.ToSlash(mustAbs(*dlcache))+","+proxy)
+	}
+	env, err := goEnv(work, extra...)
+	if err != nil {
+		return err
+	}
+
+	listArgs := []string{"list", "-e", "-deps", "-json=ImportPath,Dir,Standard,Module,EmbedFiles"}
+	if len(tags) > 0 {
+		listArgs = append(listArgs, "-tags", strings.Join(tags, ","))
+	}
+	listOut, _, err := run(dir, env, goBinary(), append(listArgs, patterns...)...)
+	if err != nil {
+		return classifyGoError("E_DOWNLOAD", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(listOut))
+	mods := map[string]bool{}
+	files := map[string]bool{}
+	for {
+		var p struct {
+			ImportPath string
+			Dir        string
+			Standard   bool
+			EmbedFiles []string
+			Module     *struct {
+				Path, Version, Dir string
+				Main               bool
+			}
+		}
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			return err
+		}
+		if p.Standard || p.Module == nil || p.Module.Main || p.Dir == "" || p.Module.Dir == "" {
+			continue
+		}
+		mods[p.Module.Path+"@"+p.Module.Version] = true
+		rel, err := filepath.Rel(modcache, p.Dir)
+		if err != nil || strings.HasPrefix(rel, "..") {
+			continue // a module replaced by a local directory: part of the input digest
+		}
+		entries, err := os.ReadDir(p.Dir)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if e.Type().IsRegular() && !strings.HasSuffix(e.Name(), "_test.go") {
+				files[filepath.ToSlash(filepath.Join(rel, e.Name()))] = true
+			}
+		}
+		for _, ef := range p.EmbedFiles {
+			files[filepath.ToSlash(filepath.Join(rel, ef))] = true
+		}
+	}
+	// Module metadata the go command fetched (go.mod files of the module
+	// graph, .info, .ziphash): all small, all needed offline later.
+	dl := filepath.Join(modcache, "cache", "download")
+	err = filepath.WalkDir(dl, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		rel, _ := filepath.Rel(modcache, p)
+		rel = filepath.ToSlash(rel)
+		switch {
+		case strings.HasPrefix(rel, "cache/download/sumdb/"):
+		case strings.HasSuffix(rel, ".mod"), strings.HasSuffix(rel, ".info"), strings.HasSuffix(rel, ".ziphash"):
+			files[rel] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if *dlcache != "" {
+		if err := fillProxyCache(dl, mustAbs(*dlcache)); err != nil {
+			return err
+		}
+	}
+	after, err := os.ReadFile(sumPath)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(before, after) {
+		return errorf("E_GOSUM_MISSING", "go.sum in %s is incomplete: the go command needed to add lines to it. Run `go mod tidy` in %s and commit go.sum", *gomod, *gomod)
+	}
+	n, err := packFiles(modcache, *out, files)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "k4s: packed %d files from %d modules\n", n, len(mods))
+	return nil
+}
+
+// listPatterns turns gobusybox command patterns into `go list` patterns
+// that cover them: exclusions dropped, globs widened to prefix/... .
+func listPatterns(patterns []string) []string {
+	var out []string
+	for _, p := range patterns {
+		if strings.HasPrefix(p, "-") {
+			continue
+		}
+		elems := strings.Split(p, "/")
+		for i, e := range elems {
+			if strings.ContainsAny(e, "*?[\\") {
+				p = strings.Join(append(elems[:i:i], "..."), "/")
+				break
+			}
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// fillProxyCache copies what the go command downloaded (.info, .mod, .zip)
+// into dst, laid out as a GOPROXY file:// tree. Files are written under a
+// temporary name and renamed, so a concurrent or killed run leaves no
+// partial file that a later run would read.
+func fillProxyCache(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if strings.HasPrefix(rel, "sumdb") || !(strings.HasSuffix(rel, ".info") || strings.HasSuffix(rel, ".mod") || strings.HasSuffix(rel, ".zip")) {
+			return nil
+		}
+		target := filepath.Join(dst, rel)
+		if _, err := os.Stat(target); err == nil {
+			return nil
+		}
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return err
+		}
+		tmp, err := os.CreateTemp(filepath.Dir(target), ".k4s-tmp-*")
+		if err != nil {
+			return err
+		}
+		in, err := os.Open(p)
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+			return err
+		}
+		_, err = io.Copy(tmp, in)
+		in.Close()
+		if cerr := tmp.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(tmp.Name(), target)
+		}
+		if err != nil {
+			os.Remove(tmp.Name())
+		}
+		return err
+	})
+}
+
+// classifyGoError maps go command failures to stable codes.
+func classifyGoError(fallback string, err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "missing go.sum entry"):
+		return errorf("E_GOSUM_MISSING", "%s", msg)
+	case strings.Contains(msg, "SECURITY ERROR") || strings.Contains(msg, "checksum mismatch"):
+		return errorf("E_CHECKSUM", "%s", msg)
+	case strings.Contains(msg, "no required module provides package"),
+		strings.Contains(msg, "cannot find module providing package"),
+		strings.Contains(msg, "is not in std"),
+		strings.Contains(msg, "matched no packages"),
+		strings.Contains(msg, "cannot find package"),
+		strings.Contains(msg, "is not in GOROOT"):
+		return errorf("E_UNKNOWN_PACKAGE", "%s", msg)
+	}
+	return errorf(fallback, "%s", msg)
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// goEnv returns the environment for a go subprocess: the sandbox environment
+// that Pants passed (GOPROXY, GOSUMDB, GOFLAGS, ... as configured in the
+// [k4s-go] subsystem) plus settings that keep the go command away from
+// everything that is not a declared input.
+func goEnv(work string, extra ...string) ([]string, error) {
+	goroot := os.Getenv("GOROOT")
+	if goroot == "" {
+		return nil, errorf("E_NO_GO", "GOROOT is not set in the sandbox")
+	}
+	env := []string{}
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case "PATH", "HOME", "GOENV", "GOTOOLCHAIN", "GOTELEMETRY", "GOWORK", "GOPATH", "GOMODCACHE", "GO111MODULE", "CGO_ENABLED":
+			continue
+		}
+		env = append(env, kv)
+	}
+	if os.Getenv("GOCACHE") == "" {
+		env = append(env, "GOCACHE="+filepath.Join(work, ".gocache"))
+	}
+	env = append(env,
+		"PATH="+filepath.Join(goroot, "bin"),
+		"HOME="+filepath.Join(work, ".home"),
+		"GOENV=off",
+		"GOTOOLCHAIN=local",
+		"GOTELEMETRY=off",
+		"GOWORK=off",
+		"CGO_ENABLED=0",
+	)
+	return append(env, extra...), nil
+}
+
+// goFlagsWithout returns GOFLAGS from the environment minus flags that
+// start with any of the given prefixes.
+func goFlagsWithout(prefixes ...string) string {
+	var keep []string
+	for _, f := range strings.Fields(os.Getenv("GOFLAGS")) {
+		drop := false
+		for _, p := range prefixes {
+			if strings.HasPrefix(f, p) {
+				drop = true
+			}
+		}
+		if !drop {
+			keep = append(keep, f)
+		}
+	}
+	return strings.Join(keep, " ")
+}
+
+func goBinary() string {
+	return filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+}
+
+// run runs a command, streaming its stderr to ours and also returning it.
+func run(dir string, env []string, name string, args ...string) (string, string, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Env = env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if err != nil {
+		return stdout.String(), stderr.String(), fmt.Errorf("%s %s: %w\n%s%s", filepath.Base(name), strings.Join(args, " "), err, stdout.String(), stderr.String())
+	}
+	return stdout.String(), stderr.String(), nil
+}
+
+func mustAbs(p string) string {
+	a, err := filepath.Abs(p)
+	if err != nil {
+		fatalf("E_INTERNAL", "%v", err)
+	}
+	return a
+}

@@ -1,0 +1,62 @@
+// Command k4stool drives the steps of a k4s build inside Pants sandboxes.
+//
+// Each subcommand is one Pants Process: it reads only its declared inputs
+// (paths relative to the sandbox), writes only its declared outputs, and
+// passes large trees as one deterministic tar file.
+//
+//	k4stool download -gomod DIR -out modules.tar
+//	k4stool rewrite  -gomod DIR -modules modules.tar -makebb PATH -out gen.tar -commands commands.json [-name PKG=NAME]... PATTERN...
+//	k4stool compile  -tree gen.tar -out bb [-tags T]... [-ldflags FLAGS]
+//	k4stool cpio     -manifest manifest.json -out initramfs.cpio[.gz|.xz|.zst]
+//
+// The go binary is taken from $GOROOT/bin/go. Errors go to stderr prefixed
+// with "k4s: " and a stable code (e.g. "k4s: E_NOT_MAIN: ..."), which the
+// Pants rules turn into messages that name the target and field.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fatalf("E_USAGE", "usage: k4stool download|rewrite|compile|cpio [flags]")
+	}
+	var err error
+	switch os.Args[1] {
+	case "download":
+		err = download(os.Args[2:])
+	case "rewrite":
+		err = rewrite(os.Args[2:])
+	case "compile":
+		err = compile(os.Args[2:])
+	case "cpio":
+		err = cpioMain(os.Args[2:])
+	default:
+		fatalf("E_USAGE", "unknown subcommand %q", os.Args[1])
+	}
+	if err != nil {
+		if ce, ok := err.(*codedError); ok {
+			fatalf(ce.code, "%s", ce.msg)
+		}
+		fatalf("E_INTERNAL", "%v", err)
+	}
+}
+
+// codedError is an error with a stable code that the Pants rules match on.
+type codedError struct {
+	code string
+	msg  string
+}
+
+func (e *codedError) Error() string { return e.code + ": " + e.msg }
+
+func errorf(code, format string, args ...any) error {
+	return &codedError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+func fatalf(code, format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "k4s: %s: %s\n", code, fmt.Sprintf(format, args...))
+	os.Exit(1)
+}

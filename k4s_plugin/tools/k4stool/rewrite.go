@@ -1,0 +1,309 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"go/format"
+	"go/parser"
+	"go/token"
+	"log"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/u-root/gobusybox/src/pkg/bb/bbinternal"
+	"github.com/u-root/gobusybox/src/pkg/bb/findpkg"
+	"github.com/u-root/gobusybox/src/pkg/golang"
+	"golang.org/x/tools/go/ast/astutil"
+	"golang.org/x/tools/go/packages"
+)
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+const bbMainPkg = "bb.u-root.com/bb"
+
+// rewrite turns Go commands into one GOPATH-style busybox source tree with
+// gobusybox (makebb -g), and packs it into one tar. Commands whose name must
+// differ from their package path's base name (explicit names, and Go's own
+// rule that a major-version suffix like /v3 is not a command name) are
+// rewritten with gobusybox's library, since makebb names every command by
+// its base name and refuses duplicates.
+func rewrite(args []string) error {
+	fs := flag.NewFlagSet("rewrite", flag.ExitOnError)
+	gomod := fs.String("gomod", ".", "directory holding go.mod and go.sum")
+	modules := fs.String("modules", "modules.tar", "module cache tar from `k4stool download`")
+	makebb := fs.String("makebb", "makebb", "path to gobusybox's makebb")
+	out := fs.String("out", "gen.tar", "output tar of the generated tree")
+	cmdsOut := fs.String("commands", "commands.json", "output: command name -> package path")
+	var names, tags multiFlag
+	fs.Var(&names, "name", "PKG=NAME: explicit command name (repeatable)")
+	fs.Var(&tags, "tag", "Go build tag (repeatable)")
+	fs.Parse(args)
+	patterns := fs.Args()
+	if len(patterns) == 0 {
+		return errorf("E_NO_COMMANDS", "no commands given")
+	}
+
+	work := mustAbs(".")
+	dir := mustAbs(*gomod)
+	modcache := filepath.Join(work, ".k4s-modcache")
+	if err := unpackTree(*modules, modcache); err != nil {
+		return err
+	}
+	env, err := goEnv(work,
+		"GOMODCACHE="+modcache,
+		"GOPROXY=off",
+		"GOFLAGS="+strings.TrimSpace(goFlagsWithout("-mod=")+" -mod=readonly"),
+	)
+	if err != nil {
+		return err
+	}
+	// gobusybox's library reads os.Environ(); make it the sandboxed one.
+	os.Clearenv()
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		os.Setenv(k, v)
+	}
+	genv := golang.Default(golang.DisableCGO(), golang.WithWorkingDir(dir), golang.WithBuildTag(tags...), golang.WithMod(golang.ModReadonly))
+	l := log.New(os.Stderr, "gobusybox: ", 0)
+
+	if err := checkExplicitPatterns(genv, patterns); err != nil {
+		return err
+	}
+	paths, err := findpkg.ResolveGlobs(l, genv, findpkg.Env{}, patterns)
+	if err != nil {
+		return classifyGoError("E_RESOLVE", err)
+	}
+
+	explicit := map[string]string{}
+	for _, kv := range names {
+		pkg, name, ok := strings.Cut(kv, "=")
+		if !ok || pkg == "" || name == "" || strings.ContainsAny(name, "/ \t") {
+			return errorf("E_BAD_NAME", "%q is not PKG=NAME with a plain command name", kv)
+		}
+		explicit[pkg] = name
+	}
+	cmdNames := map[string]string{} // path -> name
+	for _, p := range paths {
+		cmdNames[p] = goCommandName(p)
+		if n, ok := explicit[p]; ok {
+			cmdNames[p] = n
+		}
+	}
+	for pkg := range explicit {
+		if _, ok := cmdNames[pkg]; !ok {
+			return errorf("E_NAME_UNKNOWN", "command_names names %s, which is not among the resolved commands %v", pkg, paths)
+		}
+	}
+	byName := map[string][]string{}
+	for _, p := range paths {
+		byName[cmdNames[p]] = append(byName[cmdNames[p]], p)
+	}
+	var dups []string
+	for n, ps := range byName {
+		if len(ps) > 1 {
+			dups = append(dups, fmt.Sprintf("%q from %s", n, strings.Join(ps, " and ")))
+		}
+	}
+	if len(dups) > 0 {
+		sort.Strings(dups)
+		return errorf("E_DUPLICATE_NAME", "two commands have the same name: %s", strings.Join(dups, "; "))
+	}
+
+	var plain, renamed []string
+	for _, p := range paths {
+		if cmdNames[p] == path.Base(p) {
+			plain = append(plain, p)
+		} else {
+			renamed = append(renamed, p)
+		}
+	}
+	// makebb needs at least one command; let it rewrite one renamed command
+	// under its base name, then fix the registered name.
+	fixLiteral := ""
+	if len(plain) == 0 {
+		plain, renamed, fixLiteral = renamed[:1], renamed[1:], renamed[0]
+	}
+
+	gen := filepath.Join(work, "gen")
+	mbArgs := []string{"-g", "-gen-dir", gen, "-go-mod", "readonly"}
+	for _, t := range tags {
+		mbArgs = append(mbArgs, "-go-build-tags", t)
+	}
+	mbArgs = append(mbArgs, plain...)
+	if _, _, err := run(dir, env, mustAbs(*makebb), mbArgs...); err != nil {
+		return classifyGoError("E_REWRITE", err)
+	}
+	if fixLiteral != "" {
+		if err := renameRegistration(gen, fixLiteral, cmdNames[fixLiteral]); err != nil {
+			return err
+		}
+	}
+	if len(renamed) > 0 {
+		if err := rewriteRenamed(l, genv, gen, renamed, cmdNames); err != nil {
+			return err
+		}
+	}
+
+	manifest := map[string]string{}
+	for p, n := range cmdNames {
+		manifest[n] = p
+	}
+	data, err := json.MarshalIndent(manifest, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(*cmdsOut, append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	n, err := packTree(gen, *out, nil)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "k4s: %d commands, %d entries in the generated tree\n", len(paths), n)
+	return nil
+}
+
+var majorVersion = regexp.MustCompile(`^v[0-9]+$`)
+
+// goCommandName is the name `go build` gives a command: the last element of
+// its package path, or the one before it if the last is a major version
+// suffix (go.etcd.io/etcd/etcdctl/v3 -> etcdctl).
+func goCommandName(pkgPath string) string {
+	elems := strings.Split(pkgPath, "/")
+	if len(elems) > 1 && majorVersion.MatchString(elems[len(elems)-1]) {
+		return elems[len(elems)-2]
+	}
+	return elems[len(elems)-1]
+}
+
+// checkExplicitPatterns makes every pattern that names one package (no glob,
+// no exclusion) either a buildable command or an error that says why.
+// gobusybox itself only logs and skips such packages.
+func checkExplicitPatterns(genv *golang.Environ, patterns []string) error {
+	var explicit []string
+	for _, p := range patterns {
+		if !strings.HasPrefix(p, "-") && !strings.ContainsAny(p, "*?[") && !strings.HasSuffix(p, "...") {
+			explicit = append(explicit, p)
+		}
+	}
+	if len(explicit) == 0 {
+		return nil
+	}
+	pkgs, err := genv.Lookup(packages.NeedName|packages.NeedFiles|packages.NeedModule, explicit...)
+	if err != nil {
+		return classifyGoError("E_RESOLVE", err)
+	}
+	var errs []string
+	code := ""
+	for _, p := range pkgs {
+		switch {
+		case len(p.Errors) > 0:
+			var msgs []string
+			for _, e := range p.Errors {
+				msgs = append(msgs, e.Msg)
+			}
+			ce := classifyGoError("E_RESOLVE", fmt.Errorf("%s", strings.Join(msgs, "; "))).(*codedError)
+			code = ce.code
+			errs = append(errs, fmt.Sprintf("%s: %s", p.PkgPath, ce.msg))
+		case len(p.GoFiles) == 0 && needsCgo(p.IgnoredFiles):
+			code = "E_CGO"
+			errs = append(errs, fmt.Sprintf("%s needs cgo (its Go files import \"C\"), and k4s builds with CGO_ENABLED=0", p.PkgPath))
+		case len(p.GoFiles) == 0:
+			code = "E_BUILD_CONSTRAINTS"
+			errs = append(errs, fmt.Sprintf("%s: build constraints exclude all Go files for %s/%s", p.PkgPath, genv.GOOS, genv.GOARCH))
+		case p.Name != "main":
+			code = "E_NOT_MAIN"
+			errs = append(errs, fmt.Sprintf("%s is package %s, not a command (package main)", p.PkgPath, p.Name))
+		}
+	}
+	if len(errs) > 0 {
+		return errorf(code, "%s", strings.Join(errs, "\n"))
+	}
+	return nil
+}
+
+var importC = regexp.MustCompile(`(?m)^\s*import\s+"C"`)
+
+func needsCgo(files []string) bool {
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err == nil && importC.Match(data) {
+			return true
+		}
+	}
+	return false
+}
+
+// rewriteRenamed rewrites commands with gobusybox's library under their own
+// names, copies their dependencies into the tree and adds them to bb's main.
+func rewriteRenamed(l *log.Logger, genv *golang.Environ, gen string, paths []string, cmdNames map[string]string) error {
+	cmds, err := findpkg.NewPackages(l, genv, findpkg.Env{}, paths...)
+	if err != nil {
+		return classifyGoError("E_REWRITE", err)
+	}
+	src := filepath.Join(gen, "src")
+	for _, cmd := range cmds {
+		cmd.Name = cmdNames[cmd.Pkg.PkgPath]
+		if err := cmd.Rewrite(filepath.Join(src, cmd.Pkg.PkgPath), bbMainPkg+"/pkg/bbmain"); err != nil {
+			return errorf("E_REWRITE", "rewriting %s: %v", cmd.Pkg.PkgPath, err)
+		}
+		var werr error
+		packages.Visit([]*packages.Package{cmd.Pkg}, nil, func(p *packages.Package) {
+			first, _, _ := strings.Cut(p.PkgPath, "/")
+			if p == cmd.Pkg || !strings.Contains(first, ".") || werr != nil {
+				return
+			}
+			werr = bbinternal.WritePkg(p, filepath.Join(src, p.PkgPath))
+		})
+		if werr != nil {
+			return werr
+		}
+	}
+	mainGo := filepath.Join(src, bbMainPkg, "main.go")
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, mainGo, nil, parser.ParseComments)
+	if err != nil {
+		return err
+	}
+	for _, p := range paths {
+		astutil.AddNamedImport(fset, f, "_", p)
+	}
+	var buf bytes.Buffer
+	if err := format.Node(&buf, fset, f); err != nil {
+		return err
+	}
+	return os.WriteFile(mainGo, buf.Bytes(), 0o644)
+}
+
+// renameRegistration changes the name a rewritten command registers under.
+func renameRegistration(gen, pkgPath, name string) error {
+	dir := filepath.Join(gen, "src", pkgPath)
+	old := []byte(fmt.Sprintf(".Register(%q,", path.Base(pkgPath)))
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".go") {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(data, old) {
+			return os.WriteFile(p, bytes.Replace(data, old, []byte(fmt.Sprintf(".Register(%q,", name)), 1), 0o644)
+		}
+	}
+	return fmt.Errorf("no registration of %s found in %s", pkgPath, dir)
+}
