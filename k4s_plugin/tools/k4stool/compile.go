@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"os"
 	"path/filepath"
 	"strings"
 )
@@ -19,6 +20,9 @@ func compile(args []string) error {
 	fs.Parse(args)
 
 	work := mustAbs(".")
+	if err := os.MkdirAll(filepath.Dir(mustAbs(*out)), 0o755); err != nil {
+		return err
+	}
 	gopath := filepath.Join(work, "gopath")
 	if err := unpackTree(*tree, gopath); err != nil {
 		return err

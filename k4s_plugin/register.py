@@ -1,0 +1,27 @@
+"""k4s: Kubernetes + u-root utilities, as a Pants plugin.
+
+Target types `go_busybox` and `initramfs`; rules for module download, gobusybox
+rewrite, compile, and cpio, each a cached Pants Process.
+"""
+
+from pants.backend.go.util_rules import goroot
+
+from k4s_plugin.rules import compile, cpio, go, modules, package, rewrite, tools
+from k4s_plugin.targets import GoBusyboxTarget, InitramfsTarget
+
+
+def target_types():
+    return [GoBusyboxTarget, InitramfsTarget]
+
+
+def rules():
+    return [
+        *goroot.rules(),
+        *go.rules(),
+        *tools.rules(),
+        *modules.rules(),
+        *rewrite.rules(),
+        *compile.rules(),
+        *cpio.rules(),
+        *package.rules(),
+    ]

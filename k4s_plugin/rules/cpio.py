@@ -1,0 +1,210 @@
+"""Step 4: lay out an initramfs and pack it into a reproducible newc cpio.
+
+The layout (which paths, links, modes) is decided here, in the rule, and written as
+a manifest; k4stool writes the archive from it (with u-root's base layout from
+mkuimage, and u-root's cpio library), then compresses it.
+"""
+
+from __future__ import annotations
+
+import json
+import os.path
+from dataclasses import dataclass
+
+from pants.core.target_types import FileSourceField
+from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
+from pants.engine.addresses import Address, AddressInput
+from pants.engine.fs import CreateDigest, Digest, FileContent, MergeDigests
+from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.target import (
+    DependenciesRequest,
+    FieldSet,
+    SourcesField,
+    Targets,
+    WrappedTarget,
+    WrappedTargetRequest,
+)
+
+from k4s_plugin.rules.compile import BB, BusyboxBinary
+from k4s_plugin.rules.errors import target_error
+from k4s_plugin.rules.go import K4sStep, K4sStepResult
+from k4s_plugin.rules.modules import GoBusyboxFieldSet
+from k4s_plugin.rules.tools import K4sTools
+from k4s_plugin.targets import (
+    COMPRESSIONS,
+    GoBusyboxTarget,
+    InitramfsBaseLayoutField,
+    InitramfsBusyboxField,
+    InitramfsCompressionField,
+    InitramfsDependenciesField,
+    InitramfsFilesMappingField,
+    InitramfsInitField,
+    InitramfsShellField,
+    InitramfsUinitArgsField,
+    InitramfsUinitField,
+)
+
+MANIFEST = "__k4s_manifest.json"
+
+
+@dataclass(frozen=True)
+class InitramfsFieldSet(FieldSet):
+    required_fields = (InitramfsBusyboxField,)
+
+    busybox: InitramfsBusyboxField
+    init: InitramfsInitField
+    uinit: InitramfsUinitField
+    uinit_args: InitramfsUinitArgsField
+    shell: InitramfsShellField
+    dependencies: InitramfsDependenciesField
+    files_mapping: InitramfsFilesMappingField
+    base_layout: InitramfsBaseLayoutField
+    compression: InitramfsCompressionField
+
+
+@dataclass(frozen=True)
+class Archive:
+    """A digest holding one file, `path`: the (compressed) cpio."""
+
+    digest: Digest
+    path: str
+
+
+def archive_name(compression: str) -> str:
+    return f"initramfs.{COMPRESSIONS[compression]}"
+
+
+@rule(desc="Resolve the go_busybox of an initramfs")
+async def initramfs_busybox(field_set: InitramfsFieldSet) -> GoBusyboxFieldSet:
+    field = field_set.busybox
+    address = await Get(
+        Address,
+        AddressInput,
+        AddressInput.parse(
+            field.value,
+            relative_to=field.address.spec_path,
+            description_of_origin=f"the `{field.alias}` field of {field.address}",
+        ),
+    )
+    wrapped = await Get(
+        WrappedTarget,
+        WrappedTargetRequest(address, description_of_origin=f"the `{field.alias}` field of {field.address}"),
+    )
+    if not GoBusyboxFieldSet.is_applicable(wrapped.target) or not isinstance(
+        wrapped.target, GoBusyboxTarget
+    ):
+        raise target_error(
+            field_set.address,
+            field.alias,
+            f"points at {address}, a `{wrapped.target.alias}` target, not a `go_busybox`.",
+            "Give the address of a `go_busybox` target, e.g. `busybox=\":bb\"`.",
+        )
+    return GoBusyboxFieldSet.create(wrapped.target)
+
+
+def _check_command(field_set: InitramfsFieldSet, field, commands) -> None:
+    if field.value is not None and field.value not in commands:
+        raise target_error(
+            field_set.address,
+            field.alias,
+            f"is {field.value!r}, which is not a command of busybox "
+            f"{field_set.busybox.value!r} (its commands: {', '.join(sorted(commands))}).",
+            f"Use one of those names, or add the command that provides "
+            f"{field.value!r} to the busybox's `commands`.",
+        )
+
+
+@rule(desc="Lay out and pack an initramfs")
+async def build_initramfs(field_set: InitramfsFieldSet, tools: K4sTools) -> Archive:
+    bb_field_set = await Get(GoBusyboxFieldSet, InitramfsFieldSet, field_set)
+    busybox = await Get(BusyboxBinary, GoBusyboxFieldSet, bb_field_set)
+    commands = busybox.commands
+
+    for field in (field_set.init, field_set.uinit, field_set.shell):
+        _check_command(field_set, field, commands)
+    if field_set.uinit_args.value and field_set.uinit.value is None:
+        raise target_error(
+            field_set.address,
+            field_set.uinit_args.alias,
+            "is set, but `uinit` is not.",
+            "Set `uinit` to the command that takes these arguments.",
+        )
+
+    records: list[dict] = [{"path": "bbin/bb", "type": "file", "src": BB, "mode": 0o755}]
+    records += [{"path": f"bbin/{name}", "type": "symlink", "target": "bb"} for name in commands if name != "bb"]
+    records.append({"path": "init", "type": "symlink", "target": f"bbin/{field_set.init.value}"})
+    if field_set.shell.value is not None:
+        for link in ("bin/sh", "bin/defaultsh"):
+            records.append({"path": link, "type": "symlink", "target": f"../bbin/{field_set.shell.value}"})
+    if field_set.uinit.value is not None:
+        records.append({"path": "bin/uinit", "type": "symlink", "target": f"../bbin/{field_set.uinit.value}"})
+        if field_set.uinit_args.value:
+            records.append(
+                {"path": "etc/uinit.flags", "type": "argv", "argv": list(field_set.uinit_args.value), "mode": 0o644}
+            )
+    generated = {r["path"] for r in records}
+
+    # Extra files from `files` / `relocated_files` dependencies.
+    deps = await Get(Targets, DependenciesRequest(field_set.dependencies))
+    sources = await Get(
+        SourceFiles,
+        SourceFilesRequest(
+            [t.get(SourcesField) for t in deps],
+            for_sources_types=(FileSourceField,),
+            enable_codegen=True,
+        ),
+    )
+    mapping = dict(field_set.files_mapping.value or {})
+    missing = sorted(set(mapping) - set(sources.files))
+    if missing:
+        raise target_error(
+            field_set.address,
+            field_set.files_mapping.alias,
+            f"maps {', '.join(missing)}, which no `files`/`relocated_files` target in "
+            f"`dependencies` provides (they provide: {', '.join(sources.files) or 'nothing'}).",
+            "Add the target that owns the file to `dependencies`, or fix the source path "
+            "(relative to the build root).",
+        )
+    destinations: dict[str, str] = {}
+    for src in sources.files:
+        dst = os.path.normpath(mapping.get(src, src))
+        if dst in generated or dst in destinations:
+            other = destinations.get(dst, "the busybox layout")
+            raise target_error(
+                field_set.address,
+                field_set.files_mapping.alias if src in mapping else field_set.dependencies.alias,
+                f"puts {src} at {dst}, which {other} already uses.",
+                "Map one of them elsewhere with `files_mapping` (or `relocated_files`).",
+            )
+        destinations[dst] = src
+        records.append({"path": dst, "type": "file", "src": src, "mode": 0o644})
+
+    manifest = {
+        "base_layout": field_set.base_layout.value,
+        "compression": field_set.compression.value,
+        "records": sorted(records, key=lambda r: r["path"]),
+    }
+    manifest_digest = await Get(
+        Digest,
+        CreateDigest([FileContent(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())]),
+    )
+    input_digest = await Get(
+        Digest, MergeDigests([tools.digest, busybox.digest, sources.snapshot.digest, manifest_digest])
+    )
+    out = archive_name(field_set.compression.value)
+    result = await Get(
+        K4sStepResult,
+        K4sStep(
+            address=field_set.address,
+            step="cpio",
+            argv=(tools.k4stool, "cpio", "-manifest", MANIFEST, "-out", f"__k4s_archive/{out}"),
+            input_digest=input_digest,
+            output_files=(f"__k4s_archive/{out}",),
+            description=f"Pack {field_set.address} ({len(records)} entries, {field_set.compression.value})",
+        ),
+    )
+    return Archive(result.output_digest, f"__k4s_archive/{out}")
+
+
+def rules():
+    return collect_rules()

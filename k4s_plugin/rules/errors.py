@@ -1,0 +1,88 @@
+"""Turning k4stool's error codes into messages that name the target, the field and
+the fix."""
+
+from __future__ import annotations
+
+from pants.engine.addresses import Address
+
+
+class K4sStepError(Exception):
+    """A k4s build step failed because of the target's input."""
+
+
+class K4sTargetError(Exception):
+    """A k4s target's fields are inconsistent (checked before any step runs)."""
+
+
+# code -> (field, fix)
+_FIXES = {
+    "E_GOSUM_MISSING": (
+        "sources",
+        "go.sum does not pin every module the commands need. List the commands in the "
+        "`tools.go` next to go.mod (`import _ \"<path>\"` under `//go:build tools`), run "
+        "`go mod tidy` there, and commit go.mod and go.sum.",
+    ),
+    "E_NO_GOSUM": ("sources", "Add the go.sum next to go.mod (run `go mod tidy`)."),
+    "E_CHECKSUM": (
+        "sources",
+        "A downloaded module does not match go.sum. Check GOPROXY/GOSUMDB; if the "
+        "go.sum line is wrong, regenerate it with `go mod tidy`.",
+    ),
+    "E_DOWNLOAD": (
+        "sources",
+        "Check that go.mod is valid and that the module proxy is reachable with the "
+        "GOPROXY/GONOSUMDB/GOPRIVATE settings passed by `[k4s-go].env_vars`.",
+    ),
+    "E_UNKNOWN_PACKAGE": (
+        "commands",
+        "Fix the import path, or add the module that provides it to go.mod (and to "
+        "tools.go) and run `go mod tidy`.",
+    ),
+    "E_RESOLVE": ("commands", "Fix or remove the failing import path or glob."),
+    "E_NOT_MAIN": (
+        "commands",
+        "Only commands (`package main`) can go into a busybox. Remove the package, or "
+        "name the command that uses it.",
+    ),
+    "E_CGO": (
+        "commands",
+        "k4s builds with CGO_ENABLED=0 into one static binary. Remove the command, or "
+        "use a pure-Go variant of it (often selected with a tag in `build_tags`).",
+    ),
+    "E_BUILD_CONSTRAINTS": (
+        "commands",
+        "The package has no Go files for this GOOS/GOARCH and `build_tags`. Remove it or "
+        "change `goarch`/`build_tags`.",
+    ),
+    "E_DUPLICATE_NAME": (
+        "command_names",
+        "Give one of the commands another name, e.g. "
+        "`command_names={\"<import path>\": \"<new name>\"}`, or drop one of them.",
+    ),
+    "E_NAME_UNKNOWN": (
+        "command_names",
+        "Each key must be the import path of one of the resolved commands.",
+    ),
+    "E_BAD_NAME": ("command_names", "Use plain names without '/' or spaces."),
+    "E_NO_COMMANDS": ("commands", "List at least one command."),
+    "E_REWRITE": (
+        "commands",
+        "gobusybox could not rewrite a command (see its output above). Remove the "
+        "command or report it to gobusybox.",
+    ),
+    "E_COMPILE": (
+        "commands",
+        "The rewritten busybox does not compile (see the go output above). Check "
+        "`build_tags`, `goarch` and `ldflags`, or remove the command that fails.",
+    ),
+}
+
+
+def explain(address: Address, step: str, code: str, detail: str) -> str:
+    field, fix = _FIXES.get(code, (None, "This looks like a bug in k4s; please report it."))
+    where = f"the `{field}` field of {address}" if field else str(address)
+    return f"k4s {step} failed for {address} ({code}), caused by {where}:\n\n{detail}\n\nFix: {fix}"
+
+
+def target_error(address: Address, field: str, problem: str, fix: str) -> K4sTargetError:
+    return K4sTargetError(f"The `{field}` field of {address} {problem}\n\nFix: {fix}")

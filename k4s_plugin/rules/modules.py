@@ -1,0 +1,107 @@
+"""Step 1: download the modules the commands need, verified against go.sum, packed
+as one deterministic tar (`modules.tar`)."""
+
+from __future__ import annotations
+
+import os.path
+from dataclasses import dataclass
+
+from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
+from pants.engine.addresses import Address
+from pants.engine.fs import Digest, MergeDigests
+from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.target import FieldSet
+from pants.util.frozendict import FrozenDict
+
+from k4s_plugin.rules.go import GO_MOD_PROXY_CACHE, K4sStep, K4sStepResult
+from k4s_plugin.rules.tools import K4sTools
+from k4s_plugin.targets import (
+    GoBusyboxBuildTagsField,
+    GoBusyboxCommandNamesField,
+    GoBusyboxCommandsField,
+    GoBusyboxGoarchField,
+    GoBusyboxGoosField,
+    GoBusyboxLdflagsField,
+    GoBusyboxModSourcesField,
+)
+
+MODULES_TAR = "__k4s_modules.tar"
+
+
+@dataclass(frozen=True)
+class GoBusyboxFieldSet(FieldSet):
+    required_fields = (GoBusyboxCommandsField, GoBusyboxModSourcesField)
+
+    commands: GoBusyboxCommandsField
+    sources: GoBusyboxModSourcesField
+    goos: GoBusyboxGoosField
+    goarch: GoBusyboxGoarchField
+    build_tags: GoBusyboxBuildTagsField
+    ldflags: GoBusyboxLdflagsField
+    command_names: GoBusyboxCommandNamesField
+
+
+@dataclass(frozen=True)
+class GoModule:
+    """The go.mod/go.sum of a go_busybox, in a digest, and their directory."""
+
+    address: Address
+    digest: Digest
+    dir: str
+
+
+@rule
+async def go_module(field_set: GoBusyboxFieldSet) -> GoModule:
+    files = await Get(SourceFiles, SourceFilesRequest([field_set.sources]))
+    gomod = next(f for f in files.files if f.endswith("go.mod"))
+    return GoModule(field_set.address, files.snapshot.digest, os.path.dirname(gomod) or ".")
+
+
+def target_env(field_set: GoBusyboxFieldSet) -> FrozenDict[str, str]:
+    return FrozenDict({"GOOS": field_set.goos.value, "GOARCH": field_set.goarch.value})
+
+
+def tag_args(field_set: GoBusyboxFieldSet) -> tuple[str, ...]:
+    return tuple(a for t in field_set.build_tags.value or () for a in ("-tag", t))
+
+
+@dataclass(frozen=True)
+class ModuleSources:
+    """`__k4s_modules.tar`: the packages the commands need, laid out as a module cache."""
+
+    digest: Digest
+
+
+@rule(desc="Download Go modules for a go_busybox")
+async def download_modules(field_set: GoBusyboxFieldSet, tools: K4sTools) -> ModuleSources:
+    module = await Get(GoModule, GoBusyboxFieldSet, field_set)
+    input_digest = await Get(Digest, MergeDigests([tools.digest, module.digest]))
+    result = await Get(
+        K4sStepResult,
+        K4sStep(
+            address=field_set.address,
+            step="module download",
+            argv=(
+                tools.k4stool,
+                "download",
+                "-gomod",
+                module.dir,
+                "-out",
+                MODULES_TAR,
+                "-dlcache",
+                GO_MOD_PROXY_CACHE[1],
+                *tag_args(field_set),
+                *field_set.commands.value,
+            ),
+            input_digest=input_digest,
+            output_files=(MODULES_TAR,),
+            description=f"Download Go modules for {field_set.address}",
+            extra_env=target_env(field_set),
+            caches=FrozenDict({GO_MOD_PROXY_CACHE[0]: GO_MOD_PROXY_CACHE[1]}),
+        ),
+    )
+    return ModuleSources(result.output_digest)
+
+
+def rules():
+    return collect_rules()

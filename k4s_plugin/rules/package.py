@@ -1,0 +1,68 @@
+"""`pants package` for go_busybox (the `bb` binary) and initramfs (the cpio)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
+from pants.engine.fs import CreateDigest, Digest, DigestEntries, FileEntry
+from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.unions import UnionRule
+
+from k4s_plugin.rules.compile import BB, BusyboxBinary
+from k4s_plugin.rules.cpio import Archive, InitramfsFieldSet
+from k4s_plugin.rules.modules import GoBusyboxFieldSet
+from k4s_plugin.targets import COMPRESSIONS, GoBusyboxOutputPathField, InitramfsOutputPathField
+
+
+@dataclass(frozen=True)
+class PackageGoBusyboxFieldSet(GoBusyboxFieldSet, PackageFieldSet):
+    output_path: GoBusyboxOutputPathField
+
+
+@dataclass(frozen=True)
+class PackageInitramfsFieldSet(InitramfsFieldSet, PackageFieldSet):
+    output_path: InitramfsOutputPathField
+
+
+def _base(field_set, base_cls):
+    """The step rules take the plain field set (no output_path) as their parameter."""
+    return base_cls(**{f.name: getattr(field_set, f.name) for f in dataclasses.fields(base_cls)})
+
+
+async def _move(digest: Digest, src: str, dst: str, executable: bool) -> Digest:
+    entries = await Get(DigestEntries, Digest, digest)
+    entry = next(e for e in entries if isinstance(e, FileEntry) and e.path == src)
+    return await Get(
+        Digest, CreateDigest([FileEntry(dst, entry.file_digest, is_executable=executable)])
+    )
+
+
+@rule(desc="Package a go_busybox")
+async def package_go_busybox(field_set: PackageGoBusyboxFieldSet) -> BuiltPackage:
+    busybox = await Get(BusyboxBinary, GoBusyboxFieldSet, _base(field_set, GoBusyboxFieldSet))
+    path = field_set.output_path.value_or_default(file_ending=None)
+    digest = await _move(busybox.digest, BB, path, executable=True)
+    return BuiltPackage(
+        digest,
+        (BuiltPackageArtifact(path, extra_log_lines=(f"{len(busybox.commands)} commands",)),),
+    )
+
+
+@rule(desc="Package an initramfs")
+async def package_initramfs(field_set: PackageInitramfsFieldSet) -> BuiltPackage:
+    archive = await Get(Archive, InitramfsFieldSet, _base(field_set, InitramfsFieldSet))
+    path = field_set.output_path.value_or_default(
+        file_ending=COMPRESSIONS[field_set.compression.value]
+    )
+    digest = await _move(archive.digest, archive.path, path, executable=False)
+    return BuiltPackage(digest, (BuiltPackageArtifact(path),))
+
+
+def rules():
+    return (
+        *collect_rules(),
+        UnionRule(PackageFieldSet, PackageGoBusyboxFieldSet),
+        UnionRule(PackageFieldSet, PackageInitramfsFieldSet),
+    )

@@ -1,0 +1,90 @@
+"""Build k4s's Go tools (gobusybox's makebb and k4stool) once, as a cached Process.
+
+Their sources ship inside this plugin (`k4s_plugin/tools/`, with a go.mod/go.sum
+pinning gobusybox and its dependencies); modules come from GOPROXY, verified by that
+go.sum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pants.engine.fs import CreateDigest, Digest, FileContent
+from pants.engine.process import Process, ProcessResult
+from pants.engine.rules import Get, collect_rules, rule
+from pants.util.logging import LogLevel
+
+from k4s_plugin.rules.go import GO_BUILD_CACHE, GO_MOD_TOOLS_CACHE, GoToolchain
+
+TOOLS_SRC = Path(__file__).resolve().parent.parent / "tools"
+TOOLS_DIR = "__k4s_tools"
+
+
+@dataclass(frozen=True)
+class K4sTools:
+    """A digest holding `__k4s_tools/makebb` and `__k4s_tools/k4stool`."""
+
+    digest: Digest
+
+    makebb = f"{TOOLS_DIR}/makebb"
+    k4stool = f"{TOOLS_DIR}/k4stool"
+
+
+def _tool_sources() -> list[FileContent]:
+    files = []
+    for path in sorted(TOOLS_SRC.rglob("*")):
+        if path.is_file() and (path.suffix == ".go" or path.name in ("go.mod", "go.sum")):
+            rel = path.relative_to(TOOLS_SRC).as_posix()
+            files.append(FileContent(f"__k4s_tools_src/{rel}", path.read_bytes()))
+    return files
+
+
+@rule(desc="Build k4s tools (gobusybox makebb, k4stool)", level=LogLevel.DEBUG)
+async def build_k4s_tools(toolchain: GoToolchain) -> K4sTools:
+    sources = await Get(Digest, CreateDigest(_tool_sources()))
+    result = await Get(
+        ProcessResult,
+        Process(
+            argv=(
+                toolchain.go,
+                "-C",
+                "__k4s_tools_src",
+                "build",
+                "-trimpath",
+                "-ldflags=-s -w -buildid=",
+                "-o",
+                f"../{TOOLS_DIR}/",
+                "github.com/u-root/gobusybox/src/cmd/makebb",
+                "./k4stool",
+            ),
+            input_digest=sources,
+            output_files=(K4sTools.makebb, K4sTools.k4stool),
+            env={
+                **{k: v for k, v in toolchain.env.items() if k != "GOFLAGS"},
+                "GOFLAGS": " ".join(
+                    f for f in toolchain.env.get("GOFLAGS", "").split() if not f.startswith("-mod=")
+                )
+                + " -mod=readonly -modcacherw",
+                "GOMODCACHE": "{chroot}/" + GO_MOD_TOOLS_CACHE[1],
+                "GOPATH": "{chroot}/.gopath",
+                "HOME": "{chroot}/.home",
+                "GOENV": "off",
+                "GOTOOLCHAIN": "local",
+                "GOTELEMETRY": "off",
+                "GOWORK": "off",
+                "CGO_ENABLED": "0",
+            },
+            append_only_caches={
+                GO_BUILD_CACHE[0]: GO_BUILD_CACHE[1],
+                GO_MOD_TOOLS_CACHE[0]: GO_MOD_TOOLS_CACHE[1],
+            },
+            description="Build gobusybox makebb and k4stool",
+            level=LogLevel.INFO,
+        ),
+    )
+    return K4sTools(result.output_digest)
+
+
+def rules():
+    return collect_rules()

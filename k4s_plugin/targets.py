@@ -1,0 +1,389 @@
+"""Target types of k4s: `go_busybox` (one busybox binary of many Go commands) and
+`initramfs` (a bootable newc cpio around one)."""
+
+from __future__ import annotations
+
+import os.path
+import re
+from typing import Any, Dict, Iterable, Optional, Tuple
+
+from pants.engine.addresses import Address
+
+from pants.core.goals.package import OutputPathField
+from pants.engine.target import (
+    COMMON_TARGET_FIELDS,
+    AsyncFieldMixin,
+    BoolField,
+    Dependencies,
+    DictStringToStringField,
+    InvalidFieldException,
+    MultipleSourcesField,
+    StringField,
+    StringSequenceField,
+    Target,
+)
+from pants.util.strutil import softwrap
+
+# ---------------------------------------------------------------------------------------
+# go_busybox
+# ---------------------------------------------------------------------------------------
+
+
+class GoBusyboxCommandsField(StringSequenceField):
+    alias = "commands"
+    required = True
+    help = softwrap(
+        """
+        The Go commands (`package main`) to build into the busybox, as Go import paths,
+        exactly as gobusybox's `makebb` accepts them:
+
+        - a package path: `github.com/u-root/u-root/cmds/core/ls`;
+        - a glob on the last elements: `github.com/u-root/u-root/cmds/core/*`
+          (packages that are not commands, or whose files build constraints exclude,
+          are skipped for globs);
+        - an exclusion, with a leading `-`: `-github.com/u-root/u-root/cmds/core/bind`.
+
+        Every module these packages import must be pinned in this target's `go.sum`
+        (list the commands in a `tools.go` and run `go mod tidy`). A command's name,
+        and so its `bbin/<name>` link, is the last element of its path, or the one
+        before a major-version suffix like `/v3`; see `command_names`.
+        """
+    )
+
+    @classmethod
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[Tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        for pattern in value or ():
+            bare = pattern[1:] if pattern.startswith("-") else pattern
+            if not bare or bare.startswith(("/", ".")) or " " in bare:
+                raise InvalidFieldException(
+                    f"The `{cls.alias}` field of {address} has {pattern!r}, which is not a Go "
+                    "import path. Write commands as import paths (e.g. "
+                    "'github.com/u-root/u-root/cmds/core/ls'), optionally with a glob in "
+                    "the last elements or a leading '-' to exclude."
+                )
+        if value is not None and not any(not p.startswith("-") for p in value):
+            raise InvalidFieldException(
+                f"The `{cls.alias}` field of {address} has only exclusions. Add at least one "
+                "command import path."
+            )
+        return value
+
+
+class GoBusyboxModSourcesField(MultipleSourcesField):
+    alias = "sources"
+    default = ("go.mod", "go.sum")
+    expected_file_extensions = (".mod", ".sum")
+    expected_num_files = 2
+    help = softwrap(
+        """
+        The `go.mod` and `go.sum` that pin the module versions of the commands, relative
+        to the BUILD file. `go.mod` names the modules (with `replace` directives if
+        needed); `go.sum` is the authority for their content: modules are downloaded
+        through `GOPROXY` and verified against it, and a build that needs a module
+        `go.sum` does not list fails.
+        """
+    )
+
+    def validate_resolved_files(self, files) -> None:
+        super().validate_resolved_files(files)
+        names = sorted(os.path.basename(f) for f in files)
+        if names != ["go.mod", "go.sum"] or os.path.dirname(files[0]) != os.path.dirname(
+            files[1]
+        ):
+            raise InvalidFieldException(
+                f"The `{self.alias}` field of {self.address} must name one go.mod and the "
+                f"go.sum next to it, but resolved to {sorted(files)}."
+            )
+
+
+class GoBusyboxGoosField(StringField):
+    alias = "goos"
+    default = "linux"
+    help = "The `GOOS` to build for. k4s images are Linux initramfs images, so keep `linux`."
+    valid_choices = ("linux",)
+
+
+class GoBusyboxGoarchField(StringField):
+    alias = "goarch"
+    default = "amd64"
+    help = softwrap(
+        """
+        The `GOARCH` to build for (`amd64`, `arm64`, ...). Use `parametrize` to build
+        several: `goarch=parametrize("amd64", "arm64")`.
+        """
+    )
+    valid_choices = ("amd64", "arm64", "386", "arm", "riscv64", "ppc64le", "s390x", "loong64")
+
+
+class GoBusyboxBuildTagsField(StringSequenceField):
+    alias = "build_tags"
+    default = ()
+    help = softwrap(
+        """
+        Go build tags, used both when resolving and rewriting the commands and when
+        compiling (`-tags`). For example `["netgo", "osusergo"]`, or the tags a project
+        uses to drop cgo or optional features.
+        """
+    )
+
+    @classmethod
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[Tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        for tag in value or ():
+            if not re.fullmatch(r"[A-Za-z0-9_.]+", tag):
+                raise InvalidFieldException(
+                    f"The `{cls.alias}` field of {address} has {tag!r}, which is not a Go "
+                    "build tag (letters, digits, '_' and '.'). Give one tag per string."
+                )
+        return value
+
+
+class GoBusyboxLdflagsField(StringSequenceField):
+    alias = "ldflags"
+    default = ("-s", "-w")
+    help = softwrap(
+        """
+        Flags for the Go linker (`go build -ldflags`). The default, `-s -w`, strips the
+        symbol table and DWARF data. `-buildid=` is always added so that the binary is
+        reproducible; `-X importpath.name=value` sets version strings.
+        """
+    )
+
+
+class GoBusyboxCommandNamesField(DictStringToStringField):
+    alias = "command_names"
+    default = None
+    help = softwrap(
+        """
+        Explicit command names, as `{import path: name}`, for commands that would
+        otherwise get the same name. By default a command is named as `go build` names
+        it: the last element of its import path, or the element before a major-version
+        suffix (`go.etcd.io/etcd/etcdctl/v3` is `etcdctl`, `go.etcd.io/etcd/server/v3`
+        is `server`). Example: `command_names={"go.etcd.io/etcd/server/v3": "etcd"}`.
+        The name is what `bbin/<name>` links to and what `bb <name>` runs.
+        """
+    )
+
+
+class GoBusyboxOutputPathField(OutputPathField):
+    help = softwrap(
+        """
+        Where `pants package` writes the binary, relative to `dist/`. Defaults to
+        `<path.to.dir>/<target name>`, e.g. `distros.uroot/bb`.
+        """
+    )
+
+
+class GoBusyboxTarget(Target):
+    alias = "go_busybox"
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        GoBusyboxCommandsField,
+        GoBusyboxModSourcesField,
+        GoBusyboxGoosField,
+        GoBusyboxGoarchField,
+        GoBusyboxBuildTagsField,
+        GoBusyboxLdflagsField,
+        GoBusyboxCommandNamesField,
+        GoBusyboxOutputPathField,
+    )
+    help = softwrap(
+        """
+        One busybox-style Go binary, `bb`, built from many Go commands with u-root's
+        gobusybox: each command's `main` package is rewritten into a library that
+        registers itself, and all of them are compiled together, so they share one Go
+        runtime and one copy of every common dependency. `bb <cmd> args...` runs a
+        command, and so does a symlink named `<cmd>` pointing at `bb`.
+
+        `pants package` runs four cached, sandboxed steps: download the modules
+        (verified against `go.sum`), rewrite with gobusybox, compile with the Go SDK
+        (`CGO_ENABLED=0`, `-trimpath`, no build id), and writes the binary.
+
+        Example:
+
+            go_busybox(
+                name="bb",
+                commands=["github.com/u-root/u-root/cmds/core/*"],
+            )
+        """
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# initramfs
+# ---------------------------------------------------------------------------------------
+
+
+class InitramfsBusyboxField(StringField, AsyncFieldMixin):
+    alias = "busybox"
+    required = True
+    help = softwrap(
+        """
+        The address of the `go_busybox` whose `bb` goes into the image, e.g. `:bb`. It is
+        written to `bbin/bb`, with a link `bbin/<cmd> -> bb` for each of its commands.
+        """
+    )
+
+
+class InitramfsInitField(StringField):
+    alias = "init"
+    default = "init"
+    help = softwrap(
+        """
+        The command the kernel runs first: `/init` links to `bbin/<init>`. Must be one of
+        the busybox's commands. u-root's `init` sets up the system and then runs
+        `uinit` (or the shell).
+        """
+    )
+
+
+class InitramfsUinitField(StringField):
+    alias = "uinit"
+    default = None
+    help = softwrap(
+        """
+        The command u-root's `init` runs after setting up (`bin/uinit -> ../bbin/<uinit>`),
+        instead of an interactive shell. Must be one of the busybox's commands.
+        """
+    )
+
+
+class InitramfsUinitArgsField(StringSequenceField):
+    alias = "uinit_args"
+    default = ()
+    help = softwrap(
+        """
+        Arguments for `uinit`, written to `etc/uinit.flags` where u-root's `init` reads
+        them. Requires `uinit`.
+        """
+    )
+
+
+class InitramfsShellField(StringField):
+    alias = "shell"
+    default = "gosh"
+    help = softwrap(
+        """
+        The default shell, linked at `bin/sh` and `bin/defaultsh`; u-root's `init` runs it
+        when there is no `uinit` or it exits. Must be one of the busybox's commands; set
+        to `None` for no shell links.
+        """
+    )
+
+
+class InitramfsDependenciesField(Dependencies):
+    help = softwrap(
+        """
+        `files` and `relocated_files` targets whose files go into the image at their
+        path relative to the build root (after relocation). Use `relocated_files` or
+        `files_mapping` to choose the destination.
+        """
+    )
+
+
+class InitramfsFilesMappingField(DictStringToStringField):
+    alias = "files_mapping"
+    default = None
+    help = softwrap(
+        """
+        Extra files as `{source: destination}`. The source is a path relative to the
+        build root of a file owned by a target in `dependencies`; the destination is a
+        relative path inside the image (no leading `/`, no `..`), e.g.
+        `{"distros/uroot/motd": "etc/motd"}`. A mapped file goes only to its destination.
+        """
+    )
+
+    @classmethod
+    def compute_value(
+        cls, raw_value: Optional[Dict[str, str]], address: Address
+    ) -> Optional[Any]:
+        value = super().compute_value(raw_value, address)
+        for src, dst in (value or {}).items():
+            norm = os.path.normpath(dst) if dst else ""
+            if not dst or dst.startswith("/") or norm == ".." or norm.startswith("../") or norm == ".":
+                raise InvalidFieldException(
+                    f"The `{cls.alias}` field of {address} maps {src!r} to {dst!r}: a "
+                    "destination must be a relative path inside the image, without a "
+                    "leading '/' or '..', e.g. 'etc/motd'."
+                )
+        return value
+
+
+class InitramfsBaseLayoutField(BoolField):
+    alias = "base_layout"
+    default = True
+    help = softwrap(
+        """
+        Add u-root's base layout (as `mkuimage` does): directories `bin dev env etc lib64
+        proc sys tcz tmp ubin usr/lib var/log var/lock`, device nodes `dev/console`,
+        `dev/tty`, `dev/null`, `dev/port`, `dev/urandom`, and `etc/resolv.conf`,
+        `etc/localtime`. Files you add win on the same path.
+        """
+    )
+
+
+COMPRESSIONS = {"none": "cpio", "gzip": "cpio.gz", "xz": "cpio.xz", "zstd": "cpio.zst"}
+
+
+class InitramfsCompressionField(StringField):
+    alias = "compression"
+    default = "none"
+    valid_choices = tuple(COMPRESSIONS)
+    help = softwrap(
+        """
+        Compress the cpio for the kernel: `none`, `gzip`, `xz` (with CRC32 checks, the
+        only kind the kernel's XZ decoder accepts) or `zstd`. The kernel must have the
+        matching `CONFIG_RD_*` option (Debian's has all of them).
+        """
+    )
+
+
+class InitramfsOutputPathField(OutputPathField):
+    help = softwrap(
+        """
+        Where `pants package` writes the archive, relative to `dist/`. Defaults to
+        `<path.to.dir>/<target name>.cpio` (`.cpio.gz`, `.cpio.xz`, `.cpio.zst` when
+        compressed).
+        """
+    )
+
+
+class InitramfsTarget(Target):
+    alias = "initramfs"
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        InitramfsBusyboxField,
+        InitramfsInitField,
+        InitramfsUinitField,
+        InitramfsUinitArgsField,
+        InitramfsShellField,
+        InitramfsDependenciesField,
+        InitramfsFilesMappingField,
+        InitramfsBaseLayoutField,
+        InitramfsCompressionField,
+        InitramfsOutputPathField,
+    )
+    help = softwrap(
+        """
+        A reproducible Linux initramfs (newc cpio) around a `go_busybox`: `bbin/bb` and a
+        `bbin/<cmd> -> bb` link per command, `/init -> bbin/<init>`, the shell links,
+        `bin/uinit` and `etc/uinit.flags`, extra files, and u-root's base layout. Entries
+        are sorted, with mtime 0, uid/gid 0 and fixed inode numbers, so the same inputs
+        give the same bytes.
+
+        Example:
+
+            initramfs(
+                name="initramfs",
+                busybox=":bb",
+                uinit="gosh",
+                uinit_args=["-c", "echo hello"],
+                compression="xz",
+            )
+        """
+    )
