@@ -74,28 +74,38 @@ class GoBusyboxCommandsField(StringSequenceField):
 
 class GoBusyboxModSourcesField(MultipleSourcesField):
     alias = "sources"
-    default = ("go.mod", "go.sum")
-    expected_file_extensions = (".mod", ".sum")
-    expected_num_files = 2
+    default = ("go.mod", "go.sum", "**/*.go", "!**/*_test.go")
+    expected_file_extensions = (".mod", ".sum", ".go")
     help = softwrap(
         """
-        The `go.mod` and `go.sum` that pin the module versions of the commands, relative
-        to the BUILD file. `go.mod` names the modules (with `replace` directives if
+        The Go module of this busybox, relative to the BUILD file: exactly one `go.mod`
+        and the `go.sum` next to it, plus the Go files of any first-party commands in
+        that module (listed in `commands` by their import path under the module path).
+
+        `go.mod` names the modules the commands come from (with `replace` directives if
         needed); `go.sum` is the authority for their content: modules are downloaded
         through `GOPROXY` and verified against it, and a build that needs a module
-        `go.sum` does not list fails.
+        `go.sum` does not list fails. Add files that first-party commands embed
+        (`//go:embed`) here too.
         """
     )
 
     def validate_resolved_files(self, files) -> None:
         super().validate_resolved_files(files)
-        names = sorted(os.path.basename(f) for f in files)
-        if names != ["go.mod", "go.sum"] or os.path.dirname(files[0]) != os.path.dirname(
-            files[1]
-        ):
+        mods = [f for f in files if os.path.basename(f) == "go.mod"]
+        sums = [f for f in files if os.path.basename(f) == "go.sum"]
+        if len(mods) != 1 or len(sums) != 1 or os.path.dirname(mods[0]) != os.path.dirname(sums[0]):
             raise InvalidFieldException(
-                f"The `{self.alias}` field of {self.address} must name one go.mod and the "
-                f"go.sum next to it, but resolved to {sorted(files)}."
+                f"The `{self.alias}` field of {self.address} must match exactly one go.mod "
+                f"and the go.sum next to it, but matched go.mod files {mods} and go.sum "
+                f"files {sums}. Run `go mod tidy` next to go.mod to create go.sum."
+            )
+        top = os.path.dirname(mods[0])
+        outside = [f for f in files if top and not f.startswith(top + "/")]
+        if outside:
+            raise InvalidFieldException(
+                f"The `{self.alias}` field of {self.address} has files outside the module "
+                f"directory {top}: {outside}."
             )
 
 

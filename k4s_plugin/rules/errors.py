@@ -55,7 +55,7 @@ _FIXES = {
         "change `goarch`/`build_tags`.",
     ),
     "E_DUPLICATE_NAME": (
-        "command_names",
+        "commands",
         "Give one of the commands another name, e.g. "
         "`command_names={\"<import path>\": \"<new name>\"}`, or drop one of them.",
     ),

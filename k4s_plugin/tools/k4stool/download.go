@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -64,7 +65,7 @@ func download(args []string) error {
 		return err
 	}
 
-	listArgs := []string{"list", "-e", "-deps", "-json=ImportPath,Dir,Standard,Module,EmbedFiles"}
+	listArgs := []string{"list", "-e", "-deps", "-json=ImportPath,Dir,Standard,Module,EmbedFiles,Error"}
 	if len(tags) > 0 {
 		listArgs = append(listArgs, "-tags", strings.Join(tags, ","))
 	}
@@ -75,12 +76,14 @@ func download(args []string) error {
 	dec := json.NewDecoder(strings.NewReader(listOut))
 	mods := map[string]bool{}
 	files := map[string]bool{}
+	var sumErrs []string
 	for {
 		var p struct {
 			ImportPath string
 			Dir        string
 			Standard   bool
 			EmbedFiles []string
+			Error      *struct{ Err string }
 			Module     *struct {
 				Path, Version, Dir string
 				Main               bool
@@ -90,6 +93,9 @@ func download(args []string) error {
 			break
 		} else if err != nil {
 			return err
+		}
+		if p.Error != nil && strings.Contains(p.Error.Err, "missing go.sum entry") {
+			sumErrs = append(sumErrs, p.Error.Err)
 		}
 		if p.Standard || p.Module == nil || p.Module.Main || p.Dir == "" || p.Module.Dir == "" {
 			continue
@@ -112,10 +118,16 @@ func download(args []string) error {
 			files[filepath.ToSlash(filepath.Join(rel, ef))] = true
 		}
 	}
+	if len(sumErrs) > 0 {
+		return errorf("E_GOSUM_MISSING", "go.sum in %s does not pin modules the commands need:\n%s", *gomod, strings.Join(sumErrs, "\n"))
+	}
 	// Module metadata the go command fetched (go.mod files of the module
 	// graph, .info, .ziphash): all small, all needed offline later.
 	dl := filepath.Join(modcache, "cache", "download")
 	err = filepath.WalkDir(dl, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && p == dl {
+			return filepath.SkipDir // no module outside the main module
+		}
 		if err != nil || !d.Type().IsRegular() {
 			return err
 		}
@@ -177,6 +189,9 @@ func listPatterns(patterns []string) []string {
 // partial file that a later run would read.
 func fillProxyCache(src, dst string) error {
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && p == src {
+			return filepath.SkipDir
+		}
 		if err != nil || !d.Type().IsRegular() {
 			return err
 		}

@@ -17,6 +17,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 )
 
 func main() {
@@ -57,6 +58,11 @@ func errorf(code, format string, args ...any) error {
 }
 
 func fatalf(code, format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "k4s: %s: %s\n", code, fmt.Sprintf(format, args...))
+	msg := fmt.Sprintf(format, args...)
+	// Sandbox paths mean nothing to the user: show paths relative to it.
+	if wd, err := os.Getwd(); err == nil {
+		msg = strings.ReplaceAll(msg, wd+"/", "")
+	}
+	fmt.Fprintf(os.Stderr, "k4s: %s: %s\n", code, msg)
 	os.Exit(1)
 }

@@ -205,7 +205,17 @@ func checkExplicitPatterns(genv *golang.Environ, patterns []string) error {
 	var errs []string
 	code := ""
 	for _, p := range pkgs {
+		constraintErr := false
+		for _, e := range p.Errors {
+			constraintErr = constraintErr || strings.Contains(e.Msg, "build constraints exclude all Go files")
+		}
 		switch {
+		case (constraintErr || len(p.GoFiles) == 0) && needsCgo(p.IgnoredFiles):
+			code = "E_CGO"
+			errs = append(errs, fmt.Sprintf("%s needs cgo (its Go files import \"C\"), and k4s builds with CGO_ENABLED=0", p.PkgPath))
+		case constraintErr:
+			code = "E_BUILD_CONSTRAINTS"
+			errs = append(errs, fmt.Sprintf("%s: build constraints exclude all Go files for %s/%s", p.PkgPath, genv.GOOS, genv.GOARCH))
 		case len(p.Errors) > 0:
 			var msgs []string
 			for _, e := range p.Errors {
@@ -214,9 +224,6 @@ func checkExplicitPatterns(genv *golang.Environ, patterns []string) error {
 			ce := classifyGoError("E_RESOLVE", fmt.Errorf("%s", strings.Join(msgs, "; "))).(*codedError)
 			code = ce.code
 			errs = append(errs, fmt.Sprintf("%s: %s", p.PkgPath, ce.msg))
-		case len(p.GoFiles) == 0 && needsCgo(p.IgnoredFiles):
-			code = "E_CGO"
-			errs = append(errs, fmt.Sprintf("%s needs cgo (its Go files import \"C\"), and k4s builds with CGO_ENABLED=0", p.PkgPath))
 		case len(p.GoFiles) == 0:
 			code = "E_BUILD_CONSTRAINTS"
 			errs = append(errs, fmt.Sprintf("%s: build constraints exclude all Go files for %s/%s", p.PkgPath, genv.GOOS, genv.GOARCH))
