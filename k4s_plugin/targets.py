@@ -281,7 +281,7 @@ class InitramfsShellField(StringField):
         """
         The default shell, linked at `bin/sh` and `bin/defaultsh`; u-root's `init` runs it
         when there is no `uinit` or it exits. Must be one of the busybox's commands; set
-        to `None` for no shell links.
+        to `""` for no shell links.
         """
     )
 

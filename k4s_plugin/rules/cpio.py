@@ -103,7 +103,7 @@ async def initramfs_busybox(field_set: InitramfsFieldSet) -> GoBusyboxFieldSet:
 
 
 def _check_command(field_set: InitramfsFieldSet, field, commands) -> None:
-    if field.value is not None and field.value not in commands:
+    if field.value and field.value not in commands:
         raise target_error(
             field_set.address,
             field.alias,
@@ -133,7 +133,7 @@ async def build_initramfs(field_set: InitramfsFieldSet, tools: K4sTools) -> Arch
     records: list[dict] = [{"path": "bbin/bb", "type": "file", "src": BB, "mode": 0o755}]
     records += [{"path": f"bbin/{name}", "type": "symlink", "target": "bb"} for name in commands if name != "bb"]
     records.append({"path": "init", "type": "symlink", "target": f"bbin/{field_set.init.value}"})
-    if field_set.shell.value is not None:
+    if field_set.shell.value:
         for link in ("bin/sh", "bin/defaultsh"):
             records.append({"path": link, "type": "symlink", "target": f"../bbin/{field_set.shell.value}"})
     if field_set.uinit.value is not None:

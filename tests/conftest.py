@@ -1,0 +1,56 @@
+"""Shared helpers: running the real ./pants, and finding host tools."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PANTS = REPO / ".k4s" / "venv" / "bin" / "pants"
+
+
+@dataclass
+class PantsResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_pants(
+    *args: str,
+    cwd: Path = REPO,
+    env: dict[str, str] | None = None,
+    timeout: int = 1800,
+) -> PantsResult:
+    """Runs Pants (from the bootstrapped venv) with a build root of `cwd`."""
+    proc = subprocess.run(
+        [str(PANTS), "--no-pantsd", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return PantsResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def require_tool(name: str) -> str:
+    """Tests that need a host tool fail (not skip) without it: .ci/run installs them."""
+    path = shutil.which(name)
+    if not path:
+        pytest.fail(f"`{name}` is not installed; .ci/run installs it (see README)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def dist_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("dist")

@@ -1,0 +1,209 @@
+"""Each k4s rule, run by Pants' RuleRunner with real processes (Go SDK, gobusybox).
+
+The test project is tests/testprojects/small (a few u-root commands and first-party
+commands). RuleRunner shares Pants' local process cache, so only the first run of a
+step is slow.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+from pants.core.target_types import FilesGeneratorTarget, FileTarget, RelocatedFiles
+from pants.core.target_types import rules as core_target_type_rules
+from pants.core.util_rules import source_files
+from pants.engine.addresses import Address
+from pants.engine.fs import Digest, DigestContents
+from pants.engine.internals.scheduler import ExecutionError
+from pants.testutil.rule_runner import QueryRule, RuleRunner
+
+from k4s_plugin import register
+from k4s_plugin.rules.compile import BB, BusyboxBinary
+from k4s_plugin.rules.cpio import Archive, InitramfsFieldSet
+from k4s_plugin.rules.modules import GoBusyboxFieldSet, ModuleSources
+from k4s_plugin.rules.rewrite import COMMANDS_JSON, GEN_TAR, RewrittenTree
+from k4s_plugin.rules.tools import K4sTools
+
+from .conftest import REPO, require_tool
+
+SMALL = REPO / "tests" / "testprojects" / "small"
+U = "github.com/u-root/u-root/cmds/core"
+M = "k4s.dev/testprojects/small"
+
+
+@pytest.fixture
+def rule_runner() -> RuleRunner:
+    rr = RuleRunner(
+        rules=[
+            *register.rules(),
+            *source_files.rules(),
+            *core_target_type_rules(),
+            QueryRule(K4sTools, []),
+            QueryRule(ModuleSources, [GoBusyboxFieldSet]),
+            QueryRule(RewrittenTree, [GoBusyboxFieldSet]),
+            QueryRule(BusyboxBinary, [GoBusyboxFieldSet]),
+            QueryRule(Archive, [InitramfsFieldSet]),
+            QueryRule(DigestContents, [Digest]),
+        ],
+        target_types=[*register.target_types(), FilesGeneratorTarget, FileTarget, RelocatedFiles],
+    )
+    rr.set_options(
+        [], env_inherit={"PATH", "GOPROXY", "GOSUMDB", "GONOSUMDB", "GOPRIVATE", "GOFLAGS"}
+    )
+    files = {}
+    for path in SMALL.rglob("*"):
+        if path.is_file() and path.name != "BUILD":
+            files[f"small/{path.relative_to(SMALL)}"] = path.read_bytes()
+    rr.write_files(files)
+    return rr
+
+
+def busybox(rule_runner: RuleRunner, build: str, name: str = "bb") -> GoBusyboxFieldSet:
+    rule_runner.write_files({"small/BUILD": build})
+    tgt = rule_runner.get_target(Address("small", target_name=name))
+    return GoBusyboxFieldSet.create(tgt)
+
+
+def contents(rule_runner: RuleRunner, digest: Digest) -> dict[str, bytes]:
+    return {fc.path: fc.content for fc in rule_runner.request(DigestContents, [digest])}
+
+
+def test_tools_are_built(rule_runner: RuleRunner) -> None:
+    tools = rule_runner.request(K4sTools, [])
+    files = contents(rule_runner, tools.digest)
+    assert set(files) == {K4sTools.makebb, K4sTools.k4stool}
+    for data in files.values():
+        assert data[:4] == b"\x7fELF"
+
+
+def test_download_packs_only_needed_packages(rule_runner: RuleRunner) -> None:
+    fs = busybox(rule_runner, f'go_busybox(name="bb", commands=["{U}/echo"])')
+    modules = rule_runner.request(ModuleSources, [fs])
+    data = contents(rule_runner, modules.digest)["__k4s_modules.tar"]
+    names = tarfile.open(fileobj=io.BytesIO(data)).getnames()
+    assert "github.com/u-root/u-root@v0.16.0/cmds/core/echo/echo.go" in names
+    assert "cache/download/github.com/u-root/u-root/@v/v0.16.0.mod" in names
+    assert not any(n.endswith("_test.go") or n.endswith(".zip") for n in names)
+    # Only what echo needs: not ls.
+    assert not any("/cmds/core/ls/" in n for n in names)
+
+
+def test_rewrite_names_commands(rule_runner: RuleRunner) -> None:
+    fs = busybox(
+        rule_runner,
+        f'go_busybox(name="bb", commands=["{U}/echo", "{M}/cmds/a/tool", "{M}/cmds/b/tool"],'
+        f' command_names={{"{M}/cmds/a/tool": "atool"}})',
+    )
+    tree = rule_runner.request(RewrittenTree, [fs])
+    assert dict(tree.commands) == {
+        "echo": f"{U}/echo",
+        "atool": f"{M}/cmds/a/tool",
+        "tool": f"{M}/cmds/b/tool",
+    }
+    files = contents(rule_runner, tree.digest)
+    assert json.loads(files[COMMANDS_JSON]) == dict(tree.commands)
+    names = tarfile.open(fileobj=io.BytesIO(files[GEN_TAR])).getnames()
+    assert "src/bb.u-root.com/bb/main.go" in names
+
+
+def test_compile_runs_on_host(rule_runner: RuleRunner, tmp_path: Path) -> None:
+    fs = busybox(rule_runner, f'go_busybox(name="bb", commands=["{U}/echo", "{M}/cmds/hello"])')
+    binary = rule_runner.request(BusyboxBinary, [fs])
+    bb = tmp_path / "bb"
+    bb.write_bytes(contents(rule_runner, binary.digest)[BB])
+    bb.chmod(0o755)
+    out = subprocess.run([bb, "echo", "hi", "there"], capture_output=True, text=True, check=True)
+    assert out.stdout == "hi there\n"
+    (tmp_path / "hello").symlink_to("bb")
+    out = subprocess.run([tmp_path / "hello", "x"], capture_output=True, text=True, check=True)
+    assert out.stdout == "hello from k4s x\n"
+
+
+def test_compile_arm64(rule_runner: RuleRunner) -> None:
+    fs = busybox(
+        rule_runner, f'go_busybox(name="bb", commands=["{U}/echo"], goarch="arm64")'
+    )
+    data = contents(rule_runner, rule_runner.request(BusyboxBinary, [fs]).digest)[BB]
+    assert data[:4] == b"\x7fELF"
+    assert int.from_bytes(data[18:20], "little") == 183  # EM_AARCH64
+
+
+def test_build_tags_select_files(rule_runner: RuleRunner, tmp_path: Path) -> None:
+    rule_runner.write_files(
+        {
+            "small/cmds/tagged/main.go": 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println(msg) }\n',
+            "small/cmds/tagged/plain.go": '//go:build !fancy\n\npackage main\n\nconst msg = "plain"\n',
+            "small/cmds/tagged/fancy.go": '//go:build fancy\n\npackage main\n\nconst msg = "fancy"\n',
+        }
+    )
+    for tags, want in (("[]", "plain"), ('["fancy"]', "fancy")):
+        fs = busybox(
+            rule_runner, f'go_busybox(name="bb", commands=["{M}/cmds/tagged"], build_tags={tags})'
+        )
+        bb = tmp_path / f"bb-{want}"
+        bb.write_bytes(contents(rule_runner, rule_runner.request(BusyboxBinary, [fs]).digest)[BB])
+        bb.chmod(0o755)
+        out = subprocess.run([bb, "tagged"], capture_output=True, text=True, check=True)
+        assert out.stdout == f"{want}\n"
+
+
+INITRAMFS_BUILD = f"""
+go_busybox(name="bb", commands=["{U}/echo", "{U}/init", "{U}/gosh", "{M}/cmds/hello"])
+files(name="motd", sources=["motd.txt"])
+"""
+
+
+def archive(rule_runner: RuleRunner, extra: str, name: str = "i") -> tuple[Archive, bytes]:
+    rule_runner.write_files({"small/BUILD": INITRAMFS_BUILD + extra})
+    tgt = rule_runner.get_target(Address("small", target_name=name))
+    result = rule_runner.request(Archive, [InitramfsFieldSet.create(tgt)])
+    return result, contents(rule_runner, result.digest)[result.path]
+
+
+def bsdtar_listing(tmp_path: Path, data: bytes) -> list[str]:
+    require_tool("bsdtar")
+    p = tmp_path / "a.cpio"
+    p.write_bytes(data)
+    return subprocess.run(
+        ["bsdtar", "-tvf", p], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+
+
+def test_cpio_layout(rule_runner: RuleRunner, tmp_path: Path) -> None:
+    _, data = archive(
+        rule_runner,
+        'initramfs(name="i", busybox=":bb", uinit="hello", uinit_args=["a b", "c"],'
+        ' dependencies=[":motd"], files_mapping={"small/motd.txt": "etc/motd"})',
+    )
+    listing = "\n".join(bsdtar_listing(tmp_path, data))
+    assert "bbin/echo -> bb" in listing and "bbin/hello -> bb" in listing
+    assert "init -> bbin/init" in listing
+    assert "bin/sh -> ../bbin/gosh" in listing and "bin/defaultsh -> ../bbin/gosh" in listing
+    assert "bin/uinit -> ../bbin/hello" in listing
+    assert "etc/motd" in listing and "dev/console" in listing
+
+
+def test_cpio_without_base_layout(rule_runner: RuleRunner, tmp_path: Path) -> None:
+    _, data = archive(rule_runner, 'initramfs(name="i", busybox=":bb", base_layout=False, shell="")')
+    paths = sorted(line.split()[8] for line in bsdtar_listing(tmp_path, data))
+    assert paths == ["bbin", "bbin/bb", "bbin/echo", "bbin/gosh", "bbin/hello", "bbin/init", "init"]
+
+
+def test_initramfs_init_must_be_a_command(rule_runner: RuleRunner) -> None:
+    with pytest.raises(ExecutionError) as exc:
+        archive(rule_runner, 'initramfs(name="i", busybox=":bb", init="systemd")')
+    msg = str(exc.value)
+    assert "`init` field of small:i" in msg and "'systemd'" in msg and "Fix:" in msg
+
+
+def test_initramfs_busybox_must_be_go_busybox(rule_runner: RuleRunner) -> None:
+    with pytest.raises(ExecutionError) as exc:
+        archive(rule_runner, 'initramfs(name="i", busybox=":motd")')
+    msg = str(exc.value)
+    assert "`busybox` field of small:i" in msg and "not a `go_busybox`" in msg
