@@ -54,3 +54,15 @@ def require_tool(name: str) -> str:
 @pytest.fixture(scope="session")
 def dist_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("dist")
+
+
+_dist_counter = 0
+
+
+def fresh_dist(name: str, root: Path = REPO) -> Path:
+    """A new, empty --pants-distdir inside the build root (Pants requires that)."""
+    global _dist_counter
+    _dist_counter += 1
+    d = root / "dist" / "k4s-tests" / f"{name}-{os.getpid()}-{_dist_counter}"
+    shutil.rmtree(d, ignore_errors=True)
+    return d

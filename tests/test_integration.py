@@ -1,0 +1,165 @@
+"""Through real Pants (./pants package): binaries that run, archives that independent
+readers agree on, errors that name the target, the field and the fix, and no-op
+rebuilds that run no step."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO, fresh_dist, require_tool, run_pants
+
+SMALL = "tests/testprojects/small"
+SMALL_DIST = "tests.testprojects.small"
+
+
+@pytest.fixture(scope="module")
+def dist() -> Path:
+    d = fresh_dist("integration")
+    r = run_pants(f"--pants-distdir={d}", "package", f"{SMALL}:bb", f"{SMALL}:initramfs", f"{SMALL}:bb_renamed")
+    assert r.returncode == 0, r.output
+    return d
+
+
+def test_bb_runs_commands(dist: Path, tmp_path: Path) -> None:
+    bb = dist / SMALL_DIST / "bb"
+    assert os.access(bb, os.X_OK)
+    out = subprocess.run([bb, "echo", "hi"], capture_output=True, text=True, check=True)
+    assert out.stdout == "hi\n"
+    (tmp_path / "ls").symlink_to(bb)
+    (tmp_path / "some-file").write_text("x")
+    out = subprocess.run([tmp_path / "ls", tmp_path], capture_output=True, text=True, check=True)
+    assert "some-file" in out.stdout.split()
+    out = subprocess.run([bb, "hello", "world"], capture_output=True, text=True, check=True)
+    assert out.stdout == "hello from k4s world\n"
+
+
+def test_bb_has_no_build_id_or_sandbox_paths(dist: Path) -> None:
+    data = (dist / SMALL_DIST / "bb").read_bytes()
+    assert b"pants-sandbox" not in data
+    assert str(REPO).encode() not in data
+    require_tool("readelf")
+    notes = subprocess.run(["readelf", "-n", dist / SMALL_DIST / "bb"], capture_output=True, text=True).stdout
+    assert "Go BUILDID" not in notes or re.search(r"Build ID:\s*$", notes, re.M)
+
+
+def test_renamed_commands(dist: Path) -> None:
+    bb = dist / "renamed" / "bb"
+    assert subprocess.run([bb, "atool"], capture_output=True, text=True).stdout == "tool a\n"
+    assert subprocess.run([bb, "tool"], capture_output=True, text=True).stdout == "tool b\n"
+
+
+def _parse_listing(out: str) -> dict[str, tuple[str, str]]:
+    """`ls -l`-style lines (every mtime is 1970) -> {path: (mode, link target)}."""
+    entries = {}
+    for line in out.splitlines():
+        assert " 1970 " in line, line
+        name, target = line.split(" 1970 ", 1)[1], ""
+        if " -> " in name:
+            name, target = name.split(" -> ")
+        entries[name] = (line.split()[0], target)
+    return entries
+
+
+def _gnu_cpio_listing(path: Path) -> dict[str, tuple[str, str]]:
+    """path -> (mode string, link target) from GNU cpio."""
+    require_tool("cpio")
+    out = subprocess.run(
+        ["cpio", "-itv", "--quiet"], stdin=path.open("rb"), capture_output=True, text=True, check=True
+    ).stdout
+    return _parse_listing(out)
+
+
+def _bsdtar_listing(path: Path) -> dict[str, tuple[str, str]]:
+    require_tool("bsdtar")
+    out = subprocess.run(["bsdtar", "-tvf", path], capture_output=True, text=True, check=True).stdout
+    return _parse_listing(out)
+
+
+def test_initramfs_layout_two_readers(dist: Path) -> None:
+    path = dist / SMALL_DIST / "initramfs.cpio"
+    gnu, bsd = _gnu_cpio_listing(path), _bsdtar_listing(path)
+    assert gnu == bsd
+    assert gnu["init"] == ("lrwxrwxrwx", "bbin/init")
+    assert gnu["bbin/bb"][0] == "-rwxr-xr-x"
+    for cmd in ("cat", "echo", "gosh", "hello", "init", "ls", "poweroff"):
+        assert gnu[f"bbin/{cmd}"] == ("lrwxrwxrwx", "bb")
+    assert gnu["bin/sh"] == ("lrwxrwxrwx", "../bbin/gosh")
+    assert gnu["bin/defaultsh"] == ("lrwxrwxrwx", "../bbin/gosh")
+    assert gnu["bin/uinit"] == ("lrwxrwxrwx", "../bbin/hello")
+    assert gnu["dev/console"][0] == "crw-------"
+    assert gnu["dev/null"][0] == "crw-rw-rw-"
+    assert gnu["dev/tty"][0] == "crw-rw-rw-"
+    assert gnu["dev/urandom"][0] == "crw-rw-rw-"
+    assert gnu["tmp"][0] == "drwxrwxrwx"
+    assert "etc/resolv.conf" in gnu
+    # files_mapping and relocated_files
+    assert gnu["etc/motd"][0] == "-rw-r--r--"
+    assert "usr/share/k4s/extra.txt" in gnu
+    assert "tests/testprojects/small/motd.txt" not in gnu
+    # sorted, parents first
+    names = list(gnu)
+    assert names == sorted(names)
+
+
+def test_initramfs_contents_and_metadata(dist: Path, tmp_path: Path) -> None:
+    """Extract with GNU cpio and check device numbers, file contents, uinit flags."""
+    path = dist / SMALL_DIST / "initramfs.cpio"
+    out = subprocess.run(
+        ["cpio", "-itv", "--quiet", "--numeric-uid-gid"], stdin=path.open("rb"), capture_output=True, text=True, check=True
+    ).stdout
+    for line in out.splitlines():
+        fields = line.split()
+        assert fields[2] == "0" and fields[3] == "0", line  # uid, gid
+        assert "1970" in line, line  # mtime 0
+    assert re.search(r"^crw-------\s+1\s+0\s+0\s+5,\s+1 .* dev/console$", out, re.M)
+    assert re.search(r"^crw-rw-rw-\s+1\s+0\s+0\s+1,\s+3 .* dev/null$", out, re.M)
+    subprocess.run(
+        ["cpio", "-idm", "--quiet", "--no-absolute-filenames"], stdin=path.open("rb"), cwd=tmp_path, check=True
+    ) if os.geteuid() == 0 else None
+    if os.geteuid() == 0:
+        assert (tmp_path / "etc/motd").read_text() == (REPO / SMALL / "motd.txt").read_text()
+        assert (tmp_path / "etc/uinit.flags").read_text() == '"boot"\n"ok"'
+        assert stat.S_ISCHR((tmp_path / "dev/console").lstat().st_mode)
+        assert (tmp_path / "bbin/bb").read_bytes() == (dist / SMALL_DIST / "bb").read_bytes()
+
+
+def test_noop_rebuild_runs_no_step(dist: Path, tmp_path: Path) -> None:
+    r = run_pants(f"--pants-distdir={dist}", "--stats-log", "package", f"{SMALL}:initramfs")
+    assert r.returncode == 0, r.output
+    for step in ("Download Go modules", "Rewrite commands", "Compile", "Pack "):
+        assert f"Starting: {step}" not in r.output, r.output
+    # The five k4s steps (tools, download, rewrite, compile, cpio) came from the cache.
+    cached = int(re.search(r"local_cache_requests_cached: (\d+)", r.output).group(1))
+    assert cached >= 5, r.output
+
+
+BAD = [
+    (f"{SMALL}:bad_unknown", "commands", "example.com/no/such/cmd"),
+    (f"{SMALL}:bad_not_main", "commands", "not a command"),
+    (f"{SMALL}:bad_duplicate", "commands", 'same name: "tool"'),
+    (f"{SMALL}:bad_cgo", "commands", "needs cgo"),
+    ("tests/testprojects/nosum:bad_gosum", "sources", "missing go.sum entry"),
+    (f"{SMALL}:bad_destination", "files_mapping", "../etc/motd"),
+    (f"{SMALL}:bad_absolute_destination", "files_mapping", "/etc/motd"),
+    (f"{SMALL}:bad_init", "init", "'systemd'"),
+    (f"{SMALL}:bad_shell", "shell", "'bash'"),
+]
+
+
+@pytest.mark.parametrize("address,field,detail", BAD, ids=[b[0].split(":")[1] for b in BAD])
+def test_bad_input(address: str, field: str, detail: str) -> None:
+    dist = fresh_dist("bad")
+    r = run_pants(f"--pants-distdir={dist}", "package", address)
+    assert r.returncode != 0
+    assert f"`{field}` field of {address}" in r.output, r.output
+    assert detail in r.output, r.output
+    assert "Fix:" in r.output or "must be a relative path" in r.output or "a destination must" in r.output
+    assert "pants-sandbox" not in r.output.split("Engine traceback")[-1]
+    # Nothing (partial or not) is written to dist/.
+    assert not dist.exists() or not any(p.is_file() for p in dist.rglob("*"))
