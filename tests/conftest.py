@@ -66,3 +66,17 @@ def fresh_dist(name: str, root: Path = REPO) -> Path:
     d = root / "dist" / "k4s-tests" / f"{name}-{os.getpid()}-{_dist_counter}"
     shutil.rmtree(d, ignore_errors=True)
     return d
+
+
+def checkout(dest: Path) -> Path:
+    """Copies the working tree (tracked and unignored files) to dest: a second checkout."""
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO, capture_output=True, check=True,
+    ).stdout.decode().split("\0")
+    for f in filter(None, files):
+        src = REPO / f
+        if src.is_file():
+            (dest / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / f)
+    return dest

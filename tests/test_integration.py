@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, fresh_dist, require_tool, run_pants
+from .conftest import REPO, checkout, fresh_dist, require_tool, run_pants
 
 SMALL = "tests/testprojects/small"
 SMALL_DIST = "tests.testprojects.small"
@@ -152,10 +152,19 @@ BAD = [
 ]
 
 
+@pytest.fixture(scope="module")
+def bad_checkout(tmp_path_factory) -> Path:
+    """A scratch checkout with the bad targets installed as BUILD files."""
+    root = checkout(tmp_path_factory.mktemp("bad") / "k4s")
+    for fixture in (root / "tests" / "testprojects").rglob("bad_targets.build"):
+        fixture.rename(fixture.with_name("BUILD.bad"))
+    return root
+
+
 @pytest.mark.parametrize("address,field,detail", BAD, ids=[b[0].split(":")[1] for b in BAD])
-def test_bad_input(address: str, field: str, detail: str) -> None:
-    dist = fresh_dist("bad")
-    r = run_pants(f"--pants-distdir={dist}", "package", address)
+def test_bad_input(bad_checkout: Path, address: str, field: str, detail: str) -> None:
+    dist = fresh_dist("bad", root=bad_checkout)
+    r = run_pants(f"--pants-distdir={dist}", "package", address, cwd=bad_checkout)
     assert r.returncode != 0
     assert f"`{field}` field of {address}" in r.output, r.output
     assert detail in r.output, r.output
@@ -163,3 +172,16 @@ def test_bad_input(address: str, field: str, detail: str) -> None:
     assert "pants-sandbox" not in r.output.split("Engine traceback")[-1]
     # Nothing (partial or not) is written to dist/.
     assert not dist.exists() or not any(p.is_file() for p in dist.rglob("*"))
+
+
+def test_pex_cli_comes_from_local_pex() -> None:
+    """[pex-cli] points at the pex ./pants built from PyPI; packaging a pex_binary uses it."""
+    dist = fresh_dist("pex")
+    r = run_pants(f"--pants-distdir={dist}", "package", "build-support:lock")
+    assert r.returncode == 0, r.output
+    pex = dist / "build-support" / "lock.pex"
+    out = subprocess.run(
+        [pex, "-c", "import lock; print(lock.PANTS)"],
+        env={**os.environ, "PEX_INTERPRETER": "1"}, capture_output=True, text=True, check=True,
+    )
+    assert "pantsbuild.pants==2.17.1" in out.stdout

@@ -5,26 +5,11 @@ same initramfs and bb."""
 from __future__ import annotations
 
 import hashlib
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, run_pants
-
-
-def checkout(dest: Path) -> Path:
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO, capture_output=True, check=True,
-    ).stdout.decode().split("\0")
-    for f in filter(None, files):
-        src = REPO / f
-        if src.is_file():
-            (dest / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / f)
-    return dest
+from .conftest import checkout, run_pants
 
 
 def build(root: Path, caches: Path, targets: list[str]) -> dict[str, str]:
