@@ -11,11 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pants.engine.fs import CreateDigest, Digest, FileContent
-from pants.engine.process import Process, ProcessResult
+from pants.engine.process import FallibleProcessResult, Process
 from pants.engine.rules import Get, collect_rules, rule
 from pants.util.logging import LogLevel
 
-from k4s_plugin.rules.go import GO_BUILD_CACHE, GO_MOD_TOOLS_CACHE, GoToolchain
+from k4s_plugin.rules.errors import K4sStepError
+from k4s_plugin.rules.go import (
+    GO_BUILD_CACHE,
+    GO_MOD_TOOLS_CACHE,
+    GOROOT_CACHE,
+    GoToolchain,
+    VerifiedProcess,
+)
 
 TOOLS_SRC = Path(__file__).resolve().parent.parent / "tools"
 TOOLS_DIR = "__k4s_tools"
@@ -44,8 +51,8 @@ def _tool_sources() -> list[FileContent]:
 async def build_k4s_tools(toolchain: GoToolchain) -> K4sTools:
     sources = await Get(Digest, CreateDigest(_tool_sources()))
     result = await Get(
-        ProcessResult,
-        Process(
+        FallibleProcessResult,
+        VerifiedProcess(Process(
             argv=(
                 toolchain.go,
                 "-C",
@@ -78,11 +85,18 @@ async def build_k4s_tools(toolchain: GoToolchain) -> K4sTools:
             append_only_caches={
                 GO_BUILD_CACHE[0]: GO_BUILD_CACHE[1],
                 GO_MOD_TOOLS_CACHE[0]: GO_MOD_TOOLS_CACHE[1],
+                GOROOT_CACHE[0]: GOROOT_CACHE[1],
             },
             description="Build gobusybox makebb and k4stool",
             level=LogLevel.INFO,
-        ),
+        )),
     )
+    if result.exit_code != 0:
+        raise K4sStepError(
+            "Building k4s's Go tools (gobusybox makebb, k4stool) failed. Check that the Go "
+            "SDK works and that GOPROXY reaches the module proxy.\n\n"
+            + result.stderr.decode(errors="replace")
+        )
     return K4sTools(result.output_digest)
 
 
