@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -80,3 +82,50 @@ def checkout(dest: Path) -> Path:
             (dest / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / f)
     return dest
+
+
+K4S_STEPS = ("Build gobusybox makebb", "Download Go modules", "Rewrite commands", "Compile ", "Pack ")
+_PRESERVED = re.compile(r"Preserving local process execution dir (\S+) for (.*)$", re.M)
+
+
+def executed_processes(output: str) -> list[str]:
+    """Descriptions of the processes Pants ran locally, from the log lines that
+    `--keep-sandboxes=always` makes it print (cache hits run nothing). Removes the
+    kept sandboxes."""
+    found = []
+    for sandbox, description in _PRESERVED.findall(output):
+        shutil.rmtree(sandbox, ignore_errors=True)
+        found.append(description)
+    return found
+
+
+def executed_k4s_steps(output: str) -> list[str]:
+    return [d for d in executed_processes(output) if d.startswith(K4S_STEPS)]
+
+
+def isolated_pants(
+    root: Path, caches: Path, *args: str, remote: str | None = None, env: dict[str, str] | None = None
+) -> PantsResult:
+    """Pants in checkout `root` with its own local store, named caches and HOME, all
+    under `caches`; with `remote`, reading and writing that REAPI cache."""
+    home = caches / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    flags = [
+        f"--local-store-dir={caches / 'store'}",
+        f"--named-caches-dir={caches / 'named'}",
+        "--keep-sandboxes=always",
+        "--stats-log",
+    ]
+    if remote:
+        flags += ["--pants-config-files=+['pants.remote.toml']", f"--remote-store-address={remote}"]
+    return run_pants(*flags, *args, cwd=root, env={"HOME": str(home), **(env or {})})
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def stat_counter(output: str, name: str) -> int:
+    m = re.search(rf"^\s+{name}: (\d+)$", output, re.M)
+    assert m, f"no {name} in the stats log:\n{output[-3000:]}"
+    return int(m.group(1))

@@ -1,0 +1,162 @@
+"""Remote caching against a real REAPI server (BuildGrid 0.4.4 on 127.0.0.1).
+
+Checkout A builds with remote write; checkout B — another path, empty Pants store and
+named caches (so empty GOCACHE and module caches), another HOME, and the Go SDK at
+another path — reads the results back and runs no k4s step. Faults (server down,
+server killed mid-build, Pants killed mid-build, a corrupted local store entry) never
+fail a build or change its output.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import (
+    PANTS,
+    checkout,
+    executed_k4s_steps,
+    isolated_pants,
+    sha256,
+    stat_counter,
+)
+from .remote_cache import BuildGrid, free_port
+
+SMALL = "tests/testprojects/small:initramfs"
+SMALL_OUT = "dist/tests.testprojects.small/initramfs.cpio"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    bg = BuildGrid(tmp_path_factory.mktemp("buildgrid")).start()
+    yield bg
+    bg.stop()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> str:
+    """sha256 of the small initramfs, built without any remote cache."""
+    root = checkout(tmp_path_factory.mktemp("ref") / "k4s")
+    r = isolated_pants(root, Path(str(root) + "-caches"), "package", SMALL)
+    assert r.returncode == 0, r.output
+    executed_k4s_steps(r.output)
+    return sha256(root / SMALL_OUT)
+
+
+def test_fresh_checkout_reads_remote_cache(server: BuildGrid, tmp_path: Path) -> None:
+    a = checkout(tmp_path / "a" / "k4s")
+    r = isolated_pants(a, tmp_path / "caches-a", "package", "distros/uroot:initramfs", remote=server.address)
+    assert r.returncode == 0, r.output
+    assert stat_counter(r.output, "remote_cache_write_successes") >= 5, r.output
+    assert stat_counter(r.output, "remote_cache_write_errors") == 0
+    assert len(executed_k4s_steps(r.output)) == 5
+
+    # Checkout B: another path, empty caches, another HOME, Go at another path.
+    goroot = subprocess.run(["go", "env", "GOROOT"], capture_output=True, text=True, check=True).stdout.strip()
+    other_go = tmp_path / "elsewhere" / "go-sdk"
+    shutil.copytree(goroot, other_go, symlinks=True)
+    b = checkout(tmp_path / "b" / "deeper" / "k4s")
+    r = isolated_pants(
+        b, tmp_path / "caches-b", "package", "distros/uroot:initramfs", remote=server.address,
+        env={"PATH": f"{other_go}/bin:{os.environ['PATH']}"},
+    )
+    assert r.returncode == 0, r.output
+    assert f"Test binary {other_go}/bin/go" in r.output  # B found the copied SDK first
+    # Pants 2.17 races a local run against the remote lookup ("speculation") and
+    # cancels the local run when the remote answers first: every k4s step must have
+    # come from the remote cache, with no local run finishing first.
+    executed_k4s_steps(r.output)
+    assert stat_counter(r.output, "remote_cache_requests_cached") >= 5
+    assert stat_counter(r.output, "remote_cache_requests_uncached") == 0
+    assert stat_counter(r.output, "remote_cache_speculation_local_completed_first") == 0
+    assert stat_counter(r.output, "remote_cache_speculation_remote_completed_first") >= 5
+    out = "dist/distros.uroot/initramfs.cpio"
+    assert sha256(a / out) == sha256(b / out)
+
+
+def test_server_down_builds_locally(reference: str, tmp_path: Path) -> None:
+    root = checkout(tmp_path / "k4s")
+    r = isolated_pants(root, tmp_path / "caches", "package", SMALL, remote=f"grpc://127.0.0.1:{free_port()}")
+    assert r.returncode == 0, r.output
+    assert "[WARN]" in r.output and "remote" in r.output.lower(), r.output
+    assert len(executed_k4s_steps(r.output)) == 5
+    assert sha256(root / SMALL_OUT) == reference
+
+
+def _popen_pants(root: Path, caches: Path, *args: str, remote: str | None = None) -> subprocess.Popen:
+    home = caches / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    flags = [f"--local-store-dir={caches / 'store'}", f"--named-caches-dir={caches / 'named'}"]
+    if remote:
+        flags += ["--pants-config-files=+['pants.remote.toml']", f"--remote-store-address={remote}"]
+    return subprocess.Popen(
+        [str(PANTS), "--no-pantsd", *flags, *args],
+        cwd=root, env={**os.environ, "HOME": str(home)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+
+
+def _wait_for(proc: subprocess.Popen, marker: str, timeout: float = 600) -> str:
+    seen = []
+    deadline = time.monotonic() + timeout
+    for line in proc.stdout:
+        seen.append(line)
+        if marker in line:
+            return "".join(seen)
+        assert time.monotonic() < deadline, "".join(seen)
+    raise AssertionError(f"{marker!r} never appeared:\n{''.join(seen)}")
+
+
+def test_server_dies_mid_build(reference: str, tmp_path: Path) -> None:
+    bg = BuildGrid(tmp_path / "bg").start()
+    root = checkout(tmp_path / "k4s")
+    proc = _popen_pants(root, tmp_path / "caches", "package", SMALL, remote=bg.address)
+    try:
+        before = _wait_for(proc, "Completed: Build gobusybox makebb")
+        bg.stop()  # SIGKILL the server while the build goes on
+        rest, _ = proc.communicate(timeout=900)
+    finally:
+        bg.stop()
+    assert proc.returncode == 0, before + rest
+    assert sha256(root / SMALL_OUT) == reference
+
+
+def test_pants_killed_mid_build(reference: str, tmp_path: Path) -> None:
+    root = checkout(tmp_path / "k4s")
+    caches = tmp_path / "caches"
+    proc = _popen_pants(root, caches, "package", SMALL)
+    _wait_for(proc, "Starting: Rewrite commands")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (root / SMALL_OUT).exists()
+    r = isolated_pants(root, caches, "package", SMALL)
+    assert r.returncode == 0, r.output
+    assert sha256(root / SMALL_OUT) == reference
+
+
+def test_corrupted_local_store_entry_is_rebuilt(reference: str, tmp_path: Path) -> None:
+    root = checkout(tmp_path / "k4s")
+    caches = tmp_path / "caches"
+    r = isolated_pants(root, caches, "package", SMALL)
+    assert r.returncode == 0, r.output
+    executed_k4s_steps(r.output)
+    # Large blobs live as files named by their sha256; flip one byte of the cpio's.
+    blob = caches / "store" / "immutable" / "files" / reference[:2] / reference
+    assert blob.is_file()
+    blob.chmod(0o644)
+    data = bytearray(blob.read_bytes())
+    data[1000] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    (root / SMALL_OUT).unlink()
+
+    r = isolated_pants(root, caches, "package", SMALL)
+    assert r.returncode == 0, r.output
+    assert "corrupted" in r.output, r.output
+    assert sha256(root / SMALL_OUT) == reference  # never served
+    assert executed_k4s_steps(r.output) == ["Pack tests/testprojects/small:initramfs (15 entries, none)"]
