@@ -2,7 +2,9 @@
 (or, for a wrong go.sum pin, stops the build), and an unrelated edit rebuilds nothing.
 
 Each test edits a scratch checkout; the Pants store is the shared one, so unchanged
-steps are cache hits."""
+steps are cache hits (and so may be changed ones, if an earlier run built the same
+inputs): the tests assert that outputs change and that steps which should not rerun
+did not."""
 
 from __future__ import annotations
 
@@ -50,7 +52,7 @@ def test_build_tag_changes_output(root: Path) -> None:
     before = sha256(root / OUT)
     edit(root / SMALL / "BUILD", 'name="bb",', 'name="bb",\n    build_tags=["fancy"],')
     _, steps = build(root)
-    assert any(s.startswith("Compile") for s in steps)
+    assert not [s for s in steps if s.startswith("Build gobusybox")]
     assert sha256(root / OUT) != before
     r = run_pants("package", f"{SMALL}:bb", cwd=root)
     assert r.returncode == 0, r.output
@@ -63,7 +65,7 @@ def test_command_list_change_changes_output(root: Path) -> None:
     before = sha256(root / OUT)
     edit(root / SMALL / "BUILD", '("cat", "echo",', '("echo",')
     _, steps = build(root)
-    assert any(s.startswith("Rewrite") for s in steps)
+    assert not [s for s in steps if s.startswith("Build gobusybox")]
     assert sha256(root / OUT) != before
     listing = subprocess.run(["bsdtar", "-tf", root / OUT], capture_output=True, text=True, check=True).stdout
     assert "bbin/cat" not in listing.split() and "bbin/echo" in listing.split()
@@ -74,7 +76,7 @@ def test_extra_file_change_changes_output(root: Path) -> None:
     before = sha256(root / OUT)
     (root / SMALL / "motd.txt").write_text("A different message of the day.\n")
     _, steps = build(root)
-    assert [s.split(" ")[0] for s in steps] == ["Pack"]  # only the cpio step reran
+    assert set(s.split(" ")[0] for s in steps) <= {"Pack"}  # at most the cpio step reran
     assert sha256(root / OUT) != before
 
 
@@ -83,7 +85,7 @@ def test_compression_change_changes_output(root: Path) -> None:
     before = (root / OUT).read_bytes()
     edit(root / SMALL / "BUILD", 'uinit="hello",', 'uinit="hello",\n    compression="zstd",')
     _, steps = build(root)
-    assert [s.split(" ")[0] for s in steps] == ["Pack"]
+    assert set(s.split(" ")[0] for s in steps) <= {"Pack"}
     out = root / "dist/tests.testprojects.small/initramfs.cpio.zst"
     assert out.read_bytes() != before
     assert subprocess.run(["zstd", "-dc", out], capture_output=True, check=True).stdout == before
