@@ -104,15 +104,21 @@ def executed_k4s_steps(output: str) -> list[str]:
 
 
 def isolated_pants(
-    root: Path, caches: Path, *args: str, remote: str | None = None, env: dict[str, str] | None = None
+    root: Path,
+    caches: Path,
+    *args: str,
+    remote: str | None = None,
+    env: dict[str, str] | None = None,
+    named: Path | None = None,
 ) -> PantsResult:
     """Pants in checkout `root` with its own local store, named caches and HOME, all
-    under `caches`; with `remote`, reading and writing that REAPI cache."""
+    under `caches`; with `remote`, reading and writing that REAPI cache. `named` shares
+    a named-caches dir (GOCACHE etc., which never change a result) to save time."""
     home = caches / "home"
     home.mkdir(parents=True, exist_ok=True)
     flags = [
         f"--local-store-dir={caches / 'store'}",
-        f"--named-caches-dir={caches / 'named'}",
+        f"--named-caches-dir={named or caches / 'named'}",
         "--keep-sandboxes=always",
         "--stats-log",
     ]

@@ -40,10 +40,16 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> str:
+def named(tmp_path_factory) -> Path:
+    """Named caches shared by the fault tests (they only speed builds up)."""
+    return tmp_path_factory.mktemp("named")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, named: Path) -> str:
     """sha256 of the small initramfs, built without any remote cache."""
     root = checkout(tmp_path_factory.mktemp("ref") / "k4s")
-    r = isolated_pants(root, Path(str(root) + "-caches"), "package", SMALL)
+    r = isolated_pants(root, Path(str(root) + "-caches"), "package", SMALL, named=named)
     assert r.returncode == 0, r.output
     executed_k4s_steps(r.output)
     return sha256(root / SMALL_OUT)
@@ -80,19 +86,23 @@ def test_fresh_checkout_reads_remote_cache(server: BuildGrid, tmp_path: Path) ->
     assert sha256(a / out) == sha256(b / out)
 
 
-def test_server_down_builds_locally(reference: str, tmp_path: Path) -> None:
+def test_server_down_builds_locally(reference: str, named: Path, tmp_path: Path) -> None:
     root = checkout(tmp_path / "k4s")
-    r = isolated_pants(root, tmp_path / "caches", "package", SMALL, remote=f"grpc://127.0.0.1:{free_port()}")
+    r = isolated_pants(
+        root, tmp_path / "caches", "package", SMALL, remote=f"grpc://127.0.0.1:{free_port()}", named=named
+    )
     assert r.returncode == 0, r.output
     assert "[WARN]" in r.output and "remote" in r.output.lower(), r.output
     assert len(executed_k4s_steps(r.output)) == 5
     assert sha256(root / SMALL_OUT) == reference
 
 
-def _popen_pants(root: Path, caches: Path, *args: str, remote: str | None = None) -> subprocess.Popen:
+def _popen_pants(
+    root: Path, caches: Path, named: Path, *args: str, remote: str | None = None
+) -> subprocess.Popen:
     home = caches / "home"
     home.mkdir(parents=True, exist_ok=True)
-    flags = [f"--local-store-dir={caches / 'store'}", f"--named-caches-dir={caches / 'named'}"]
+    flags = [f"--local-store-dir={caches / 'store'}", f"--named-caches-dir={named}"]
     if remote:
         flags += ["--pants-config-files=+['pants.remote.toml']", f"--remote-store-address={remote}"]
     return subprocess.Popen(
@@ -113,10 +123,10 @@ def _wait_for(proc: subprocess.Popen, marker: str, timeout: float = 600) -> str:
     raise AssertionError(f"{marker!r} never appeared:\n{''.join(seen)}")
 
 
-def test_server_dies_mid_build(reference: str, tmp_path: Path) -> None:
+def test_server_dies_mid_build(reference: str, named: Path, tmp_path: Path) -> None:
     bg = BuildGrid(tmp_path / "bg").start()
     root = checkout(tmp_path / "k4s")
-    proc = _popen_pants(root, tmp_path / "caches", "package", SMALL, remote=bg.address)
+    proc = _popen_pants(root, tmp_path / "caches", named, "package", SMALL, remote=bg.address)
     try:
         before = _wait_for(proc, "Completed: Build gobusybox makebb")
         bg.stop()  # SIGKILL the server while the build goes on
@@ -127,23 +137,23 @@ def test_server_dies_mid_build(reference: str, tmp_path: Path) -> None:
     assert sha256(root / SMALL_OUT) == reference
 
 
-def test_pants_killed_mid_build(reference: str, tmp_path: Path) -> None:
+def test_pants_killed_mid_build(reference: str, named: Path, tmp_path: Path) -> None:
     root = checkout(tmp_path / "k4s")
     caches = tmp_path / "caches"
-    proc = _popen_pants(root, caches, "package", SMALL)
+    proc = _popen_pants(root, caches, named, "package", SMALL)
     _wait_for(proc, "Starting: Rewrite commands")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (root / SMALL_OUT).exists()
-    r = isolated_pants(root, caches, "package", SMALL)
+    r = isolated_pants(root, caches, "package", SMALL, named=named)
     assert r.returncode == 0, r.output
     assert sha256(root / SMALL_OUT) == reference
 
 
-def test_corrupted_local_store_entry_is_rebuilt(reference: str, tmp_path: Path) -> None:
+def test_corrupted_local_store_entry_is_rebuilt(reference: str, named: Path, tmp_path: Path) -> None:
     root = checkout(tmp_path / "k4s")
     caches = tmp_path / "caches"
-    r = isolated_pants(root, caches, "package", SMALL)
+    r = isolated_pants(root, caches, "package", SMALL, named=named)
     assert r.returncode == 0, r.output
     executed_k4s_steps(r.output)
     # Large blobs live as files named by their sha256; flip one byte of the cpio's.
@@ -155,7 +165,7 @@ def test_corrupted_local_store_entry_is_rebuilt(reference: str, tmp_path: Path) 
     blob.write_bytes(bytes(data))
     (root / SMALL_OUT).unlink()
 
-    r = isolated_pants(root, caches, "package", SMALL)
+    r = isolated_pants(root, caches, "package", SMALL, named=named)
     assert r.returncode == 0, r.output
     assert "corrupted" in r.output, r.output
     assert sha256(root / SMALL_OUT) == reference  # never served
