@@ -185,3 +185,15 @@ def test_pex_cli_comes_from_local_pex() -> None:
         env={**os.environ, "PEX_INTERPRETER": "1"}, capture_output=True, text=True, check=True,
     )
     assert "pantsbuild.pants==2.17.1" in out.stdout
+
+
+def test_busybox_is_an_inferred_dependency() -> None:
+    """`busybox=":bb"` makes the go_busybox a dependency of the initramfs."""
+    r = run_pants("dependencies", f"{SMALL}:initramfs")
+    assert r.returncode == 0, r.output
+    deps = r.stdout.split()
+    assert f"{SMALL}:bb" in deps and f"{SMALL}:relocated" in deps
+    r = run_pants("dependents", "distros/uroot:bb")
+    assert r.returncode == 0, r.output
+    assert "distros/uroot:initramfs" in r.stdout.split()
+    assert "tests/boot:initramfs@compression=xz" in r.stdout.split()

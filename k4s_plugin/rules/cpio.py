@@ -16,9 +16,12 @@ from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
 from pants.engine.addresses import Address, AddressInput
 from pants.engine.fs import CreateDigest, Digest, FileContent, MergeDigests
 from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.unions import UnionRule
 from pants.engine.target import (
     DependenciesRequest,
     FieldSet,
+    InferDependenciesRequest,
+    InferredDependencies,
     SourcesField,
     Targets,
     WrappedTarget,
@@ -74,10 +77,8 @@ def archive_name(compression: str) -> str:
     return f"initramfs.{COMPRESSIONS[compression]}"
 
 
-@rule(desc="Resolve the go_busybox of an initramfs")
-async def initramfs_busybox(field_set: InitramfsFieldSet) -> GoBusyboxFieldSet:
-    field = field_set.busybox
-    address = await Get(
+async def _busybox_address(field: InitramfsBusyboxField) -> Address:
+    return await Get(
         Address,
         AddressInput,
         AddressInput.parse(
@@ -86,6 +87,30 @@ async def initramfs_busybox(field_set: InitramfsFieldSet) -> GoBusyboxFieldSet:
             description_of_origin=f"the `{field.alias}` field of {field.address}",
         ),
     )
+
+
+@dataclass(frozen=True)
+class InitramfsBusyboxDependencyFieldSet(FieldSet):
+    required_fields = (InitramfsBusyboxField,)
+
+    busybox: InitramfsBusyboxField
+
+
+class InferInitramfsBusyboxDependency(InferDependenciesRequest):
+    infer_from = InitramfsBusyboxDependencyFieldSet
+
+
+@rule(desc="Infer the go_busybox dependency of an initramfs")
+async def infer_initramfs_busybox(request: InferInitramfsBusyboxDependency) -> InferredDependencies:
+    """The `busybox` field is a dependency, so `pants dependencies`, `--changed-since`
+    and `peek` see it."""
+    return InferredDependencies([await _busybox_address(request.field_set.busybox)])
+
+
+@rule(desc="Resolve the go_busybox of an initramfs")
+async def initramfs_busybox(field_set: InitramfsFieldSet) -> GoBusyboxFieldSet:
+    field = field_set.busybox
+    address = await _busybox_address(field)
     wrapped = await Get(
         WrappedTarget,
         WrappedTargetRequest(address, description_of_origin=f"the `{field.alias}` field of {field.address}"),
@@ -207,4 +232,7 @@ async def build_initramfs(field_set: InitramfsFieldSet, tools: K4sTools) -> Arch
 
 
 def rules():
-    return collect_rules()
+    return (
+        *collect_rules(),
+        UnionRule(InferDependenciesRequest, InferInitramfsBusyboxDependency),
+    )
