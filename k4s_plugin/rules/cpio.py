@@ -115,9 +115,7 @@ async def initramfs_busybox(field_set: InitramfsFieldSet) -> GoBusyboxFieldSet:
         WrappedTarget,
         WrappedTargetRequest(address, description_of_origin=f"the `{field.alias}` field of {field.address}"),
     )
-    if not GoBusyboxFieldSet.is_applicable(wrapped.target) or not isinstance(
-        wrapped.target, GoBusyboxTarget
-    ):
+    if not isinstance(wrapped.target, GoBusyboxTarget):
         raise target_error(
             field_set.address,
             field.alias,
