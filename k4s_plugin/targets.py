@@ -180,6 +180,46 @@ class GoBusyboxCommandNamesField(DictStringToStringField):
     )
 
 
+class GoBusyboxPatchesField(StringSequenceField, AsyncFieldMixin):
+    alias = "patches"
+    default = ()
+    help = softwrap(
+        """
+        Patch files for third-party modules, like `go_repository(patches=...)` in
+        rules_go: git-style unified diffs (`git diff --no-index`, `diff -u`) whose file
+        names start with the module path, e.g. `a/github.com/flannel-io/flannel/main.go`.
+        Paths are relative to this BUILD file's directory, or to the build root when they
+        start with `//`. They are applied in the download step, after the module is
+        verified against `go.sum` and before its imports are resolved, so a patch can
+        drop an import that needs cgo or a module the proxy does not serve. A patch that
+        no longer applies (e.g. after a version bump in go.mod) fails the build, naming
+        the patch and the file.
+        """
+    )
+
+    def paths(self) -> tuple[str, ...]:
+        out = []
+        for p in self.value or ():
+            if p.startswith("//"):
+                out.append(os.path.normpath(p[2:]))
+            else:
+                out.append(os.path.normpath(os.path.join(self.address.spec_path, p)))
+        return tuple(out)
+
+    @classmethod
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[Tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        for p in value or ():
+            if not (p.endswith(".patch") or p.endswith(".diff")):
+                raise InvalidFieldException(
+                    f"The `{cls.alias}` field of {address} has {p!r}: patch files must end "
+                    f"in `.patch` or `.diff`."
+                )
+        return value
+
+
 class GoBusyboxOutputPathField(OutputPathField):
     help = softwrap(
         """
@@ -200,6 +240,7 @@ class GoBusyboxTarget(Target):
         GoBusyboxBuildTagsField,
         GoBusyboxLdflagsField,
         GoBusyboxCommandNamesField,
+        GoBusyboxPatchesField,
         GoBusyboxOutputPathField,
     )
     help = softwrap(

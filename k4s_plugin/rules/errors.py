@@ -33,6 +33,11 @@ _FIXES = {
         "Check that go.mod is valid and that the module proxy is reachable with the "
         "GOPROXY/GONOSUMDB/GOPRIVATE settings passed by `[k4s-go].env_vars`.",
     ),
+    "E_PATCH": (
+        "patches",
+        "Regenerate the patch against the module version go.mod pins (file names "
+        "`a/<module path>/<file>`), or drop it.",
+    ),
     "E_UNKNOWN_PACKAGE": (
         "commands",
         "Fix the import path, or add the module that provides it to go.mod (and to "

@@ -8,7 +8,14 @@ from dataclasses import dataclass
 
 from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
 from pants.engine.addresses import Address
-from pants.engine.fs import Digest, MergeDigests
+from pants.engine.fs import (
+    AddPrefix,
+    Digest,
+    GlobMatchErrorBehavior,
+    MergeDigests,
+    PathGlobs,
+    Snapshot,
+)
 from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.target import FieldSet
 from pants.util.frozendict import FrozenDict
@@ -23,9 +30,11 @@ from k4s_plugin.targets import (
     GoBusyboxGoosField,
     GoBusyboxLdflagsField,
     GoBusyboxModSourcesField,
+    GoBusyboxPatchesField,
 )
 
 MODULES_TAR = "__k4s_modules.tar"
+PATCHES_DIR = "__k4s_patches"
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,7 @@ class GoBusyboxFieldSet(FieldSet):
     build_tags: GoBusyboxBuildTagsField
     ldflags: GoBusyboxLdflagsField
     command_names: GoBusyboxCommandNamesField
+    patches: GoBusyboxPatchesField
 
 
 @dataclass(frozen=True)
@@ -75,7 +85,18 @@ class ModuleSources:
 @rule(desc="Download Go modules for a go_busybox")
 async def download_modules(field_set: GoBusyboxFieldSet, tools: K4sTools) -> ModuleSources:
     module = await Get(GoModule, GoBusyboxFieldSet, field_set)
-    input_digest = await Get(Digest, MergeDigests([tools.digest, module.digest]))
+    patch_paths = field_set.patches.paths()
+    patches = await Get(
+        Snapshot,
+        PathGlobs(
+            patch_paths,
+            glob_match_error_behavior=GlobMatchErrorBehavior.error,
+            description_of_origin=f"the `patches` field of {field_set.address}",
+        ),
+    )
+    # Patches go in under their build-root path, in the order the field lists them.
+    patch_digest = await Get(Digest, AddPrefix(patches.digest, PATCHES_DIR))
+    input_digest = await Get(Digest, MergeDigests([tools.digest, module.digest, patch_digest]))
     result = await Get(
         K4sStepResult,
         K4sStep(
@@ -91,6 +112,7 @@ async def download_modules(field_set: GoBusyboxFieldSet, tools: K4sTools) -> Mod
                 "-dlcache",
                 GO_MOD_PROXY_CACHE[1],
                 *tag_args(field_set),
+                *(a for p in patch_paths for a in ("-patch", f"{PATCHES_DIR}/{p}")),
                 *field_set.commands.value,
             ),
             input_digest=input_digest,

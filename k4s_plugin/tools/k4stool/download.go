@@ -35,6 +35,8 @@ func download(args []string) error {
 	dlcache := fset.String("dlcache", "", "directory kept across runs as a module proxy cache (optional)")
 	var tags multiFlag
 	fset.Var(&tags, "tag", "Go build tag (repeatable)")
+	var patchFiles multiFlag
+	fset.Var(&patchFiles, "patch", "patch file for third-party modules (repeatable; see patch.go)")
 	fset.Parse(args)
 	patterns := listPatterns(fset.Args())
 
@@ -62,6 +64,10 @@ func download(args []string) error {
 	}
 	env, err := goEnv(work, extra...)
 	if err != nil {
+		return err
+	}
+
+	if err := applyPatches(dir, env, patchFiles); err != nil {
 		return err
 	}
 

@@ -1,0 +1,84 @@
+# Values are tuples (Pants needs hashable prelude values); *_NAMES are (import path,
+# name) pairs for `command_names=dict(...)`.
+#
+# Command groups shared by the distro profiles under distros/.
+#
+# Pants reads this file before every BUILD file ([GLOBAL].build_file_prelude_globs
+# in pants.toml), so a profile's BUILD file can say
+#
+#     commands = UROOT_CORE + KINE + CONTROL_PLANE + NODE + CONTAINERD + COREDNS
+#
+# the way mkuimage's templates name command sets. Each group is a list of Go
+# import paths as go_busybox's `commands` takes them; the versions come from the
+# go.mod of the profile that uses them. *_LDFLAGS set version strings that
+# upstream sets from its Makefiles; *_PATCH are the pure-Go changes this repo
+# makes to upstream modules (see distros/patches/README.md).
+
+# u-root's core commands: init, the gosh shell, mount, ip, insmod, ...
+UROOT_CORE = ("github.com/u-root/u-root/cmds/core/*",)
+
+# Datastores.
+KINE = ("github.com/k3s-io/kine",)  # etcd API over SQLite (pure-Go modernc SQLite)
+ETCD = ("go.etcd.io/etcd/server/v3",)  # named "etcd" by ETCD_NAMES
+ETCDCTL = ("go.etcd.io/etcd/etcdctl/v3",)
+ETCD_NAMES = (("go.etcd.io/etcd/server/v3", "etcd"),)
+
+# Kubernetes control plane and node.
+KUBE_APISERVER = ("k8s.io/kubernetes/cmd/kube-apiserver",)
+KUBE_SCHEDULER = ("k8s.io/kubernetes/cmd/kube-scheduler",)
+KUBE_CONTROLLER_MANAGER = ("k8s.io/kubernetes/cmd/kube-controller-manager",)
+CONTROL_PLANE = KUBE_APISERVER + KUBE_SCHEDULER + KUBE_CONTROLLER_MANAGER
+KUBELET = ("k8s.io/kubernetes/cmd/kubelet",)
+KUBE_PROXY = ("k8s.io/kubernetes/cmd/kube-proxy",)
+NODE = KUBELET + KUBE_PROXY
+KUBECTL = ("k8s.io/kubernetes/cmd/kubectl",)
+CRICTL = ("sigs.k8s.io/cri-tools/cmd/crictl",)
+
+# Container runtime: containerd, its runc shim, and runc.
+CONTAINERD = (
+    "github.com/containerd/containerd/v2/cmd/containerd",
+    "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2",
+)
+RUNC = ("github.com/opencontainers/runc",)
+CONTAINER_RUNTIME = CONTAINERD + RUNC
+
+# Networking and DNS.
+FLANNEL = ("github.com/flannel-io/flannel",)  # named "flanneld" by FLANNEL_NAMES
+FLANNEL_NAMES = (("github.com/flannel-io/flannel", "flanneld"),)
+KUBE_ROUTER = ("github.com/cloudnativelabs/kube-router/v2/cmd/kube-router",)
+CNI_PLUGINS = (
+    "github.com/containernetworking/plugins/plugins/main/bridge",
+    "github.com/containernetworking/plugins/plugins/main/loopback",
+    "github.com/containernetworking/plugins/plugins/ipam/host-local",
+)
+COREDNS = ("github.com/coredns/coredns",)
+
+# Pure-Go changes to upstream modules, as go_busybox `patches`.
+FLANNEL_PATCH = "//distros/patches/flannel-purego.patch"
+COREDNS_PATCH = "//distros/patches/coredns-flags.patch"
+RUNC_PATCH = "//distros/patches/runc-purego.patch"
+
+# Version strings (-X) that upstream Makefiles set. Keep them equal to go.mod.
+K8S_VERSION = "v1.37.2"
+K8S_LDFLAGS = (
+    "-X k8s.io/component-base/version.gitVersion=" + K8S_VERSION,
+    "-X k8s.io/component-base/version.gitMajor=1",
+    "-X k8s.io/component-base/version.gitMinor=37",
+    "-X k8s.io/component-base/version.gitTreeState=clean",
+    "-X k8s.io/client-go/pkg/version.gitVersion=" + K8S_VERSION,
+    "-X k8s.io/client-go/pkg/version.gitMajor=1",
+    "-X k8s.io/client-go/pkg/version.gitMinor=37",
+)
+KINE_LDFLAGS = ("-X github.com/k3s-io/kine/pkg/version.Version=v0.17.5",)
+CONTAINERD_LDFLAGS = ("-X github.com/containerd/containerd/v2/version.Version=v2.4.2",)
+FLANNEL_LDFLAGS = ("-X github.com/flannel-io/flannel/pkg/version.Version=v0.28.10",)
+CRICTL_LDFLAGS = ("-X sigs.k8s.io/cri-tools/pkg/version.Version=v1.37.0",)
+CNI_LDFLAGS = (
+    "-X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=v1.10.0",
+)
+KUBE_ROUTER_LDFLAGS = ("-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=v2.1.0",)
+# go_busybox's default ldflags, which a profile's `ldflags` replaces.
+STRIP = ("-s", "-w")
+
+# The architectures every profile is built for.
+ARCHES = ("amd64", "arm64")

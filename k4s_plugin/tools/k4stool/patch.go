@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/bluekeyes/go-gitdiff/gitdiff"
+)
+
+// Patches to third-party modules, the way rules_go's go_repository(patches=)
+// does it: git-style unified diffs whose file names start with the module
+// path, e.g.
+//
+//	--- a/github.com/flannel-io/flannel/main.go
+//	+++ b/github.com/flannel-io/flannel/main.go
+//
+// They are applied in the download step to the sandbox's private module
+// cache, after the module was fetched and verified against go.sum and
+// before the package graph is listed, so a patch can drop an import (and
+// with it a dependency that cannot be built or fetched). The patched files
+// are what the download tar carries to the rewrite and compile steps.
+
+type modulePatch struct {
+	patchFile string
+	file      *gitdiff.File
+	name      string // path within the module patched
+	module    string
+}
+
+// applyPatches applies the patch files to the modules they name. dir is the
+// main module's directory; env the go environment of the download step.
+func applyPatches(dir string, env []string, patchFiles []string) error {
+	if len(patchFiles) == 0 {
+		return nil
+	}
+	var all []*gitdiff.File
+	var origin []string
+	for _, pf := range patchFiles {
+		data, err := os.ReadFile(pf)
+		if err != nil {
+			return errorf("E_PATCH", "%s: %v", pf, err)
+		}
+		files, _, err := gitdiff.Parse(bytes.NewReader(data))
+		if err != nil {
+			return errorf("E_PATCH", "%s: not a unified diff: %v", filepath.Base(pf), err)
+		}
+		if len(files) == 0 {
+			return errorf("E_PATCH", "%s: holds no file changes", filepath.Base(pf))
+		}
+		for _, f := range files {
+			all = append(all, f)
+			origin = append(origin, filepath.Base(pf))
+		}
+	}
+
+	// The build list maps file names to modules (longest module path wins,
+	// so a nested module such as go.etcd.io/etcd/server/v3 beats go.etcd.io/etcd).
+	out, _, err := run(dir, env, goBinary(), "list", "-m", "-f", "{{.Path}}", "all")
+	if err != nil {
+		return classifyGoError("E_DOWNLOAD", err)
+	}
+	var modules []string
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		if m := strings.TrimSpace(sc.Text()); m != "" {
+			modules = append(modules, m)
+		}
+	}
+	sort.Slice(modules, func(i, j int) bool { return len(modules[i]) > len(modules[j]) })
+
+	var patches []modulePatch
+	byModule := map[string]bool{}
+	for i, f := range all {
+		if f.IsBinary || f.IsRename || f.IsCopy {
+			return errorf("E_PATCH", "%s: %s: only text changes to existing or new files are supported", origin[i], f.NewName)
+		}
+		name := f.NewName
+		if f.IsDelete {
+			name = f.OldName
+		}
+		mod := ""
+		for _, m := range modules {
+			if strings.HasPrefix(name, m+"/") {
+				mod = m
+				break
+			}
+		}
+		if mod == "" {
+			return errorf("E_PATCH", "%s: %s does not start with the path of a module in go.mod's build list; name files <module path>/<file in module>", origin[i], name)
+		}
+		patches = append(patches, modulePatch{origin[i], f, strings.TrimPrefix(name, mod+"/"), mod})
+		byModule[mod] = true
+	}
+
+	dirs := map[string]string{}
+	for mod := range byModule {
+		out, _, err := run(dir, env, goBinary(), "mod", "download", "-json", mod)
+		if err != nil {
+			return classifyGoError("E_DOWNLOAD", err)
+		}
+		var info struct{ Path, Version, Dir, Error string }
+		if err := json.Unmarshal([]byte(out), &info); err != nil || info.Dir == "" {
+			return errorf("E_DOWNLOAD", "module %s: %s", mod, info.Error)
+		}
+		dirs[mod] = info.Dir
+		fmt.Fprintf(os.Stderr, "k4s: patching %s@%s\n", info.Path, info.Version)
+	}
+
+	for _, p := range patches {
+		target := filepath.Join(dirs[p.module], filepath.FromSlash(p.name))
+		var src []byte
+		if !p.file.IsNew {
+			src, err = os.ReadFile(target)
+			if err != nil {
+				return errorf("E_PATCH", "%s: %s/%s: %v", p.patchFile, p.module, p.name, err)
+			}
+		}
+		var dst bytes.Buffer
+		if err := gitdiff.Apply(&dst, bytes.NewReader(src), p.file); err != nil {
+			return errorf("E_PATCH", "%s does not apply to %s/%s at the version go.mod pins: %v", p.patchFile, p.module, p.name, err)
+		}
+		if err := os.Chmod(filepath.Dir(target), 0o755); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		if p.file.IsDelete {
+			if err := os.Remove(target); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(target+".k4s-tmp", dst.Bytes(), 0o644); err != nil {
+			return err
+		}
+		if err := os.Rename(target+".k4s-tmp", target); err != nil {
+			return err
+		}
+	}
+	return nil
+}
