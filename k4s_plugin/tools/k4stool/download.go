@@ -127,6 +127,28 @@ func download(args []string) error {
 	if len(sumErrs) > 0 {
 		return errorf("E_GOSUM_MISSING", "go.sum in %s does not pin modules the commands need:\n%s", *gomod, strings.Join(sumErrs, "\n"))
 	}
+	// Every extracted module's root directory, even where no package of it
+	// is used: to rule out an ambiguous import the go command looks into
+	// each module that could hold the package's path (github.com/urfave/cli
+	// for github.com/urfave/cli/v2). Without the package's files an empty
+	// root gives the same answer, and offline it must find the module there.
+	err = filepath.WalkDir(modcache, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() || p == modcache {
+			return err
+		}
+		rel, _ := filepath.Rel(modcache, p)
+		if rel == "cache" {
+			return filepath.SkipDir
+		}
+		if strings.Contains(d.Name(), "@") {
+			files[filepath.ToSlash(rel)] = true
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	// Module metadata the go command fetched (go.mod files of the module
 	// graph, .info, .ziphash): all small, all needed offline later.
 	dl := filepath.Join(modcache, "cache", "download")

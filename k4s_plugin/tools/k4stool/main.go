@@ -22,7 +22,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fatalf("E_USAGE", "usage: k4stool download|rewrite|compile|cpio [flags]")
+		fatalf("E_USAGE", "usage: k4stool download|rewrite|compile|cpio|sizes [flags]")
 	}
 	var err error
 	switch os.Args[1] {
@@ -34,6 +34,8 @@ func main() {
 		err = compile(os.Args[2:])
 	case "cpio":
 		err = cpioMain(os.Args[2:])
+	case "sizes":
+		err = sizes(os.Args[2:])
 	default:
 		fatalf("E_USAGE", "unknown subcommand %q", os.Args[1])
 	}
