@@ -21,7 +21,10 @@ SMALL_DIST = "tests.testprojects.small"
 @pytest.fixture(scope="module")
 def dist() -> Path:
     d = fresh_dist("integration")
-    r = run_pants(f"--pants-distdir={d}", "package", f"{SMALL}:bb", f"{SMALL}:initramfs", f"{SMALL}:bb_renamed")
+    r = run_pants(
+        f"--pants-distdir={d}", "package", f"{SMALL}:bb", f"{SMALL}:initramfs",
+        f"{SMALL}:bb_renamed", f"{SMALL}:bb_patched",
+    )
     assert r.returncode == 0, r.output
     return d
 
@@ -52,6 +55,14 @@ def test_renamed_commands(dist: Path) -> None:
     bb = dist / "renamed" / "bb"
     assert subprocess.run([bb, "atool"], capture_output=True, text=True).stdout == "tool a\n"
     assert subprocess.run([bb, "tool"], capture_output=True, text=True).stdout == "tool b\n"
+
+
+def test_patched_module(dist: Path) -> None:
+    """`patches` changes a third-party module's code in the bb (and only there)."""
+    patched = subprocess.run([dist / "patched" / "bb", "echo", "hi"], capture_output=True, text=True)
+    assert patched.stdout == "patched by k4s: hi\n"
+    plain = subprocess.run([dist / SMALL_DIST / "bb", "echo", "hi"], capture_output=True, text=True)
+    assert plain.stdout == "hi\n"
 
 
 def _parse_listing(out: str) -> dict[str, tuple[str, str]]:
@@ -144,6 +155,9 @@ BAD = [
     (f"{SMALL}:bad_not_main", "commands", "not a command"),
     (f"{SMALL}:bad_duplicate", "commands", 'same name: "tool"'),
     (f"{SMALL}:bad_cgo", "commands", "needs cgo"),
+    (f"{SMALL}:bad_patch_stale", "patches", "does not apply to github.com/u-root/u-root/cmds/core/echo/echo.go"),
+    (f"{SMALL}:bad_patch_module", "patches", "does not start with the path of a module"),
+    (f"{SMALL}:bad_patch_missing", "patches", "no-such.patch"),
     ("tests/testprojects/nosum:bad_gosum", "sources", "missing go.sum entry"),
     (f"{SMALL}:bad_destination", "files_mapping", "../etc/motd"),
     (f"{SMALL}:bad_absolute_destination", "files_mapping", "/etc/motd"),

@@ -20,6 +20,7 @@ from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.target import FieldSet
 from pants.util.frozendict import FrozenDict
 
+from k4s_plugin.rules.errors import target_error
 from k4s_plugin.rules.go import GO_MOD_PROXY_CACHE, K4sStep, K4sStepResult
 from k4s_plugin.rules.tools import K4sTools
 from k4s_plugin.targets import (
@@ -90,10 +91,18 @@ async def download_modules(field_set: GoBusyboxFieldSet, tools: K4sTools) -> Mod
         Snapshot,
         PathGlobs(
             patch_paths,
-            glob_match_error_behavior=GlobMatchErrorBehavior.error,
-            description_of_origin=f"the `patches` field of {field_set.address}",
+            glob_match_error_behavior=GlobMatchErrorBehavior.ignore,
         ),
     )
+    missing = sorted(set(patch_paths) - set(patches.files))
+    if missing:
+        raise target_error(
+            field_set.address,
+            "patches",
+            f"names patch files that do not exist: {', '.join(missing)}",
+            "Paths are relative to the BUILD file's directory, or to the build root "
+            "when they start with `//`.",
+        )
     # Patches go in under their build-root path, in the order the field lists them.
     patch_digest = await Get(Digest, AddPrefix(patches.digest, PATCHES_DIR))
     input_digest = await Get(Digest, MergeDigests([tools.digest, module.digest, patch_digest]))
