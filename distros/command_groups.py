@@ -57,6 +57,7 @@ COREDNS = ("github.com/coredns/coredns",)
 FLANNEL_PATCH = "//distros/patches/flannel-purego.patch"
 COREDNS_PATCH = "//distros/patches/coredns-flags.patch"
 RUNC_PATCH = "//distros/patches/runc-purego.patch"
+CONTAINERD_PATCH = "//distros/patches/containerd-busybox-self.patch"
 
 # Version strings (-X) that upstream Makefiles set. Keep them equal to go.mod.
 K8S_VERSION = "v1.37.2"

@@ -170,3 +170,37 @@ def test_corrupted_local_store_entry_is_rebuilt(reference: str, named: Path, tmp
     assert "corrupted" in r.output, r.output
     assert sha256(root / SMALL_OUT) == reference  # never served
     assert executed_k4s_steps(r.output) == ["Pack tests/testprojects/small:initramfs (15 entries, none)"]
+
+
+@pytest.mark.slow
+def test_largest_profile_through_remote_cache(server: BuildGrid, tmp_path: Path) -> None:
+    """The k3s-like profile: its download and rewrite outputs are tars of hundreds of
+    MB (a tree of ~20,000 files if it were not one archive) and bb is ~150 MB. A
+    writes every step to the remote cache; B, with empty local caches, gets a
+    byte-identical image from it without running a step. A shares the machine's
+    named caches (GOCACHE: only speed, never results) so its compile is not cold."""
+    shared_named = Path.home() / ".cache" / "pants" / "named_caches"
+    target = "distros/k3s-like:initramfs"
+    out = "dist/distros.k3s-like/initramfs.cpio"
+    a = checkout(tmp_path / "a" / "k4s")
+    start = time.monotonic()
+    r = isolated_pants(a, tmp_path / "caches-a", "package", target, remote=server.address,
+                       named=shared_named)
+    a_seconds = time.monotonic() - start
+    assert r.returncode == 0, r.output
+    assert len(executed_k4s_steps(r.output)) == 5
+    assert stat_counter(r.output, "remote_cache_write_successes") >= 5, r.output
+    assert stat_counter(r.output, "remote_cache_write_errors") == 0, r.output
+
+    b = checkout(tmp_path / "b" / "k4s")
+    start = time.monotonic()
+    r = isolated_pants(b, tmp_path / "caches-b", "package", target, remote=server.address)
+    b_seconds = time.monotonic() - start
+    assert r.returncode == 0, r.output
+    executed_k4s_steps(r.output)
+    assert stat_counter(r.output, "remote_cache_requests_cached") >= 5, r.output
+    assert stat_counter(r.output, "remote_cache_requests_uncached") == 0, r.output
+    assert stat_counter(r.output, "remote_cache_speculation_local_completed_first") == 0
+    assert sha256(a / out) == sha256(b / out)
+    print(f"k3s-like: A (remote write) {a_seconds:.0f} s, B (remote hit) {b_seconds:.0f} s, "
+          f"cpio {(b / out).stat().st_size:,} bytes")
