@@ -4,6 +4,7 @@ rebuilds that run no step."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -211,3 +212,26 @@ def test_busybox_is_an_inferred_dependency() -> None:
     assert r.returncode == 0, r.output
     assert "distros/uroot:initramfs" in r.stdout.split()
     assert "tests/boot:initramfs@compression=xz" in r.stdout.split()
+
+
+def test_profiles_are_parametrized_and_read_like_the_table() -> None:
+    """Every Kubernetes profile has amd64 and arm64 variants of its bb (parametrize)
+    and images for both; its commands come from the shared groups in
+    distros/command_groups.py (the BUILD prelude)."""
+    r = run_pants("list", "distros::")
+    assert r.returncode == 0, r.output
+    listed = set(r.stdout.split())
+    for p in ("k3s-like", "k0s-like", "kubesolo-like", "talos-like", "k4s-stack"):
+        for arch in ("amd64", "arm64"):
+            assert f"distros/{p}:bb@goarch={arch}" in listed
+        assert {f"distros/{p}:initramfs", f"distros/{p}:initramfs-arm64"} <= listed
+    r = run_pants("peek", "distros/k3s-like:bb@goarch=arm64", "distros/kubesolo-like:bb@goarch=amd64")
+    assert r.returncode == 0, r.output
+    k3s, kubesolo = json.loads(r.stdout)
+    assert k3s["goarch"] == "arm64" and kubesolo["goarch"] == "amd64"
+    assert "k8s.io/kubernetes/cmd/kube-scheduler" in k3s["commands"]
+    assert "k8s.io/kubernetes/cmd/kube-scheduler" not in kubesolo["commands"]  # KubeSolo has none
+    assert "github.com/u-root/u-root/cmds/core/*" in kubesolo["commands"]
+    assert k3s["command_names"] == {"github.com/flannel-io/flannel": "flanneld"}
+    assert "//distros/patches/runc-purego.patch" in k3s["patches"]
+    assert "-X k8s.io/component-base/version.gitVersion=v1.37.2" in k3s["ldflags"]
