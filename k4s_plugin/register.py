@@ -6,7 +6,7 @@ rewrite, compile, and cpio, each a cached Pants Process.
 
 from pants.backend.go.util_rules import goroot
 
-from k4s_plugin.rules import compile, cpio, go, modules, package, rewrite, tools
+from k4s_plugin.rules import compile, cpio, go, modules, package, rewrite, run, tools
 from k4s_plugin.targets import GoBusyboxTarget, InitramfsTarget
 
 
@@ -24,4 +24,5 @@ def rules():
         *compile.rules(),
         *cpio.rules(),
         *package.rules(),
+        *run.rules(),
     ]

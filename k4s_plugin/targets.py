@@ -16,6 +16,7 @@ from pants.engine.target import (
     BoolField,
     Dependencies,
     DictStringToStringField,
+    IntField,
     InvalidFieldException,
     MultipleSourcesField,
     StringField,
@@ -404,6 +405,100 @@ class InitramfsOutputPathField(OutputPathField):
     )
 
 
+# Fields for `pants run` of an initramfs: boot it in QEMU.
+
+
+class InitramfsKernelField(StringField, AsyncFieldMixin):
+    alias = "kernel"
+    default = None
+    help = softwrap(
+        """
+        For `pants run`: the address of a `file` target holding the Linux kernel image
+        (bzImage / vmlinuz) to boot this initramfs with. By default the newest
+        `/boot/vmlinuz-*` of this machine (Debian's `linux-image-amd64`).
+        """
+    )
+
+
+class InitramfsVmMemoryField(IntField):
+    alias = "vm_memory"
+    default = 2048
+    help = "For `pants run`: the VM's memory in MiB."
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[int], address: Address) -> int:
+        value = super().compute_value(raw_value, address)
+        if value < 64:
+            raise InvalidFieldException(
+                f"The `{cls.alias}` field of {address} is {value}: give at least 64 (MiB)."
+            )
+        return value
+
+
+class InitramfsVmCpusField(IntField):
+    alias = "vm_cpus"
+    default = 2
+    help = "For `pants run`: the VM's virtual CPUs."
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[int], address: Address) -> int:
+        value = super().compute_value(raw_value, address)
+        if value < 1:
+            raise InvalidFieldException(f"The `{cls.alias}` field of {address} must be at least 1.")
+        return value
+
+
+class InitramfsVmPortForwardsField(StringSequenceField):
+    alias = "vm_port_forwards"
+    default = ()
+    help = softwrap(
+        """
+        For `pants run`: TCP ports forwarded from the host to the VM, as
+        `"<host port>:<guest port>"`, e.g. `["6443:6443"]` for a kube-apiserver. The host
+        side listens on 127.0.0.1 only.
+        """
+    )
+
+    @classmethod
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[Tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        for fwd in value or ():
+            host, _, guest = fwd.partition(":")
+            if not (host.isdigit() and guest.isdigit() and 0 < int(host) < 65536 and 0 < int(guest) < 65536):
+                raise InvalidFieldException(
+                    f"The `{cls.alias}` field of {address} has {fwd!r}: write "
+                    f"`\"<host port>:<guest port>\"`, e.g. `\"6443:6443\"`."
+                )
+        return value
+
+
+class InitramfsKernelArgsField(StringSequenceField):
+    alias = "kernel_args"
+    default = ()
+    help = softwrap(
+        """
+        For `pants run`: extra kernel command-line arguments (`console=ttyS0 panic=-1` are
+        always there), e.g. `["ip=dhcp"]`.
+        """
+    )
+
+
+class InitramfsVmAccelField(StringField):
+    alias = "vm_accel"
+    default = "auto"
+    valid_choices = ("auto", "kvm", "tcg")
+    help = softwrap(
+        """
+        For `pants run`: `kvm`, `tcg`, or `auto`: KVM only if it really boots the kernel
+        (on some machines `/dev/kvm` exists but hangs once a kernel starts: `auto` boots
+        the kernel under KVM for up to 15 s, falls back to TCG, and remembers the answer
+        in `~/.cache/k4s`).
+        """
+    )
+
+
 class InitramfsTarget(Target):
     alias = "initramfs"
     core_fields = (
@@ -418,6 +513,12 @@ class InitramfsTarget(Target):
         InitramfsBaseLayoutField,
         InitramfsCompressionField,
         InitramfsOutputPathField,
+        InitramfsKernelField,
+        InitramfsVmMemoryField,
+        InitramfsVmCpusField,
+        InitramfsVmPortForwardsField,
+        InitramfsKernelArgsField,
+        InitramfsVmAccelField,
     )
     help = softwrap(
         """
@@ -426,6 +527,10 @@ class InitramfsTarget(Target):
         `bin/uinit` and `etc/uinit.flags`, extra files, and u-root's base layout. Entries
         are sorted, with mtime 0, uid/gid 0 and fixed inode numbers, so the same inputs
         give the same bytes.
+
+        `pants package` writes the cpio; `pants run` boots it in QEMU with the serial
+        console on your terminal (the `kernel`, `vm_*` and `kernel_args` fields; Ctrl-A X
+        quits QEMU).
 
         Example:
 

@@ -110,3 +110,24 @@ def test_initramfs_defaults(rule_runner: RuleRunner) -> None:
     assert tgt[InitramfsUinitField].value is None
     assert tgt[InitramfsBaseLayoutField].value is True
     assert tgt[InitramfsCompressionField].value == "none"
+
+
+def test_vm_fields(rule_runner: RuleRunner) -> None:
+    from k4s_plugin.targets import (
+        InitramfsVmAccelField,
+        InitramfsVmCpusField,
+        InitramfsVmMemoryField,
+        InitramfsVmPortForwardsField,
+    )
+
+    tgt = get(rule_runner, 'initramfs(name="i", busybox=":bb", vm_port_forwards=["6443:6443"])', "i")
+    assert tgt[InitramfsVmMemoryField].value == 2048
+    assert tgt[InitramfsVmCpusField].value == 2
+    assert tgt[InitramfsVmAccelField].value == "auto"
+    assert tgt[InitramfsVmPortForwardsField].value == ("6443:6443",)
+    msg = error_of(rule_runner, 'initramfs(name="i", busybox=":bb", vm_port_forwards=["6443"])', "i")
+    assert "vm_port_forwards" in msg and "<host port>:<guest port>" in msg
+    msg = error_of(rule_runner, 'initramfs(name="i", busybox=":bb", vm_memory=32)', "i")
+    assert "vm_memory" in msg and "64" in msg
+    msg = error_of(rule_runner, 'initramfs(name="i", busybox=":bb", vm_accel="hvf")', "i")
+    assert "vm_accel" in msg

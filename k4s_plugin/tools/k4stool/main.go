@@ -22,7 +22,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fatalf("E_USAGE", "usage: k4stool download|rewrite|compile|cpio|sizes [flags]")
+		fatalf("E_USAGE", "usage: k4stool download|rewrite|compile|cpio|sizes|vm [flags]")
 	}
 	var err error
 	switch os.Args[1] {
@@ -36,6 +36,8 @@ func main() {
 		err = cpioMain(os.Args[2:])
 	case "sizes":
 		err = sizes(os.Args[2:])
+	case "vm":
+		err = vm(os.Args[2:])
 	default:
 		fatalf("E_USAGE", "unknown subcommand %q", os.Args[1])
 	}

@@ -1,0 +1,134 @@
+"""`pants run` of an initramfs: boot it in QEMU, serial console on the terminal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior, RunRequest
+from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
+from pants.core.util_rules.system_binaries import (
+    BinaryPathRequest,
+    BinaryPaths,
+    BinaryPathTest,
+)
+from pants.engine.addresses import Address, AddressInput
+from pants.engine.fs import Digest, MergeDigests
+from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.target import SourcesField, WrappedTarget, WrappedTargetRequest
+
+from k4s_plugin.rules.cpio import Archive, InitramfsFieldSet
+from k4s_plugin.rules.errors import target_error
+from k4s_plugin.rules.modules import GoBusyboxFieldSet
+from k4s_plugin.rules.tools import K4sTools
+from k4s_plugin.targets import (
+    InitramfsKernelArgsField,
+    InitramfsKernelField,
+    InitramfsVmAccelField,
+    InitramfsVmCpusField,
+    InitramfsVmMemoryField,
+    InitramfsVmPortForwardsField,
+)
+
+# goarch -> (QEMU binary, machine arguments)
+QEMU = {
+    "amd64": ("qemu-system-x86_64", ("-machine", "q35")),
+    "arm64": ("qemu-system-aarch64", ("-machine", "virt", "-cpu", "max")),
+}
+
+
+@dataclass(frozen=True)
+class RunInitramfsFieldSet(InitramfsFieldSet, RunFieldSet):
+    run_in_sandbox_behavior = RunInSandboxBehavior.NOT_SUPPORTED
+
+    kernel: InitramfsKernelField
+    vm_memory: InitramfsVmMemoryField
+    vm_cpus: InitramfsVmCpusField
+    vm_port_forwards: InitramfsVmPortForwardsField
+    kernel_args: InitramfsKernelArgsField
+    vm_accel: InitramfsVmAccelField
+
+
+def _base(field_set: RunInitramfsFieldSet) -> InitramfsFieldSet:
+    import dataclasses
+
+    return InitramfsFieldSet(
+        **{f.name: getattr(field_set, f.name) for f in dataclasses.fields(InitramfsFieldSet)}
+    )
+
+
+@rule(desc="Boot an initramfs in QEMU")
+async def run_initramfs(field_set: RunInitramfsFieldSet, tools: K4sTools) -> RunRequest:
+    base = _base(field_set)
+    archive = await Get(Archive, InitramfsFieldSet, base)
+    busybox = await Get(GoBusyboxFieldSet, InitramfsFieldSet, base)
+    goarch = busybox.goarch.value
+    if goarch not in QEMU:
+        raise target_error(
+            field_set.address, "busybox", f"is built for GOARCH={goarch}, which `pants run` "
+            "cannot boot.", f"Use a busybox for one of: {', '.join(QEMU)}."
+        )
+    qemu_name, machine = QEMU[goarch]
+    qemu = await Get(
+        BinaryPaths,
+        BinaryPathRequest(
+            binary_name=qemu_name,
+            search_path=("/usr/bin", "/usr/local/bin", "/bin"),
+            test=BinaryPathTest(args=["--version"]),
+        ),
+    )
+    if not qemu.first_path:
+        raise target_error(
+            field_set.address, "busybox", f"is a {goarch} image and `{qemu_name}` is not "
+            "installed.", "Install QEMU (Debian: `apt-get install qemu-system-x86` for amd64, "
+            "`qemu-system-arm` for arm64).",
+        )
+
+    digests = [tools.digest, archive.digest]
+    kernel_args: tuple[str, ...] = ()
+    if field_set.kernel.value:
+        address = await Get(
+            Address,
+            AddressInput,
+            AddressInput.parse(
+                field_set.kernel.value,
+                relative_to=field_set.address.spec_path,
+                description_of_origin=f"the `kernel` field of {field_set.address}",
+            ),
+        )
+        wrapped = await Get(
+            WrappedTarget,
+            WrappedTargetRequest(address, description_of_origin=f"the `kernel` field of {field_set.address}"),
+        )
+        sources = await Get(SourceFiles, SourceFilesRequest([wrapped.target.get(SourcesField)]))
+        if len(sources.files) != 1:
+            raise target_error(
+                field_set.address, "kernel", f"points at {address}, which has "
+                f"{len(sources.files)} files.", "Point it at a `file` target holding one kernel image.",
+            )
+        digests.append(sources.snapshot.digest)
+        kernel_args = ("-kernel", "{chroot}/" + sources.files[0])
+    elif goarch != "amd64":
+        raise target_error(
+            field_set.address, "kernel", f"is not set, and the default (/boot/vmlinuz-*) is "
+            f"this machine's amd64 kernel, not one for {goarch}.",
+            "Set `kernel` to a `file` target with a kernel image for that architecture.",
+        )
+
+    digest = await Get(Digest, MergeDigests(digests))
+    args = [
+        "{chroot}/" + tools.k4stool, "vm",
+        "-qemu", qemu.first_path.path,
+        "-initrd", "{chroot}/" + archive.path,
+        "-memory", str(field_set.vm_memory.value),
+        "-cpus", str(field_set.vm_cpus.value),
+        "-accel", field_set.vm_accel.value,
+        *kernel_args,
+        *(a for m in machine for a in ("-machine-arg", m)),
+        *(a for f in field_set.vm_port_forwards.value or () for a in ("-forward", f)),
+        "-append", " ".join(field_set.kernel_args.value or ()),
+    ]
+    return RunRequest(digest=digest, args=args)
+
+
+def rules():
+    return (*collect_rules(), *RunInitramfsFieldSet.rules())

@@ -1,0 +1,279 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// vm boots a kernel and an initramfs in QEMU with the serial console on this
+// terminal (`pants run` of an initramfs). KVM is used only if it really runs
+// a guest: on some machines /dev/kvm opens and answers ioctls but KVM_RUN
+// never returns, so a one-instruction guest is run first with a deadline.
+func vm(args []string) error {
+	fs := flag.NewFlagSet("vm", flag.ExitOnError)
+	qemu := fs.String("qemu", "", "qemu-system-* binary")
+	kernel := fs.String("kernel", "", "kernel image (default: the newest /boot/vmlinuz-*)")
+	initrd := fs.String("initrd", "", "initramfs")
+	memory := fs.Int("memory", 1024, "MiB of RAM")
+	cpus := fs.Int("cpus", 2, "virtual CPUs")
+	appendArgs := fs.String("append", "", "extra kernel command line")
+	accel := fs.String("accel", "auto", "auto, kvm or tcg")
+	var machine multiFlag
+	fs.Var(&machine, "machine-arg", "QEMU machine arguments (repeatable; default -machine q35)")
+	var fwds multiFlag
+	fs.Var(&fwds, "forward", "host port:guest port (tcp), bound to 127.0.0.1 (repeatable)")
+	dryRun := fs.Bool("print", false, "print the qemu command line instead of running it")
+	fs.Parse(args)
+
+	if *kernel == "" {
+		k, err := newestKernel()
+		if err != nil {
+			return err
+		}
+		*kernel = k
+	}
+	if *accel == "auto" {
+		*accel = probeAccel(*qemu, *kernel)
+	}
+	if len(machine) == 0 {
+		machine = multiFlag{"-machine", "q35"}
+	}
+	argv := append([]string{*qemu}, machine...)
+	argv = append(argv, "-accel", *accel, "-m", fmt.Sprint(*memory),
+		"-smp", fmt.Sprint(*cpus), "-nographic", "-no-reboot",
+		"-kernel", *kernel, "-initrd", *initrd,
+		"-append", strings.TrimSpace("console=ttyS0 panic=-1 "+*appendArgs))
+	netdev := "user,id=n0"
+	for _, f := range fwds {
+		host, guest, ok := strings.Cut(f, ":")
+		if !ok {
+			return fmt.Errorf("forward %q: want <host port>:<guest port>", f)
+		}
+		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%s-:%s", host, guest)
+	}
+	argv = append(argv, "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0")
+	if *dryRun {
+		fmt.Println(strings.Join(argv, " "))
+		return nil
+	}
+	fmt.Fprintf(os.Stderr, "k4s: %s\n", strings.Join(argv, " "))
+	return syscall.Exec(*qemu, argv, os.Environ())
+}
+
+// probeAccel picks kvm or tcg. The answer is remembered per machine, QEMU
+// and kernel in $XDG_CACHE_HOME/k4s (~/.cache/k4s): a hanging /dev/kvm costs
+// the probe's deadline once, not on every run.
+func probeAccel(qemu, kernel string) string {
+	var uts unix.Utsname
+	_ = unix.Uname(&uts)
+	key := strings.NewReplacer("/", "_", " ", "_").Replace(
+		fmt.Sprintf("accel-%s-%s-%s", unix.ByteSliceToString(uts.Release[:]), qemu, kernel))
+	dir, err := os.UserCacheDir()
+	cache := ""
+	if err == nil {
+		cache = filepath.Join(dir, "k4s", key)
+		if b, err := os.ReadFile(cache); err == nil {
+			if a := strings.TrimSpace(string(b)); a == "kvm" || a == "tcg" {
+				fmt.Fprintf(os.Stderr, "k4s: accelerator %s (probed before: %s)\n", a, cache)
+				return a
+			}
+		}
+	}
+	accel := "tcg"
+	err = probeKVM(2 * time.Second)
+	if err == nil {
+		err = probeKernelBoot(qemu, kernel, 15*time.Second)
+	}
+	if err == nil {
+		accel = "kvm"
+	} else {
+		fmt.Fprintf(os.Stderr, "k4s: not using KVM (%v); using TCG\n", err)
+	}
+	if cache != "" && os.MkdirAll(filepath.Dir(cache), 0o755) == nil {
+		_ = os.WriteFile(cache, []byte(accel+"\n"), 0o644)
+	}
+	return accel
+}
+
+// probeKernelBoot starts the kernel under KVM without an initramfs and waits
+// for its first console line. Where /dev/kvm runs simple guests but hangs
+// once the kernel starts (nested virtualisation on some hosts), this is what
+// tells: a one-instruction guest is not enough.
+func probeKernelBoot(qemu, kernel string, deadline time.Duration) error {
+	cmd := exec.Command(qemu, "-machine", "q35", "-accel", "kvm", "-m", "256",
+		"-display", "none", "-no-reboot", "-nodefaults", "-serial", "stdio", "-kernel", kernel,
+		"-append", "console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stdin = nil
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	seen := make(chan bool, 1)
+	go func() {
+		var buf []byte
+		chunk := make([]byte, 4096)
+		for {
+			n, err := out.Read(chunk)
+			buf = append(buf, chunk[:n]...)
+			if strings.Contains(string(buf), "Linux version") {
+				seen <- true
+				return
+			}
+			if err != nil {
+				seen <- false
+				return
+			}
+		}
+	}()
+	select {
+	case ok := <-seen:
+		if ok {
+			return nil
+		}
+		return fmt.Errorf("the kernel printed nothing under KVM")
+	case <-time.After(deadline):
+		return fmt.Errorf("the kernel printed nothing under KVM within %s", deadline)
+	}
+}
+
+func newestKernel() (string, error) {
+	ks, _ := filepath.Glob("/boot/vmlinuz-*")
+	if len(ks) == 0 {
+		return "", errorf("E_NO_KERNEL", "no /boot/vmlinuz-* on this machine: install linux-image-amd64 or set the `kernel` field")
+	}
+	sort.Slice(ks, func(i, j int) bool { return versionLess(ks[i], ks[j]) })
+	return ks[len(ks)-1], nil
+}
+
+// versionLess orders vmlinuz-6.1.0-9 before vmlinuz-6.1.0-10.
+func versionLess(a, b string) bool {
+	split := func(s string) []string {
+		return strings.FieldsFunc(s, func(r rune) bool { return r == '.' || r == '-' })
+	}
+	x, y := split(a), split(b)
+	for i := 0; i < len(x) && i < len(y); i++ {
+		if x[i] == y[i] {
+			continue
+		}
+		var nx, ny int
+		_, ex := fmt.Sscan(x[i], &nx)
+		_, ey := fmt.Sscan(y[i], &ny)
+		if ex == nil && ey == nil {
+			return nx < ny
+		}
+		return x[i] < y[i]
+	}
+	return len(x) < len(y)
+}
+
+// probeKVM runs a guest of one `hlt` instruction in real mode and waits for
+// KVM_EXIT_HLT. It returns an error if KVM is missing, refuses, or does not
+// come back before the deadline (the vCPU thread is then left behind; the
+// caller execs QEMU, which replaces this process).
+func probeKVM(deadline time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- runHLT() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(deadline):
+		return fmt.Errorf("/dev/kvm did not run a test guest within %s", deadline)
+	}
+}
+
+const (
+	kvmGetAPIVersion       = 0xAE00
+	kvmCreateVM            = 0xAE01
+	kvmGetVcpuMmapSize     = 0xAE04
+	kvmCreateVcpu          = 0xAE41
+	kvmRun                 = 0xAE80
+	kvmSetUserMemoryRegion = 0x4020AE46
+	kvmExitHlt             = 5
+)
+
+func ioctl(fd, req, arg uintptr) (uintptr, error) {
+	r, _, e := unix.Syscall(unix.SYS_IOCTL, fd, req, arg)
+	if e != 0 {
+		return 0, e
+	}
+	return r, nil
+}
+
+func runHLT() error {
+	kvm, err := unix.Open("/dev/kvm", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	if v, err := ioctl(uintptr(kvm), kvmGetAPIVersion, 0); err != nil || v != 12 {
+		return fmt.Errorf("KVM API version %d: %v", v, err)
+	}
+	vmfd, err := ioctl(uintptr(kvm), kvmCreateVM, 0)
+	if err != nil {
+		return fmt.Errorf("KVM_CREATE_VM: %w", err)
+	}
+	mem, err := unix.Mmap(-1, 0, 0x1000, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return err
+	}
+	mem[0] = 0xf4 // hlt
+	region := struct {
+		slot, flags             uint32
+		guestPhys, size, userVA uint64
+	}{0, 0, 0, 0x1000, uint64(uintptr(unsafe.Pointer(&mem[0])))}
+	if _, err := ioctl(vmfd, kvmSetUserMemoryRegion, uintptr(unsafe.Pointer(&region))); err != nil {
+		return fmt.Errorf("KVM_SET_USER_MEMORY_REGION: %w", err)
+	}
+	vcpu, err := ioctl(vmfd, kvmCreateVcpu, 0)
+	if err != nil {
+		return fmt.Errorf("KVM_CREATE_VCPU: %w", err)
+	}
+	size, err := ioctl(uintptr(kvm), kvmGetVcpuMmapSize, 0)
+	if err != nil {
+		return err
+	}
+	run, err := unix.Mmap(int(vcpu), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return err
+	}
+	// Real mode starts at CS:IP f000:fff0; point it at address 0 instead.
+	var sregs [312]byte // struct kvm_sregs (x86): cs is the first segment
+	const kvmGetSregs, kvmSetSregs = 0x8138AE83, 0x4138AE84
+	if _, err := ioctl(vcpu, kvmGetSregs, uintptr(unsafe.Pointer(&sregs[0]))); err != nil {
+		return fmt.Errorf("KVM_GET_SREGS: %w", err)
+	}
+	*(*uint64)(unsafe.Pointer(&sregs[0])) = 0  // cs.base
+	*(*uint16)(unsafe.Pointer(&sregs[12])) = 0 // cs.selector
+	if _, err := ioctl(vcpu, kvmSetSregs, uintptr(unsafe.Pointer(&sregs[0]))); err != nil {
+		return fmt.Errorf("KVM_SET_SREGS: %w", err)
+	}
+	var regs [18]uint64 // struct kvm_regs: rip is [16], rflags [17]
+	const kvmGetRegs, kvmSetRegs = 0x8090AE81, 0x4090AE82
+	if _, err := ioctl(vcpu, kvmGetRegs, uintptr(unsafe.Pointer(&regs[0]))); err != nil {
+		return fmt.Errorf("KVM_GET_REGS: %w", err)
+	}
+	regs[16], regs[17] = 0, 2
+	if _, err := ioctl(vcpu, kvmSetRegs, uintptr(unsafe.Pointer(&regs[0]))); err != nil {
+		return fmt.Errorf("KVM_SET_REGS: %w", err)
+	}
+	if _, err := ioctl(vcpu, kvmRun, 0); err != nil {
+		return fmt.Errorf("KVM_RUN: %w", err)
+	}
+	if reason := *(*uint32)(unsafe.Pointer(&run[8])); reason != kvmExitHlt {
+		return fmt.Errorf("test guest exited with reason %d, not HLT", reason)
+	}
+	return nil
+}
