@@ -6,7 +6,7 @@ rewrite, compile, and cpio, each a cached Pants Process.
 
 from pants.backend.go.util_rules import goroot
 
-from k4s_plugin.rules import compile, cpio, go, modules, package, rewrite, run, tools
+from k4s_plugin.rules import compile, cpio, go, kmods, modules, package, rewrite, run, tools
 from k4s_plugin.targets import GoBusyboxTarget, InitramfsTarget
 
 
@@ -25,4 +25,5 @@ def rules():
         *cpio.rules(),
         *package.rules(),
         *run.rules(),
+        *kmods.rules(),
     ]

@@ -405,6 +405,34 @@ class InitramfsOutputPathField(OutputPathField):
     )
 
 
+class InitramfsKernelModulesField(StringSequenceField):
+    alias = "kernel_modules"
+    default = ()
+    help = softwrap(
+        """
+        Linux kernel modules to carry in the image, by name (`overlay`, `br_netfilter`,
+        `veth`, ...), with every module they depend on (from `modules.dep`). They are
+        copied from `kernel_modules_dir` to the same path under `lib/modules/`, with a
+        `modules.dep` for just those, and listed in load order in
+        `etc/modules-load.d/k4s.conf` for the image's init to load (`insmod` each line).
+        """
+    )
+
+
+class InitramfsKernelModulesDirField(StringField):
+    alias = "kernel_modules_dir"
+    default = None
+    help = softwrap(
+        """
+        The module tree `kernel_modules` come from, e.g. `/lib/modules/6.1.0-56-amd64`.
+        By default the newest `/lib/modules/*` of this machine, the tree of Debian's
+        `linux-image-amd64`, which `pants run` boots by default. It is read on every
+        Pants run (a process that is never cached), so a kernel update on the machine
+        changes the image.
+        """
+    )
+
+
 # Fields for `pants run` of an initramfs: boot it in QEMU.
 
 
@@ -512,6 +540,8 @@ class InitramfsTarget(Target):
         InitramfsFilesMappingField,
         InitramfsBaseLayoutField,
         InitramfsCompressionField,
+        InitramfsKernelModulesField,
+        InitramfsKernelModulesDirField,
         InitramfsOutputPathField,
         InitramfsKernelField,
         InitramfsVmMemoryField,

@@ -4,6 +4,7 @@ tools and booted by a real Linux kernel under QEMU."""
 from __future__ import annotations
 
 import glob
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -87,3 +88,17 @@ def test_pants_run_boots_the_image() -> None:
     assert f"{MARKER} " in r.output, r.output[-3000:]
     assert "-accel kvm" in r.output or "-accel tcg" in r.output
     assert "-initrd " in r.output and "initramfs.cpio.zst" in r.output
+
+
+def test_kernel_modules_load_at_boot() -> None:
+    """`kernel_modules` carries modules and their dependencies from this machine's
+    module tree; the image loads them in the order of etc/modules-load.d/k4s.conf."""
+    require_tool("qemu-system-x86_64")
+    if not glob.glob("/lib/modules/*/modules.dep"):
+        pytest.fail("no /lib/modules/*/modules.dep: .ci/run installs linux-image-amd64")
+    r = run_pants("run", "tests/boot:initramfs_kmods", timeout=BOOT_TIMEOUT_S + 120)
+    assert r.returncode == 0, r.output[-3000:]
+    assert "K4S-KMODS-DONE" in r.output, r.output[-3000:]
+    assert re.search(r"nodev\s+overlay", r.output), r.output[-3000:]
+    for mod, users in (("br_netfilter", "-"), ("bridge", "br_netfilter,"), ("stp", "bridge,"), ("llc", "bridge,stp,")):
+        assert re.search(rf"^{mod} \d+ \d+ {re.escape(users)}", r.output, re.M), (mod, r.output[-2000:])

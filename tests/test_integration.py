@@ -164,6 +164,7 @@ BAD = [
     (f"{SMALL}:bad_absolute_destination", "files_mapping", "/etc/motd"),
     (f"{SMALL}:bad_init", "init", "'systemd'"),
     (f"{SMALL}:bad_shell", "shell", "'bash'"),
+    (f"{SMALL}:bad_kernel_module", "kernel_modules", "no_such_module_k4s"),
 ]
 
 

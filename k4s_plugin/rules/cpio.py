@@ -29,6 +29,7 @@ from pants.engine.target import (
 )
 
 from k4s_plugin.rules.compile import BB, BusyboxBinary
+from k4s_plugin.rules.kmods import KernelModules, KernelModulesRequest
 from k4s_plugin.rules.errors import target_error
 from k4s_plugin.rules.go import K4sStep, K4sStepResult
 from k4s_plugin.rules.modules import GoBusyboxFieldSet
@@ -42,6 +43,8 @@ from k4s_plugin.targets import (
     InitramfsDependenciesField,
     InitramfsFilesMappingField,
     InitramfsInitField,
+    InitramfsKernelModulesDirField,
+    InitramfsKernelModulesField,
     InitramfsShellField,
     InitramfsUinitArgsField,
     InitramfsUinitField,
@@ -63,6 +66,8 @@ class InitramfsFieldSet(FieldSet):
     files_mapping: InitramfsFilesMappingField
     base_layout: InitramfsBaseLayoutField
     compression: InitramfsCompressionField
+    kernel_modules: InitramfsKernelModulesField
+    kernel_modules_dir: InitramfsKernelModulesDirField
 
 
 @dataclass(frozen=True)
@@ -202,6 +207,22 @@ async def build_initramfs(field_set: InitramfsFieldSet, tools: K4sTools) -> Arch
         destinations[dst] = src
         records.append({"path": dst, "type": "file", "src": src, "mode": 0o644})
 
+    kmods = await Get(
+        KernelModules,
+        KernelModulesRequest(
+            field_set.address, tuple(field_set.kernel_modules.value or ()), field_set.kernel_modules_dir.value
+        ),
+    )
+    for dst, src in kmods.records:
+        if dst in generated or dst in destinations:
+            raise target_error(
+                field_set.address,
+                field_set.kernel_modules.alias,
+                f"puts a module file at {dst}, which {destinations.get(dst, 'the busybox layout')} already uses.",
+                "Remove the other file from the image.",
+            )
+        records.append({"path": dst, "type": "file", "src": src, "mode": 0o644})
+
     manifest = {
         "base_layout": field_set.base_layout.value,
         "compression": field_set.compression.value,
@@ -212,7 +233,8 @@ async def build_initramfs(field_set: InitramfsFieldSet, tools: K4sTools) -> Arch
         CreateDigest([FileContent(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())]),
     )
     input_digest = await Get(
-        Digest, MergeDigests([tools.digest, busybox.digest, sources.snapshot.digest, manifest_digest])
+        Digest,
+        MergeDigests([tools.digest, busybox.digest, sources.snapshot.digest, kmods.digest, manifest_digest]),
     )
     out = archive_name(field_set.compression.value)
     result = await Get(

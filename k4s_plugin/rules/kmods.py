@@ -1,0 +1,162 @@
+"""Kernel modules for an initramfs, from a module tree on this machine.
+
+The tree is outside the build root, so it is read by processes that are never
+cached (`ProcessCacheScope.PER_SESSION`): their outputs (the module files) are
+what the cacheable cpio step depends on, so a changed kernel changes the image.
+"""
+
+from __future__ import annotations
+
+import os.path
+from dataclasses import dataclass
+
+from pants.core.util_rules.system_binaries import BinaryPathRequest, BinaryPaths
+from pants.engine.addresses import Address
+from pants.engine.fs import CreateDigest, Digest, FileContent, MergeDigests
+from pants.engine.process import Process, ProcessCacheScope, ProcessResult
+from pants.engine.rules import Get, collect_rules, rule
+
+from k4s_plugin.rules.errors import target_error
+
+KMODS_DIR = "__k4s_kmods"
+
+
+@dataclass(frozen=True)
+class KernelModulesRequest:
+    address: Address
+    names: tuple[str, ...]
+    modules_dir: str | None
+
+
+@dataclass(frozen=True)
+class KernelModules:
+    """Files under KMODS_DIR/<module tree path>, and cpio records for them."""
+
+    digest: Digest
+    records: tuple[tuple[str, str], ...]  # (image path, sandbox path)
+    load_order: tuple[str, ...]  # module files, relative to the tree, dependencies first
+
+
+async def _binary(name: str) -> str:
+    paths = await Get(BinaryPaths, BinaryPathRequest(binary_name=name, search_path=("/usr/bin", "/bin")))
+    if not paths.first_path:
+        raise OSError(f"`{name}` is not installed")
+    return paths.first_path.path
+
+
+def _norm(name: str) -> str:
+    return name.replace("-", "_")
+
+
+def _closure(dep_text: str, names: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """(module files in load order, names not found) from modules.dep."""
+    deps: dict[str, list[str]] = {}
+    by_name: dict[str, str] = {}
+    for line in dep_text.splitlines():
+        mod, sep, rest = line.partition(":")
+        if not sep:
+            continue
+        deps[mod] = rest.split()
+        base = os.path.basename(mod)
+        by_name[_norm(base.split(".ko")[0])] = mod
+    order: list[str] = []
+    missing = []
+
+    def visit(mod: str) -> None:
+        if mod in order:
+            return
+        for d in deps.get(mod, ()):
+            visit(d)
+        order.append(mod)
+
+    for n in names:
+        mod = by_name.get(_norm(n))
+        if mod is None:
+            missing.append(n)
+        else:
+            visit(mod)
+    return order, missing
+
+
+@rule(desc="Collect kernel modules for an initramfs")
+async def collect_kernel_modules(request: KernelModulesRequest) -> KernelModules:
+    if not request.names:
+        return KernelModules(await Get(Digest, MergeDigests([])), (), ())
+    modules_dir = request.modules_dir
+    if not modules_dir:
+        find = await _binary("find")
+        listing = await Get(
+            ProcessResult,
+            Process(
+                (find, "/lib/modules", "-mindepth", "2", "-maxdepth", "2", "-name", "modules.dep"),
+                description="Find the kernel module trees of this machine",
+                cache_scope=ProcessCacheScope.PER_SESSION,
+            ),
+        )
+        trees = [os.path.dirname(p) for p in listing.stdout.decode().split()]
+        if not trees:
+            raise target_error(
+                request.address, "kernel_modules", "is set, but this machine has no "
+                "/lib/modules/*/modules.dep.", "Install a kernel's modules (Debian: "
+                "`linux-image-amd64`) or set `kernel_modules_dir`.",
+            )
+
+        def version_key(path: str) -> list:
+            parts = os.path.basename(path).replace("-", ".").split(".")
+            return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts]
+
+        modules_dir = max(trees, key=version_key)
+    modules_dir = os.path.normpath(modules_dir)
+
+    cat = await _binary("cat")
+    dep = await Get(
+        ProcessResult,
+        Process(
+            (cat, f"{modules_dir}/modules.dep"),
+            description=f"Read {modules_dir}/modules.dep",
+            cache_scope=ProcessCacheScope.PER_SESSION,
+        ),
+    )
+    order, missing = _closure(dep.stdout.decode(), request.names)
+    if missing:
+        raise target_error(
+            request.address, "kernel_modules", f"names {', '.join(missing)}, not in "
+            f"{modules_dir}/modules.dep (built into the kernel, or misspelt?).",
+            "Drop built-in modules (see /lib/modules/*/modules.builtin) or fix the names.",
+        )
+    cp = await _binary("cp")
+    copied = await Get(
+        ProcessResult,
+        Process(
+            (cp, "--parents", "-t", KMODS_DIR, *(f"{modules_dir}/{m}" for m in order)),
+            description=f"Copy {len(order)} kernel modules from {modules_dir}",
+            output_directories=(KMODS_DIR,),
+            cache_scope=ProcessCacheScope.PER_SESSION,
+            # cp --parents needs the destination directory to exist.
+            input_digest=await Get(Digest, CreateDigest([FileContent(f"{KMODS_DIR}/.keep", b"")])),
+        ),
+    )
+    image_dir = f"lib/modules/{os.path.basename(modules_dir)}"
+    dep_lines = []
+    for m in order:
+        deps = [d for line in dep.stdout.decode().splitlines() if line.startswith(m + ":")
+                for d in line.partition(":")[2].split()]
+        dep_lines.append(f"{m}: {' '.join(deps)}".rstrip() + "\n")
+    extra = await Get(
+        Digest,
+        CreateDigest([
+            FileContent(f"{KMODS_DIR}/k4s/modules.dep", "".join(dep_lines).encode()),
+            FileContent(f"{KMODS_DIR}/k4s/k4s.conf", "".join(f"{image_dir}/{m}\n" for m in order).encode()),
+        ]),
+    )
+    digest = await Get(Digest, MergeDigests([copied.output_digest, extra]))
+    records = [(f"{image_dir}/{m}", f"{KMODS_DIR}{modules_dir}/{m}") for m in order]
+    records += [
+        (f"{image_dir}/modules.dep", f"{KMODS_DIR}/k4s/modules.dep"),
+        ("etc/modules-load.d/k4s.conf", f"{KMODS_DIR}/k4s/k4s.conf"),
+    ]
+    return KernelModules(digest, tuple(records), tuple(order))
+
+
+def rules():
+    return collect_rules()
