@@ -9,6 +9,7 @@ require (
 	github.com/k3s-io/kine v0.17.5
 	github.com/opencontainers/runc v1.5.3
 	github.com/u-root/u-root v0.16.0
+	golang.org/x/sys v0.49.0
 	k8s.io/kubernetes v1.37.2
 )
 
@@ -393,7 +394,6 @@ require (
 	golang.org/x/net v0.61.0 // indirect
 	golang.org/x/oauth2 v0.37.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/term v0.47.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/time v0.16.0 // indirect

@@ -1,0 +1,117 @@
+// Command k4s-node is the node supervisor of the kubesolo-like appliance, in
+// the spirit of k3s' server/agent loop: run as u-root's uinit, it prepares the
+// diskless machine (mounts, a tmpfs root that runc can pivot_root out of,
+// kernel modules, sysctls, network), writes a PKI and the components'
+// configuration, and then starts kine, kube-apiserver,
+// kube-controller-manager, containerd and the kubelet in order, restarting any
+// that exits, with their output on the console prefixed by their name.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+const (
+	serviceCIDR = "10.43.0.0/16"
+	serviceIP   = "10.43.0.1"
+	clusterDNS  = "10.43.0.10"
+	clusterCIDR = "10.42.0.0/16"
+	podCIDR     = "10.42.0.0/24"
+)
+
+var allComponents = []string{"kine", "kube-apiserver", "kube-controller-manager", "containerd", "kubelet"}
+
+func main() {
+	log.SetFlags(0)
+	log.SetPrefix("[k4s-node] ")
+	data := flag.String("data", "/var/lib/k4s", "state directory (tmpfs on the appliance)")
+	nodeName := flag.String("node-name", "", "node name (default: the hostname, or k4s-node)")
+	components := flag.String("components", strings.Join(allComponents, ","), "components to run, in order")
+	system := flag.Bool("system", os.Getpid() != 1 && isInitramfs(), "set up the machine: mounts, tmpfs root, modules, sysctls, network (default: when / is the initramfs)")
+	apiPort := flag.Int("api-port", 6443, "kube-apiserver's secure port")
+	flag.Parse()
+
+	if *system {
+		if err := setupSystem(); err != nil {
+			log.Fatalf("system setup: %v", err)
+		}
+	}
+	name := *nodeName
+	if name == "" {
+		name, _ = os.Hostname()
+		if name == "" || name == "localhost" || name == "(none)" {
+			name = "k4s-node"
+		}
+	}
+	ip := nodeIP()
+	log.Printf("node %s, address %s", name, ip)
+
+	n := &node{name: name, ip: ip, data: *data, apiPort: *apiPort}
+	if err := n.configure(); err != nil {
+		log.Fatalf("configuration: %v", err)
+	}
+	start := time.Now()
+	for _, c := range strings.Split(*components, ",") {
+		if err := n.start(strings.TrimSpace(c)); err != nil {
+			log.Fatalf("%s: %v", c, err)
+		}
+	}
+	log.Printf("all components started in %s", time.Since(start).Round(time.Second))
+	n.watchNodeReady()
+	select {}
+}
+
+// isInitramfs tells whether / is the kernel's initial rootfs (ramfs or tmpfs
+// named "rootfs"), which cannot be pivot_root'ed out of.
+func isInitramfs() bool {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 9 && f[4] == "/" {
+			for i, x := range f {
+				if x == "-" && i+2 < len(f) {
+					return f[i+1] == "rootfs" || f[i+2] == "rootfs"
+				}
+			}
+		}
+	}
+	return false
+}
+
+// nodeIP is the first global IPv4 address, or 127.0.0.1.
+func nodeIP() net.IP {
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && ipn.IP.IsGlobalUnicast() {
+			return ipn.IP.To4()
+		}
+	}
+	return net.ParseIP("127.0.0.1").To4()
+}
+
+type node struct {
+	name    string
+	ip      net.IP
+	data    string
+	apiPort int
+	pki     *pki
+}
+
+func (n *node) dir(parts ...string) string {
+	return filepath.Join(append([]string{n.data}, parts...)...)
+}
+
+func (n *node) apiURL() string { return fmt.Sprintf("https://127.0.0.1:%d", n.apiPort) }
+
+func goarch() string { return runtime.GOARCH }

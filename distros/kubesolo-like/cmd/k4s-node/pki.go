@@ -1,0 +1,201 @@
+package main
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// pki is the node's certificate authority and the certificates the
+// components need, generated on first boot (like k3s does) into dir.
+type pki struct {
+	dir    string
+	caCert *x509.Certificate
+	caKey  crypto.Signer
+}
+
+func (p *pki) path(name string) string { return filepath.Join(p.dir, name) }
+
+func writePEM(path, typ string, der []byte, mode os.FileMode) error {
+	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode)
+}
+
+func newKey() (*ecdsa.PrivateKey, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	der, err := x509.MarshalECPrivateKey(key)
+	return key, der, err
+}
+
+func serial() *big.Int {
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	return n
+}
+
+// ensurePKI creates the CA and the leaf certificates, on every boot: the node
+// is diskless. A CA given in dir (ca.crt + ca.key, e.g. from the image) is used
+// instead of a new one, so clients outside can trust and reach the node.
+func ensurePKI(dir, nodeName string, ips []net.IP) (*pki, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	p := &pki{dir: dir}
+	if err := p.loadCA(); err != nil {
+		return nil, err
+	}
+	now := time.Now().Add(-time.Hour)
+	if p.caCert == nil {
+		key, der, err := newKey()
+		if err != nil {
+			return nil, err
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber:          serial(),
+			Subject:               pkix.Name{CommonName: "k4s-ca"},
+			NotBefore:             now,
+			NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
+			KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageCRLSign,
+			BasicConstraintsValid: true,
+			IsCA:                  true,
+		}
+		caDER, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+		if err != nil {
+			return nil, err
+		}
+		if p.caCert, err = x509.ParseCertificate(caDER); err != nil {
+			return nil, err
+		}
+		p.caKey = key
+		if err := writePEM(p.path("ca.crt"), "CERTIFICATE", caDER, 0o644); err != nil {
+			return nil, err
+		}
+		if err := writePEM(p.path("ca.key"), "EC PRIVATE KEY", der, 0o600); err != nil {
+			return nil, err
+		}
+	}
+
+	// Service-account token signing key pair.
+	saKey, saDER, err := newKey()
+	if err != nil {
+		return nil, err
+	}
+	if err := writePEM(p.path("sa.key"), "EC PRIVATE KEY", saDER, 0o600); err != nil {
+		return nil, err
+	}
+	pub, err := x509.MarshalPKIXPublicKey(saKey.Public())
+	if err != nil {
+		return nil, err
+	}
+	if err := writePEM(p.path("sa.pub"), "PUBLIC KEY", pub, 0o644); err != nil {
+		return nil, err
+	}
+
+	serverIPs := append([]net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(serviceIP)}, ips...)
+	serverNames := []string{"localhost", nodeName, "kubernetes", "kubernetes.default",
+		"kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
+	leaves := []struct {
+		name, cn string
+		orgs     []string
+		server   bool
+	}{
+		{"apiserver", "kube-apiserver", nil, true},
+		{"apiserver-kubelet-client", "kube-apiserver-kubelet-client", []string{"system:masters"}, false},
+		{"admin", "k4s-admin", []string{"system:masters"}, false},
+		{"controller-manager", "system:kube-controller-manager", nil, false},
+		{"kubelet", "system:node:" + nodeName, []string{"system:nodes"}, false},
+		{"kubelet-serving", "system:node:" + nodeName, []string{"system:nodes"}, true},
+	}
+	for _, l := range leaves {
+		k, kDER, err := newKey()
+		if err != nil {
+			return nil, err
+		}
+		t := &x509.Certificate{
+			SerialNumber: serial(),
+			Subject:      pkix.Name{CommonName: l.cn, Organization: l.orgs},
+			NotBefore:    now,
+			NotAfter:     now.Add(365 * 24 * time.Hour),
+			KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+			ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		}
+		if l.server {
+			t.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+			t.DNSNames, t.IPAddresses = serverNames, serverIPs
+		}
+		cDER, err := x509.CreateCertificate(rand.Reader, t, p.caCert, k.Public(), p.caKey)
+		if err != nil {
+			return nil, fmt.Errorf("%s certificate: %w", l.name, err)
+		}
+		if err := writePEM(p.path(l.name+".crt"), "CERTIFICATE", cDER, 0o644); err != nil {
+			return nil, err
+		}
+		if err := writePEM(p.path(l.name+".key"), "EC PRIVATE KEY", kDER, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// loadCA reads ca.crt and ca.key from the PKI directory if both are there.
+func (p *pki) loadCA() error {
+	certPEM, err1 := os.ReadFile(p.path("ca.crt"))
+	keyPEM, err2 := os.ReadFile(p.path("ca.key"))
+	if err1 != nil || err2 != nil {
+		return nil
+	}
+	cb, _ := pem.Decode(certPEM)
+	kb, _ := pem.Decode(keyPEM)
+	if cb == nil || kb == nil {
+		return fmt.Errorf("%s: ca.crt and ca.key must be PEM", p.dir)
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return err
+	}
+	var key any
+	if key, err = x509.ParseECPrivateKey(kb.Bytes); err != nil {
+		if key, err = x509.ParsePKCS8PrivateKey(kb.Bytes); err != nil {
+			return fmt.Errorf("%s/ca.key: %w", p.dir, err)
+		}
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return fmt.Errorf("%s/ca.key is not a signing key", p.dir)
+	}
+	p.caCert, p.caKey = cert, signer
+	return nil
+}
+
+// kubeconfig writes a kubeconfig for a client certificate of the PKI.
+func (p *pki) kubeconfig(path, cert, server string) error {
+	cfg := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: k4s
+  cluster:
+    certificate-authority: %s
+    server: %s
+users:
+- name: %s
+  user:
+    client-certificate: %s
+    client-key: %s
+contexts:
+- name: k4s
+  context: {cluster: k4s, user: %s}
+current-context: k4s
+`, p.path("ca.crt"), server, cert, p.path(cert+".crt"), p.path(cert+".key"), cert)
+	return os.WriteFile(path, []byte(cfg), 0o600)
+}
