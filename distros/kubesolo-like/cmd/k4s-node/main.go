@@ -17,6 +17,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -49,6 +51,11 @@ func main() {
 		name, _ = os.Hostname()
 		if name == "" || name == "localhost" || name == "(none)" {
 			name = "k4s-node"
+		}
+	}
+	if *system {
+		if err := unix.Sethostname([]byte(name)); err != nil {
+			log.Printf("sethostname: %v", err)
 		}
 	}
 	ip := nodeIP()

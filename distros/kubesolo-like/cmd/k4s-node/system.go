@@ -154,6 +154,10 @@ func tmpfsRoot() error {
 	if err := os.Chdir("/"); err != nil {
 		return err
 	}
+	// Shared, as the kubelet expects for mount propagation into pods.
+	if err := unix.Mount("", "/", "", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("make / rshared: %w", err)
+	}
 	log.Printf("root is now a tmpfs (runc can pivot_root)")
 	return nil
 }
