@@ -9,10 +9,12 @@ these tests are `slow`: CI's default run skips them; run them with
 
 from __future__ import annotations
 
+import glob
 import re
-import signal
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -124,3 +126,32 @@ def test_profile_commands_start(profile: str, tmp_path: Path) -> None:
             # between the commands shows up here).
             failures.append(f"{name} --help: rc={r2.returncode}\n{text[-800:]}")
     assert not failures, "\n\n".join(failures)
+
+
+@pytest.mark.slow
+@pytest.mark.boot
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_profile_boots_and_components_print_versions(profile: str, tmp_path: Path) -> None:
+    """Inside a VM (Debian's kernel, TCG), every Kubernetes-side component of the
+    profile prints its version (tests/profile_boot: a uinit script per profile)."""
+    qemu = require_tool("qemu-system-x86_64")
+    dist = fresh_dist(f"profile-boot-{profile}")
+    r = run_pants(f"--pants-distdir={dist}", "package", f"tests/profile_boot:{profile}", timeout=4 * 3600)
+    assert r.returncode == 0, r.output
+    image = dist / "tests.profile_boot" / f"{profile}.cpio"
+    kernel = sorted(glob.glob("/boot/vmlinuz-*"))[-1]
+    start = time.monotonic()
+    proc = subprocess.run(
+        [qemu, "-machine", "q35", "-accel", "tcg", "-m", "3072", "-smp", "2", "-nographic",
+         "-no-reboot", "-kernel", kernel, "-initrd", str(image), "-append", "console=ttyS0 panic=-1 quiet"],
+        stdin=subprocess.DEVNULL, capture_output=True, timeout=30 * 60,
+    )
+    seconds = time.monotonic() - start
+    console = proc.stdout.decode(errors="replace").replace("\r", "")
+    assert "K4S-VERSIONS-DONE" in console, console[-4000:]
+    sections = dict(re.findall(r"^K4S-CMD (\S+)\n(.*?)(?=^K4S-CMD |^K4S-VERSIONS-DONE)", console, re.M | re.S))
+    assert set(sections) == PROFILES[profile], sorted(sections)
+    failures = [f"{c}: {out[-500:]}" for c, out in sections.items() if not re.search(CHECKS[c][1], out)]
+    assert not failures, "\n\n".join(failures)
+    print(f"\n{profile}: booted ({image.stat().st_size:,} bytes) and checked {len(sections)} "
+          f"components in {seconds:.0f} s under TCG")
