@@ -58,6 +58,7 @@ FLANNEL_PATCH = "//distros/patches/flannel-purego.patch"
 COREDNS_PATCH = "//distros/patches/coredns-flags.patch"
 RUNC_PATCH = "//distros/patches/runc-purego.patch"
 CONTAINERD_PATCH = "//distros/patches/containerd-busybox-self.patch"
+KUBE_ROUTER_PATCH = "//distros/patches/kube-router-flags.patch"
 
 # Version strings (-X) that upstream Makefiles set. Keep them equal to go.mod.
 K8S_VERSION = "v1.37.2"
