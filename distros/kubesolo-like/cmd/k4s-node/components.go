@@ -114,7 +114,10 @@ func (n *node) args(c string) ([]string, error) {
 	p := n.pki.path
 	switch c {
 	case "kine":
-		return []string{"kine", "--endpoint", "sqlite://" + n.dir("kine", "state.db") + "?_journal=WAL&cache=shared",
+		// kine's own SQLite defaults (pkg/drivers/sqlite DefaultParams): without the busy
+		// timeout and immediate transactions, concurrent writers fail under load.
+		return []string{"kine", "--endpoint", "sqlite://" + n.dir("kine", "state.db") +
+			"?_journal_mode=WAL&_busy_timeout=30000&_synchronous=NORMAL&_txlock=immediate&_stmt_cache_size=20&cache=shared",
 			"--listen-address", "127.0.0.1:2379", "--metrics-bind-address", "0"}, nil
 	case "kube-apiserver":
 		return []string{"kube-apiserver",
@@ -167,6 +170,7 @@ func (n *node) start(c string) error {
 	if err != nil {
 		return err
 	}
+	args = append(args, n.extra[c]...)
 	go supervise(c, args)
 	switch c {
 	case "kine":

@@ -39,6 +39,8 @@ func main() {
 	components := flag.String("components", strings.Join(allComponents, ","), "components to run, in order")
 	system := flag.Bool("system", os.Getpid() != 1 && isInitramfs(), "set up the machine: mounts, tmpfs root, modules, sysctls, network (default: when / is the initramfs)")
 	apiPort := flag.Int("api-port", 6443, "kube-apiserver's secure port")
+	var extra extraArgs
+	flag.Var(&extra, "extra-arg", "<component>=<argument> to add to a component's command line (repeatable), e.g. kube-apiserver=--v=2")
 	flag.Parse()
 
 	if *system {
@@ -61,7 +63,7 @@ func main() {
 	ip := nodeIP()
 	log.Printf("node %s, address %s", name, ip)
 
-	n := &node{name: name, ip: ip, data: *data, apiPort: *apiPort}
+	n := &node{name: name, ip: ip, data: *data, apiPort: *apiPort, extra: extra.byComponent()}
 	if err := n.configure(); err != nil {
 		log.Fatalf("configuration: %v", err)
 	}
@@ -113,6 +115,24 @@ type node struct {
 	data    string
 	apiPort int
 	pki     *pki
+	extra   map[string][]string
+}
+
+type extraArgs []string
+
+func (e *extraArgs) String() string     { return strings.Join(*e, " ") }
+func (e *extraArgs) Set(v string) error { *e = append(*e, v); return nil }
+
+func (e extraArgs) byComponent() map[string][]string {
+	m := map[string][]string{}
+	for _, kv := range e {
+		if c, arg, ok := strings.Cut(kv, "="); ok {
+			m[c] = append(m[c], arg)
+		} else {
+			log.Fatalf("-extra-arg %q: want <component>=<argument>", kv)
+		}
+	}
+	return m
 }
 
 func (n *node) dir(parts ...string) string {
