@@ -2,8 +2,10 @@ package main
 
 import (
 	"bufio"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -103,8 +105,20 @@ serializeImagePulls: false
 			return err
 		}
 	}
-	if _, err := os.Stat("/etc/resolv.conf"); err != nil {
-		_ = os.WriteFile("/etc/resolv.conf", []byte("nameserver 10.0.2.3\n"), 0o644)
+	// Files the kubelet reads that an initramfs does not have.
+	id := make([]byte, 16)
+	_, _ = rand.Read(id)
+	for path, content := range map[string]string{
+		"/etc/resolv.conf": "nameserver 10.0.2.3\n",
+		"/etc/passwd":      "root:x:0:0:root:/root:/bin/sh\n",
+		"/etc/group":       "root:x:0:\n",
+		"/etc/machine-id":  hex.EncodeToString(id) + "\n",
+	} {
+		if _, err := os.Stat(path); err != nil {
+			if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -30,6 +30,9 @@ func setupSystem() error {
 		{"tmpfs", "/run", "tmpfs", "mode=0755", 0},
 		{"cgroup2", "/sys/fs/cgroup", "cgroup2", "", 0},
 	}
+	if err := cgroupV2Only(); err != nil {
+		return err
+	}
 	for _, m := range mounts {
 		if mounted(m.dst) {
 			continue
@@ -68,6 +71,44 @@ func setupSystem() error {
 		}
 	}
 	return setupNetwork()
+}
+
+// cgroupV2Only unmounts cgroup v1 hierarchies (u-root's init mounts them
+// under a tmpfs at /sys/fs/cgroup): the kubelet refuses to run on cgroup v1.
+func cgroupV2Only() error {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	var under []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 10 {
+			continue
+		}
+		dst := f[4]
+		fstype := ""
+		for i, x := range f {
+			if x == "-" && i+1 < len(f) {
+				fstype = f[i+1]
+			}
+		}
+		if dst == "/sys/fs/cgroup" && fstype == "cgroup2" {
+			return nil
+		}
+		if dst == "/sys/fs/cgroup" || strings.HasPrefix(dst, "/sys/fs/cgroup/") {
+			under = append(under, dst)
+		}
+	}
+	for i := len(under) - 1; i >= 0; i-- { // deepest first
+		if err := unix.Unmount(under[i], unix.MNT_DETACH); err != nil {
+			return fmt.Errorf("unmount %s: %w", under[i], err)
+		}
+	}
+	if len(under) > 0 {
+		log.Printf("unmounted %d cgroup v1 mounts", len(under))
+	}
+	return nil
 }
 
 func mounted(dir string) bool {
