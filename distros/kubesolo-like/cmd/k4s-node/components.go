@@ -112,6 +112,7 @@ serializeImagePulls: false
 		"/etc/resolv.conf": "nameserver 10.0.2.3\n",
 		"/etc/passwd":      "root:x:0:0:root:/root:/bin/sh\n",
 		"/etc/group":       "root:x:0:\n",
+		"/etc/hosts":       "127.0.0.1 localhost " + n.name + "\n::1 localhost\n",
 		"/etc/machine-id":  hex.EncodeToString(id) + "\n",
 	} {
 		if _, err := os.Stat(path); err != nil {
