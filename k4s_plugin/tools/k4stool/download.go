@@ -133,6 +133,9 @@ func download(args []string) error {
 	// for github.com/urfave/cli/v2). Without the package's files an empty
 	// root gives the same answer, and offline it must find the module there.
 	err = filepath.WalkDir(modcache, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && p == modcache {
+			return filepath.SkipDir // no module outside the main module
+		}
 		if err != nil || !d.IsDir() || p == modcache {
 			return err
 		}
