@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import glob
 import json
-import socket
 import ssl
 import subprocess
 import time
@@ -17,16 +16,11 @@ from pathlib import Path
 import pytest
 
 from .conftest import REPO, fresh_dist, require_tool, run_pants
+from .remote_cache import free_port
 
 PKI = REPO / "tests" / "appliance" / "pki"
 NODE = "k4s-node"
 READY_TIMEOUT_S = 45 * 60
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Api:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import glob
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -83,10 +82,9 @@ def bbin_names(cpio: Path) -> set[str]:
 def run_in_namespaces(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
     """Runs a command in fresh pid/net/uts/ipc/mount namespaces: a u-root command
     that ignores --help (init, poweroff, ...) cannot touch the host."""
-    unshare = shutil.which("unshare")
-    prefix = [unshare, "--fork", "--pid", "--mount-proc", "--net", "--uts", "--ipc"] if unshare else []
+    unshare = require_tool("unshare")  # never run poweroff & co. on the host itself
     return subprocess.run(
-        [*prefix, *argv], cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        [unshare, "--fork", "--pid", "--mount-proc", "--net", "--uts", "--ipc", *argv], cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
         timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)},
     )
 

@@ -48,8 +48,9 @@ def _norm(name: str) -> str:
     return name.replace("-", "_")
 
 
-def _closure(dep_text: str, names: tuple[str, ...]) -> tuple[list[str], list[str]]:
-    """(module files in load order, names not found) from modules.dep."""
+def _closure(dep_text: str, names: tuple[str, ...]) -> tuple[list[str], list[str], dict[str, list[str]]]:
+    """(module files in load order, names not found, each file's dependencies) from
+    modules.dep."""
     deps: dict[str, list[str]] = {}
     by_name: dict[str, str] = {}
     for line in dep_text.splitlines():
@@ -75,7 +76,7 @@ def _closure(dep_text: str, names: tuple[str, ...]) -> tuple[list[str], list[str
             missing.append(n)
         else:
             visit(mod)
-    return order, missing
+    return order, missing, deps
 
 
 @rule(desc="Collect kernel modules for an initramfs")
@@ -117,7 +118,7 @@ async def collect_kernel_modules(request: KernelModulesRequest) -> KernelModules
             cache_scope=ProcessCacheScope.PER_SESSION,
         ),
     )
-    order, missing = _closure(dep.stdout.decode(), request.names)
+    order, missing, deps = _closure(dep.stdout.decode(), request.names)
     if missing:
         raise target_error(
             request.address, "kernel_modules", f"names {', '.join(missing)}, not in "
@@ -137,11 +138,7 @@ async def collect_kernel_modules(request: KernelModulesRequest) -> KernelModules
         ),
     )
     image_dir = f"lib/modules/{os.path.basename(modules_dir)}"
-    dep_lines = []
-    for m in order:
-        deps = [d for line in dep.stdout.decode().splitlines() if line.startswith(m + ":")
-                for d in line.partition(":")[2].split()]
-        dep_lines.append(f"{m}: {' '.join(deps)}".rstrip() + "\n")
+    dep_lines = [f"{m}: {' '.join(deps[m])}".rstrip() + "\n" for m in order]
     extra = await Get(
         Digest,
         CreateDigest([

@@ -26,7 +26,7 @@ class PackageInitramfsFieldSet(InitramfsFieldSet, PackageFieldSet):
     output_path: InitramfsOutputPathField
 
 
-def _base(field_set, base_cls):
+def base_field_set(field_set, base_cls):
     """The step rules take the plain field set (no output_path) as their parameter."""
     return base_cls(**{f.name: getattr(field_set, f.name) for f in dataclasses.fields(base_cls)})
 
@@ -41,7 +41,7 @@ async def _move(digest: Digest, src: str, dst: str, executable: bool) -> Digest:
 
 @rule(desc="Package a go_busybox")
 async def package_go_busybox(field_set: PackageGoBusyboxFieldSet) -> BuiltPackage:
-    busybox = await Get(BusyboxBinary, GoBusyboxFieldSet, _base(field_set, GoBusyboxFieldSet))
+    busybox = await Get(BusyboxBinary, GoBusyboxFieldSet, base_field_set(field_set, GoBusyboxFieldSet))
     path = field_set.output_path.value_or_default(file_ending=None)
     digest = await _move(busybox.digest, BB, path, executable=True)
     return BuiltPackage(
@@ -52,7 +52,7 @@ async def package_go_busybox(field_set: PackageGoBusyboxFieldSet) -> BuiltPackag
 
 @rule(desc="Package an initramfs")
 async def package_initramfs(field_set: PackageInitramfsFieldSet) -> BuiltPackage:
-    archive = await Get(Archive, InitramfsFieldSet, _base(field_set, InitramfsFieldSet))
+    archive = await Get(Archive, InitramfsFieldSet, base_field_set(field_set, InitramfsFieldSet))
     path = field_set.output_path.value_or_default(
         file_ending=COMPRESSIONS[field_set.compression.value]
     )

@@ -19,6 +19,7 @@ from pants.engine.target import SourcesField, WrappedTarget, WrappedTargetReques
 from k4s_plugin.rules.cpio import Archive, InitramfsFieldSet
 from k4s_plugin.rules.errors import target_error
 from k4s_plugin.rules.modules import GoBusyboxFieldSet
+from k4s_plugin.rules.package import base_field_set
 from k4s_plugin.rules.tools import K4sTools
 from k4s_plugin.targets import (
     InitramfsKernelArgsField,
@@ -48,17 +49,9 @@ class RunInitramfsFieldSet(InitramfsFieldSet, RunFieldSet):
     vm_accel: InitramfsVmAccelField
 
 
-def _base(field_set: RunInitramfsFieldSet) -> InitramfsFieldSet:
-    import dataclasses
-
-    return InitramfsFieldSet(
-        **{f.name: getattr(field_set, f.name) for f in dataclasses.fields(InitramfsFieldSet)}
-    )
-
-
 @rule(desc="Boot an initramfs in QEMU")
 async def run_initramfs(field_set: RunInitramfsFieldSet, tools: K4sTools) -> RunRequest:
-    base = _base(field_set)
+    base = base_field_set(field_set, InitramfsFieldSet)
     archive = await Get(Archive, InitramfsFieldSet, base)
     busybox = await Get(GoBusyboxFieldSet, InitramfsFieldSet, base)
     goarch = busybox.goarch.value
