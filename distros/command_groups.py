@@ -56,8 +56,14 @@ COREDNS = ("github.com/coredns/coredns",)
 # Pure-Go changes to upstream modules, as go_busybox `patches`.
 FLANNEL_PATCH = "//distros/patches/flannel-purego.patch"
 COREDNS_PATCH = "//distros/patches/coredns-flags.patch"
-RUNC_PATCH = "//distros/patches/runc-purego.patch"
-CONTAINERD_PATCH = "//distros/patches/containerd-busybox-self.patch"
+RUNC_PATCHES = (
+    "//distros/patches/runc-purego.patch",
+    "//distros/patches/runc-seccomp-purego.patch",
+)
+CONTAINERD_PATCHES = (
+    "//distros/patches/containerd-busybox-self.patch",
+    "//distros/patches/containerd-shim-plugins.patch",
+)
 KUBE_ROUTER_PATCH = "//distros/patches/kube-router-flags.patch"
 
 # Version strings (-X) that upstream Makefiles set. Keep them equal to go.mod.

@@ -67,7 +67,7 @@ def test_appliance_reaches_ready_and_runs_a_pod(tmp_path: Path) -> None:
     vm = subprocess.Popen(
         [qemu, "-machine", "q35", "-accel", "tcg", "-m", "4096", "-smp", "2", "-nographic",
          "-no-reboot", "-kernel", kernel, "-initrd", str(image),
-         "-append", "console=ttyS0 panic=-1",
+         "-append", "console=ttyS0 panic=-1 cgroup_no_v1=all",
          "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:6443",
          "-device", "virtio-net-pci,netdev=n0"],
         stdin=subprocess.DEVNULL, stdout=console.open("wb"), stderr=subprocess.STDOUT,

@@ -6,6 +6,7 @@ require (
 	github.com/cloudnativelabs/kube-router/v2 v2.1.0
 	github.com/containerd/containerd/v2 v2.4.2
 	github.com/coredns/coredns v1.15.0
+	github.com/elastic/go-seccomp-bpf v1.6.0
 	github.com/opencontainers/runc v1.5.3
 	github.com/u-root/u-root v0.16.0
 	go.etcd.io/etcd/server/v3 v3.7.3

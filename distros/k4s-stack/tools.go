@@ -9,6 +9,8 @@ import (
 	_ "github.com/containerd/containerd/v2/cmd/containerd"
 	_ "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2"
 	_ "github.com/opencontainers/runc"
+	// Imported by distros/patches/runc-seccomp-purego.patch (pure-Go seccomp).
+	_ "github.com/elastic/go-seccomp-bpf/arch"
 	// flanneld is github.com/flannel-io/flannel with //distros/patches/flannel-purego.patch,
 	// which drops two imports that `go mod tidy` could not resolve: so tidy sees the
 	// patched main's imports, listed here, instead of the module root.

@@ -6,6 +6,7 @@ require (
 	github.com/containerd/containerd/v2 v2.4.2
 	github.com/containernetworking/plugins v1.10.0
 	github.com/coredns/coredns v1.15.0
+	github.com/elastic/go-seccomp-bpf v1.6.0
 	github.com/k3s-io/kine v0.17.5
 	github.com/opencontainers/runc v1.5.3
 	github.com/u-root/u-root v0.16.0

@@ -12,6 +12,8 @@ import (
 	_ "github.com/containerd/containerd/v2/cmd/containerd"
 	_ "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2"
 	_ "github.com/opencontainers/runc"
+	// Imported by distros/patches/runc-seccomp-purego.patch (pure-Go seccomp).
+	_ "github.com/elastic/go-seccomp-bpf/arch"
 	_ "github.com/containernetworking/plugins/plugins/main/bridge"
 	_ "github.com/containernetworking/plugins/plugins/main/loopback"
 	_ "github.com/containernetworking/plugins/plugins/ipam/host-local"

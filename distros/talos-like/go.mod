@@ -7,6 +7,7 @@ require (
 	github.com/coredns/coredns v1.15.0
 	github.com/coreos/go-systemd/v22 v22.7.0
 	github.com/coreos/pkg v0.0.0-20240122114842-bbd7aa9bf6fb
+	github.com/elastic/go-seccomp-bpf v1.6.0
 	github.com/flannel-io/flannel v0.28.10
 	github.com/joho/godotenv v1.5.1
 	github.com/opencontainers/runc v1.5.3

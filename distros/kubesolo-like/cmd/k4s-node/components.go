@@ -53,6 +53,9 @@ func (n *node) configure() error {
 		"/etc/containerd/config.toml": fmt.Sprintf(`version = 3
 root = "/var/lib/containerd"
 state = "/run/containerd"
+# The runc shim's "task" service is linked into the same bb (see
+# distros/patches/containerd-shim-plugins.patch); it is not a daemon plugin.
+disabled_plugins = ["io.containerd.ttrpc.v1.task"]
 
 [grpc]
   address = "/run/containerd/containerd.sock"

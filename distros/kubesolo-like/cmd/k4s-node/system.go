@@ -10,8 +10,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -60,17 +62,54 @@ func setupSystem() error {
 			log.Printf("sysctl %s=%s: %v", k, v, err)
 		}
 	}
-	// cgroup v2: let the kubelet's cgroups use every controller.
-	if ctrl, err := os.ReadFile("/sys/fs/cgroup/cgroup.controllers"); err == nil {
-		var enable []string
-		for _, c := range strings.Fields(string(ctrl)) {
-			enable = append(enable, "+"+c)
-		}
-		if err := os.WriteFile("/sys/fs/cgroup/cgroup.subtree_control", []byte(strings.Join(enable, " ")), 0); err != nil {
+	enableCgroupControllers()
+	return setupNetwork()
+}
+
+// kubeletControllers are the cgroup v2 controllers the kubelet sets limits with.
+var kubeletControllers = []string{"cpu", "cpuset", "io", "memory", "pids"}
+
+// enableCgroupControllers lets the kubelet's cgroups use every controller of the
+// root cgroup. A controller that was bound to a cgroup v1 hierarchy (u-root's
+// init mounts them) joins cgroup v2 only once the kernel has destroyed that
+// hierarchy, some time after cgroupV2Only unmounted it: wait for the ones the
+// kubelet needs (else it fails pods with "openat2 .../cpu.weight: no such file").
+func enableCgroupControllers() {
+	var have []string
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		ctrl, err := os.ReadFile("/sys/fs/cgroup/cgroup.controllers")
+		if err != nil {
 			log.Printf("cgroup controllers: %v", err)
+			return
+		}
+		have = strings.Fields(string(ctrl))
+		if missing := without(kubeletControllers, have); len(missing) == 0 || time.Now().After(deadline) {
+			if len(missing) > 0 {
+				log.Printf("cgroup controllers missing after 15 s: %v: still bound to cgroup v1 (boot the kernel with cgroup_no_v1=all); pods will fail to start", missing)
+			}
+			break
 		}
 	}
-	return setupNetwork()
+	var enable []string
+	for _, c := range have {
+		enable = append(enable, "+"+c)
+	}
+	if err := os.WriteFile("/sys/fs/cgroup/cgroup.subtree_control", []byte(strings.Join(enable, " ")), 0); err != nil {
+		log.Printf("cgroup controllers %v: %v", have, err)
+		return
+	}
+	log.Printf("cgroup v2 controllers enabled: %s", strings.Join(have, " "))
+}
+
+// without returns the elements of want that are not in have.
+func without(want, have []string) []string {
+	var out []string
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // cgroupV2Only unmounts cgroup v1 hierarchies (u-root's init mounts them
