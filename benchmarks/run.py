@@ -1,19 +1,25 @@
 #!/usr/bin/env python3
-"""k4s benchmarks: one command, a markdown table and a JSON file.
+"""k4s benchmarks: one command, a markdown table, a JSON file and an SVG figure.
 
-    .k4s/venv/bin/python benchmarks/run.py [--out benchmarks/results]
+    .k4s/venv/bin/python benchmarks/run.py [--out benchmarks/results] [--k8s]
 
 Measures, on this machine, for the u-root base profile (distros/uroot):
 - cold: `pants package distros/uroot:initramfs` in a fresh checkout with an empty Pants
-  store, empty named caches (GOCACHE, module caches) and a new HOME;
-- plain: the same commands with gobusybox's `makebb` and GNU cpio by hand, with an empty
-  GOCACHE/GOMODCACHE (makebb built first, as k4s builds its tools);
+  store, empty named caches (GOCACHE, module caches), a new HOME and no pantsd; with the
+  time of each step (from Pants' workunits) and its peak memory (benchmarks/memwatch.py);
+- plain: the same commands with gobusybox's `makebb` and GNU cpio by hand, and with
+  u-root's `mkuimage`, each with empty Go caches (the tool built first, as k4s builds
+  its tools), same Go and flags;
 - no-op rebuilds, with pantsd warm and with `--no-pantsd`;
-- an edit of one first-party command (tests/testprojects/small's hello) against that
-  project's cold build;
 - a change of the command list (one u-root command excluded);
+- an edit of one first-party command (tests/testprojects/small's hello) against that
+  project's cold build, with pantsd (how one iterates) and without;
+- a fresh checkout (other path, empty store and named caches) reading a warm remote
+  cache (BuildGrid, REAPI) that a first checkout filled;
 - sizes: bb, cpio, cpio.xz.
-Not yet: remote-cache fresh checkout, per-step peak memory, Kubernetes profiles.
+With `--k8s`, also the k3s-like profile (the largest): build time and per-step peak
+memory, with the machine's Go caches (a cold K8s build takes 15+ minutes).
+Sizes of bb against separate binaries for every profile: benchmarks/separate.py.
 """
 
 from __future__ import annotations
@@ -33,10 +39,31 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.memwatch import MemWatch  # noqa: E402
 from tests.conftest import PANTS, checkout  # noqa: E402
+from tests.remote_cache import BuildGrid  # noqa: E402
 
 UROOT = "distros/uroot:initramfs"
 SMALL = "tests/testprojects/small:initramfs"
+K3S = "distros/k3s-like:initramfs"
+
+# Process descriptions (k4s_plugin/rules) -> step names.
+STEPS = {
+    "Link ": "goroot",
+    "Build gobusybox makebb": "tools",
+    "Download Go modules": "download",
+    "Rewrite commands": "rewrite",
+    "Compile ": "compile",
+    "Pack ": "cpio",
+}
+WORKUNIT_LOGGER = "pants.backend.experimental.tools.workunit_logger"
+
+
+class Run:
+    def __init__(self, seconds: float, steps: dict[str, float], memory: dict[str, int]) -> None:
+        self.seconds = seconds
+        self.steps = steps  # step -> seconds it ran (absent: cache hit)
+        self.memory = memory  # k4stool step -> peak RSS bytes of its process tree
 
 
 def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
@@ -48,20 +75,46 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
     return elapsed
 
 
+def step_times(logdir: Path) -> dict[str, float]:
+    """Durations of the k4s processes in the newest workunit log in logdir."""
+    logs = sorted(logdir.glob("*.json"), key=lambda p: p.stat().st_mtime)
+    if not logs:
+        return {}
+    steps: dict[str, float] = {}
+    for wu in json.loads(logs[-1].read_text()):
+        desc = wu.get("description") or ""
+        for prefix, step in STEPS.items():
+            if desc.startswith(prefix) and wu.get("name") == "process":
+                secs = wu.get("duration_secs", 0) + wu.get("duration_nanos", 0) / 1e9
+                steps[step] = max(secs, steps.get(step, 0.0))
+    for log in logs:
+        log.unlink()
+    return steps
+
+
 class Checkout:
-    def __init__(self, base: Path, name: str) -> None:
+    def __init__(self, base: Path, name: str, remote: str | None = None, named: Path | None = None) -> None:
         self.root = checkout(base / name / "k4s")
         self.caches = base / name / "caches"
-        (self.caches / "home").mkdir(parents=True, exist_ok=True)
+        self.named = named or self.caches / "named"
+        self.remote = remote
+        for d in ("home", "workunits"):
+            (self.caches / d).mkdir(parents=True, exist_ok=True)
 
-    def pants(self, *args: str, pantsd: bool = False) -> float:
+    def pants(self, *args: str, pantsd: bool = False) -> Run:
         flags = [
+            "--pantsd" if pantsd else "--no-pantsd",
             f"--local-store-dir={self.caches / 'store'}",
-            f"--named-caches-dir={self.caches / 'named'}",
+            f"--named-caches-dir={self.named}",
+            f"--backend-packages=+['{WORKUNIT_LOGGER}']",
+            "--workunit-logger-enabled",
+            f"--workunit-logger-logdir={self.caches / 'workunits'}",
         ]
-        if not pantsd:
-            flags.insert(0, "--no-pantsd")
-        return timed([str(PANTS), *flags, *args], self.root, {"HOME": str(self.caches / "home")})
+        if self.remote:
+            flags += ["--pants-config-files=+['pants.remote.toml']", f"--remote-store-address={self.remote}"]
+        with MemWatch() as mem:
+            secs = timed([str(PANTS), *flags, *args], self.root, {"HOME": str(self.caches / "home")})
+        return Run(secs, step_times(self.caches / "workunits"), mem.peaks)
 
     def stop_pantsd(self) -> None:
         for pid_file in (self.root / ".pids").rglob("pantsd/pid"):
@@ -71,21 +124,24 @@ class Checkout:
                 pass
 
 
-def plain_makebb(base: Path) -> float:
-    """makebb + GNU cpio by hand, same commands, Go and flags, empty Go caches."""
-    work = base / "plain"
-    shutil.copytree(REPO / "k4s_plugin" / "tools", work / "tools")
-    shutil.copytree(REPO / "distros" / "uroot", work / "uroot")
-    env = {
+def go_env(work: Path) -> dict[str, str]:
+    return {
         "HOME": str(work / "home"),
         "GOCACHE": str(work / "gocache"),
         "GOMODCACHE": str(work / "gomodcache"),
         "GOPATH": str(work / "gopath"),
         "CGO_ENABLED": "0",
         "GOFLAGS": "-mod=readonly -modcacherw",
-        # makebb built with -trimpath does not know its GOROOT.
+        # tools built with -trimpath do not know their GOROOT.
         "GOROOT": subprocess.run(["go", "env", "GOROOT"], capture_output=True, text=True).stdout.strip(),
     }
+
+
+def plain_makebb(base: Path) -> float:
+    """makebb + GNU cpio by hand, same commands, Go and flags, empty Go caches."""
+    work = base / "plain"
+    shutil.copytree(REPO / "k4s_plugin" / "tools", work / "tools")
+    shutil.copytree(REPO / "distros" / "uroot", work / "uroot")
     script = f"""
 set -euo pipefail
 cd {work}/tools && go build -trimpath -o {work}/makebb github.com/u-root/gobusybox/src/cmd/makebb
@@ -95,21 +151,68 @@ for d in {work}/gomodcache/github.com/u-root/u-root@*/cmds/core/*/; do ln -s bb 
 ln -s bbin/init {work}/root/init; ln -s ../bbin/gosh {work}/root/bin/sh
 cd {work}/root && find . | LC_ALL=C sort | cpio --quiet -o -H newc --reproducible -R 0:0 > {work}/initramfs.cpio
 """
-    return timed(["bash", "-c", script], work, env)
+    return timed(["bash", "-c", script], work, go_env(work))
+
+
+def plain_mkuimage(base: Path) -> float:
+    """u-root's mkuimage (gobusybox inside, its own cpio writer), empty Go caches."""
+    work = base / "mkuimage"
+    shutil.copytree(REPO / "k4s_plugin" / "tools", work / "tools")
+    shutil.copytree(REPO / "distros" / "uroot", work / "uroot")
+    script = f"""
+set -euo pipefail
+cd {work}/tools && go build -trimpath -o {work}/mkuimage github.com/u-root/mkuimage/cmd/mkuimage
+cd {work}/uroot && {work}/mkuimage -o {work}/initramfs.cpio -initcmd init -defaultsh gosh \\
+    -go-mod readonly 'github.com/u-root/u-root/cmds/core/*' 2>{work}/mkuimage.log
+"""
+    return timed(["bash", "-c", script], work, go_env(work))
+
+
+def fmt_steps(run: Run) -> str:
+    return ", ".join(f"{s} {t:.1f}" for s, t in run.steps.items()) or "all cached"
+
+
+def fmt_mem(memory: dict[str, int]) -> str:
+    return ", ".join(f"{s} {b / 2**20:,.0f} MiB" for s, b in sorted(memory.items())) or "-"
+
+
+def svg_bars(title: str, bars: list[tuple[str, float]], unit: str) -> str:
+    """A horizontal bar chart, as SVG text (no plotting library needed)."""
+    width, left, row = 760, 330, 26
+    top = max(v for _, v in bars) or 1
+    height = 40 + row * len(bars)
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="13">',
+        f'<text x="10" y="20" font-weight="bold">{title}</text>',
+    ]
+    for i, (label, value) in enumerate(bars):
+        y = 32 + i * row
+        w = (width - left - 90) * value / top
+        out.append(f'<text x="10" y="{y + 15}">{label}</text>')
+        out.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{row - 8}" fill="#4a7ab5"/>')
+        out.append(f'<text x="{left + w + 6:.1f}" y="{y + 15}">{value:,.1f} {unit}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    ap.add_argument("--k8s", action="store_true", help="also build the k3s-like profile (long)")
     args = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="k4s-bench-"))
-    r: dict[str, float | int | str] = {}
+    r: dict = {}
+
+    # Plain tools first: their caches are their own, nothing is warm for k4s either.
+    r["plain_makebb_cpio_s"] = plain_makebb(base)
+    r["plain_mkuimage_s"] = plain_mkuimage(base)
 
     a = Checkout(base, "a")
-    r["cold_s"] = a.pants("package", UROOT)
-    r["noop_no_pantsd_s"] = a.pants("package", UROOT)
+    cold = a.pants("package", UROOT)
+    r["cold_s"], r["cold_steps_s"], r["cold_peak_rss_bytes"] = cold.seconds, cold.steps, cold.memory
+    r["noop_no_pantsd_s"] = a.pants("package", UROOT).seconds
     a.pants("package", UROOT, pantsd=True)  # starts pantsd
-    r["noop_pantsd_s"] = a.pants("package", UROOT, pantsd=True)
+    r["noop_pantsd_s"] = a.pants("package", UROOT, pantsd=True).seconds
     a.stop_pantsd()
     dist = a.root / "dist" / "distros.uroot"
     a.pants("package", "distros/uroot:bb", "distros/uroot:initramfs_xz")
@@ -122,38 +225,93 @@ def main() -> None:
         'commands=["github.com/u-root/u-root/cmds/core/*"]',
         'commands=["github.com/u-root/u-root/cmds/core/*", "-github.com/u-root/u-root/cmds/core/yes"]',
     ))
-    r["command_list_change_s"] = a.pants("package", UROOT)
+    change = a.pants("package", UROOT)
+    r["command_list_change_s"], r["command_list_change_steps_s"] = change.seconds, change.steps
 
     s = Checkout(base, "small")
-    r["small_cold_s"] = s.pants("package", SMALL)
+    r["small_cold_s"] = s.pants("package", SMALL).seconds
     hello = s.root / "tests" / "testprojects" / "small" / "cmds" / "hello" / "main.go"
-    hello.write_text(hello.read_text().replace('"hello from k4s"', '"hello again from k4s"'))
-    r["small_edit_one_command_s"] = s.pants("package", SMALL)
+    edit = s.pants("package", SMALL, pantsd=True)  # warms pantsd; nothing changed yet
+    for i, pantsd in enumerate((True, False)):
+        hello.write_text(hello.read_text().replace('"hello from k4s', f'"hello{i} from k4s'))
+        edit = s.pants("package", SMALL, pantsd=pantsd)
+        key = "pantsd" if pantsd else "no_pantsd"
+        r[f"small_edit_{key}_s"], r[f"small_edit_{key}_steps_s"] = edit.seconds, edit.steps
+    s.stop_pantsd()
 
-    r["plain_makebb_cpio_s"] = plain_makebb(base)
-    r["cold_vs_plain_ratio"] = round(float(r["cold_s"]) / float(r["plain_makebb_cpio_s"]), 2)
-    r["edit_vs_cold_ratio"] = round(float(r["small_edit_one_command_s"]) / float(r["small_cold_s"]), 2)
-    r["command_list_vs_cold_ratio"] = round(float(r["command_list_change_s"]) / float(r["cold_s"]), 2)
+    server = BuildGrid(base / "buildgrid").start()
+    try:
+        w = Checkout(base, "remote-writer", remote=server.address)
+        r["remote_write_cold_s"] = w.pants("package", UROOT).seconds
+        f = Checkout(base, "remote-reader", remote=server.address)
+        fresh = f.pants("package", UROOT)
+        r["remote_fresh_checkout_s"], r["remote_fresh_checkout_steps_s"] = fresh.seconds, fresh.steps
+    finally:
+        server.stop()
+
+    if args.k8s:
+        named = Path.home() / ".cache" / "pants" / "named_caches"  # the machine's GOCACHE
+        k = Checkout(base, "k3s", named=named)
+        k3s = k.pants("package", K3S)
+        r["k3s_warm_go_caches_s"], r["k3s_steps_s"], r["k3s_peak_rss_bytes"] = k3s.seconds, k3s.steps, k3s.memory
+        r["k3s_cpio_bytes"] = (k.root / "dist" / "distros.k3s-like" / "initramfs.cpio").stat().st_size
+
+    r["cold_vs_plain_ratio"] = round(r["cold_s"] / r["plain_makebb_cpio_s"], 2)
+    r["cold_vs_mkuimage_ratio"] = round(r["cold_s"] / r["plain_mkuimage_s"], 2)
+    r["edit_pantsd_vs_cold_ratio"] = round(r["small_edit_pantsd_s"] / r["small_cold_s"], 2)
+    r["edit_no_pantsd_vs_cold_ratio"] = round(r["small_edit_no_pantsd_s"] / r["small_cold_s"], 2)
+    r["command_list_vs_cold_ratio"] = round(r["command_list_change_s"] / r["cold_s"], 2)
+    r["remote_fresh_vs_cold_ratio"] = round(r["remote_fresh_checkout_s"] / r["cold_s"], 2)
     go = subprocess.run(["go", "version"], capture_output=True, text=True).stdout.strip()
-    r["machine"] = f"{platform.node()} {os.cpu_count()} cores, {go}"
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    r["machine"] = f"{platform.node()}, {os.cpu_count()} cores, {mem_gib:.0f} GiB, {go}"
     r["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
     rows = [
-        ("cold build, empty caches (uroot)", f"{r['cold_s']:.1f} s"),
+        ("cold build, empty caches, no pantsd (uroot)", f"{r['cold_s']:.1f} s"),
+        ("… its steps (s)", fmt_steps(cold)),
+        ("… peak memory per step", fmt_mem(r["cold_peak_rss_bytes"])),
         ("plain makebb + cpio, empty Go caches", f"{r['plain_makebb_cpio_s']:.1f} s"),
-        ("cold / plain (goal ≤ 1.15)", f"{r['cold_vs_plain_ratio']}"),
+        ("cold / plain makebb (goal ≤ 1.15)", f"{r['cold_vs_plain_ratio']}"),
+        ("u-root mkuimage, empty Go caches", f"{r['plain_mkuimage_s']:.1f} s"),
+        ("cold / mkuimage", f"{r['cold_vs_mkuimage_ratio']}"),
         ("no-op, pantsd warm (goal ≤ 2 s)", f"{r['noop_pantsd_s']:.1f} s"),
         ("no-op, --no-pantsd", f"{r['noop_no_pantsd_s']:.1f} s"),
-        ("command list change (one command excluded)", f"{r['command_list_change_s']:.1f} s ({r['command_list_vs_cold_ratio']} of cold)"),
+        ("command list change (one command excluded)",
+         f"{r['command_list_change_s']:.1f} s ({r['command_list_vs_cold_ratio']} of cold; {fmt_steps(change)})"),
         ("small project cold", f"{r['small_cold_s']:.1f} s"),
-        ("small project, one first-party command edited (goal ≤ 30% of cold)", f"{r['small_edit_one_command_s']:.1f} s ({r['edit_vs_cold_ratio']} of cold)"),
+        ("edit one first-party command, pantsd (goal ≤ 30% of cold)",
+         f"{r['small_edit_pantsd_s']:.1f} s ({r['edit_pantsd_vs_cold_ratio']} of cold; "
+         + ", ".join(f"{k} {v:.1f}" for k, v in r["small_edit_pantsd_steps_s"].items()) + ")"),
+        ("edit one first-party command, --no-pantsd",
+         f"{r['small_edit_no_pantsd_s']:.1f} s ({r['edit_no_pantsd_vs_cold_ratio']} of cold)"),
+        ("fresh checkout, warm remote cache (goal ≤ 10% of cold)",
+         f"{r['remote_fresh_checkout_s']:.1f} s ({r['remote_fresh_vs_cold_ratio']} of cold)"),
         ("bb / cpio / cpio.xz", f"{r['bb_bytes']:,} / {r['cpio_bytes']:,} / {r['cpio_xz_bytes']:,} bytes"),
     ]
-    md = f"k4s benchmarks, {r['date']}, {r['machine']}\n\n| measure | value |\n| --- | ---: |\n"
+    if args.k8s:
+        rows += [
+            ("k3s-like, machine's Go caches warm, no pantsd", f"{r['k3s_warm_go_caches_s']:.1f} s ({fmt_steps(k3s)})"),
+            ("… peak memory per step", fmt_mem(r["k3s_peak_rss_bytes"])),
+        ]
+    md = f"k4s benchmarks, {r['date']}, {r['machine']}\n\n| measure | value |\n| --- | --- |\n"
     md += "".join(f"| {k} | {v} |\n" for k, v in rows)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.md").write_text(md)
     (args.out / "latest.json").write_text(json.dumps(r, indent=2) + "\n")
+    bars = [
+        ("plain makebb + cpio", r["plain_makebb_cpio_s"]),
+        ("mkuimage", r["plain_mkuimage_s"]),
+        ("k4s cold", r["cold_s"]),
+        *((f"  k4s cold: {k}", v) for k, v in cold.steps.items()),
+        ("k4s no-op (pantsd)", r["noop_pantsd_s"]),
+        ("k4s no-op (--no-pantsd)", r["noop_no_pantsd_s"]),
+        ("k4s command list change", r["command_list_change_s"]),
+        ("small project cold", r["small_cold_s"]),
+        ("small: edit one command (pantsd)", r["small_edit_pantsd_s"]),
+        ("fresh checkout, remote cache", r["remote_fresh_checkout_s"]),
+    ]
+    (args.out / "timings.svg").write_text(svg_bars(f"k4s timings ({r['machine']})", bars, "s"))
     print(md)
     shutil.rmtree(base, ignore_errors=True)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import glob
 import json
+import re
 import ssl
 import subprocess
 import time
@@ -92,10 +93,19 @@ def test_appliance_reaches_ready_and_runs_a_pod(tmp_path: Path) -> None:
             "spec": {
                 "nodeName": NODE,  # KubeSolo runs no scheduler
                 "restartPolicy": "Never",
-                "containers": [{
-                    "name": "hello", "image": "k4s.local/bb:v1", "imagePullPolicy": "Never",
-                    "command": ["/bbin/bb", "echo", "hello from a k4s pod"],
-                }],
+                "containers": [
+                    {
+                        "name": "hello", "image": "k4s.local/bb:v1", "imagePullPolicy": "Never",
+                        "command": ["/bbin/bb", "echo", "hello from a k4s pod"],
+                    },
+                    {
+                        # The containerd default profile, compiled by the pure-Go runc
+                        # (distros/patches/runc-seccomp-purego.patch).
+                        "name": "seccomp", "image": "k4s.local/bb:v1", "imagePullPolicy": "Never",
+                        "command": ["/bbin/bb", "grep", "^Seccomp", "/proc/self/status"],
+                        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                    },
+                ],
             },
         }
         code, body = api.call("/api/v1/namespaces/default/pods", "POST", pod)
@@ -108,8 +118,10 @@ def test_appliance_reaches_ready_and_runs_a_pod(tmp_path: Path) -> None:
         t_pod = wait("pod to finish", deadline, pod_done)
         code, body = api.call("/api/v1/namespaces/default/pods/hello")
         assert json.loads(body)["status"]["phase"] == "Succeeded", body
-        code, logs = api.call("/api/v1/namespaces/default/pods/hello/log")
+        code, logs = api.call("/api/v1/namespaces/default/pods/hello/log?container=hello")
         assert code == 200 and "hello from a k4s pod" in logs, logs
+        code, logs = api.call("/api/v1/namespaces/default/pods/hello/log?container=seccomp")
+        assert code == 200 and re.search(r"^Seccomp:\s+2$", logs, re.M), logs  # 2: filter mode
         print(
             f"\nappliance ({image.stat().st_size:,} bytes cpio, TCG): /readyz after "
             f"{t_readyz - start:.0f} s, node Ready after {t_ready - start:.0f} s, pod done "
