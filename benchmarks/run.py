@@ -84,7 +84,8 @@ def step_times(logdir: Path) -> dict[str, float]:
     for wu in json.loads(logs[-1].read_text()):
         desc = wu.get("description") or ""
         for prefix, step in STEPS.items():
-            if desc.startswith(prefix) and wu.get("name") == "process":
+            # Local runs only: cache hits (local or remote) have no run_local_process.
+            if desc.startswith(prefix) and wu.get("name") == "run_local_process":
                 secs = wu.get("duration_secs", 0) + wu.get("duration_nanos", 0) / 1e9
                 steps[step] = max(secs, steps.get(step, 0.0))
     for log in logs:
@@ -137,35 +138,35 @@ def go_env(work: Path) -> dict[str, str]:
     }
 
 
-def plain_makebb(base: Path) -> float:
-    """makebb + GNU cpio by hand, same commands, Go and flags, empty Go caches."""
-    work = base / "plain"
-    shutil.copytree(REPO / "k4s_plugin" / "tools", work / "tools")
+def plain(base: Path, name: str, tools: Path, script: str) -> float:
+    """Builds the uroot commands with a plain tool (its source module in `tools`),
+    empty Go caches; `script` sees {work}."""
+    work = base / name
+    shutil.copytree(tools, work / "tools")
     shutil.copytree(REPO / "distros" / "uroot", work / "uroot")
-    script = f"""
-set -euo pipefail
+    return timed(["bash", "-c", "set -euo pipefail\n" + script.format(work=work)], work, go_env(work))
+
+
+def plain_makebb(base: Path) -> float:
+    """makebb + GNU cpio by hand, same commands, Go and flags."""
+    return plain(base, "plain", REPO / "k4s_plugin" / "tools", """
 cd {work}/tools && go build -trimpath -o {work}/makebb github.com/u-root/gobusybox/src/cmd/makebb
 cd {work}/uroot && {work}/makebb -o {work}/bb 'github.com/u-root/u-root/cmds/core/*' >{work}/makebb.log
 mkdir -p {work}/root/bbin {work}/root/bin && cp {work}/bb {work}/root/bbin/bb
 for d in {work}/gomodcache/github.com/u-root/u-root@*/cmds/core/*/; do ln -s bb {work}/root/bbin/$(basename $d); done
 ln -s bbin/init {work}/root/init; ln -s ../bbin/gosh {work}/root/bin/sh
 cd {work}/root && find . | LC_ALL=C sort | cpio --quiet -o -H newc --reproducible -R 0:0 > {work}/initramfs.cpio
-"""
-    return timed(["bash", "-c", script], work, go_env(work))
+""")
 
 
 def plain_mkuimage(base: Path) -> float:
-    """u-root's mkuimage (gobusybox inside, its own cpio writer), empty Go caches."""
-    work = base / "mkuimage"
-    shutil.copytree(REPO / "k4s_plugin" / "tools", work / "tools")
-    shutil.copytree(REPO / "distros" / "uroot", work / "uroot")
-    script = f"""
-set -euo pipefail
+    """u-root's mkuimage (gobusybox inside, its own cpio writer; benchmarks/mkuimage
+    pins it with the same gobusybox and x/tools as k4s's tools)."""
+    return plain(base, "mkuimage", REPO / "benchmarks" / "mkuimage", """
 cd {work}/tools && go build -trimpath -o {work}/mkuimage github.com/u-root/mkuimage/cmd/mkuimage
 cd {work}/uroot && {work}/mkuimage -o {work}/initramfs.cpio -initcmd init -defaultsh gosh \\
     -go-mod readonly 'github.com/u-root/u-root/cmds/core/*' 2>{work}/mkuimage.log
-"""
-    return timed(["bash", "-c", script], work, go_env(work))
+""")
 
 
 def fmt_steps(run: Run) -> str:

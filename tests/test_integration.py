@@ -193,7 +193,9 @@ def test_bad_input(bad_checkout: Path, address: str, field: str, detail: str) ->
 def test_pex_cli_comes_from_local_pex() -> None:
     """[pex-cli] points at the pex ./pants built from PyPI; packaging a pex_binary uses it."""
     dist = fresh_dist("pex")
-    r = run_pants(f"--pants-distdir={dist}", "package", "build-support:lock")
+    r = run_pants(
+        "--pants-config-files=+['pants.python.toml']", f"--pants-distdir={dist}", "package", "build-support:lock"
+    )
     assert r.returncode == 0, r.output
     pex = dist / "build-support" / "lock.pex"
     out = subprocess.run(
