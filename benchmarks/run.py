@@ -50,6 +50,7 @@ K3S = "distros/k3s-like:initramfs"
 # Process descriptions (k4s_plugin/rules) -> step names.
 STEPS = {
     "Link ": "goroot",
+    "Build k4stool (download step only)": "download-tool",
     "Build gobusybox makebb": "tools",
     "Download Go modules": "download",
     "Rewrite commands": "rewrite",
@@ -200,16 +201,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     ap.add_argument("--k8s", action="store_true", help="also build the k3s-like profile (long)")
+    ap.add_argument("--repeat", type=int, default=2, help="cold builds of each kind (best counts)")
     args = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="k4s-bench-"))
     r: dict = {}
 
     # Plain tools first: their caches are their own, nothing is warm for k4s either.
-    r["plain_makebb_cpio_s"] = plain_makebb(base)
-    r["plain_mkuimage_s"] = plain_mkuimage(base)
-
-    a = Checkout(base, "a")
-    cold = a.pants("package", UROOT)
+    # Cold builds vary by several seconds from run to run here: each cold build runs
+    # --repeat times, from scratch, and the best of them counts (all are in the JSON).
+    r["plain_makebb_cpio_runs_s"] = [plain_makebb(base / f"run{i}") for i in range(args.repeat)]
+    r["plain_mkuimage_runs_s"] = [plain_mkuimage(base / f"run{i}") for i in range(args.repeat)]
+    colds = [(Checkout(base / f"run{i}", "a"), None) for i in range(args.repeat)]
+    colds = [(c, c.pants("package", UROOT)) for c, _ in colds]
+    r["cold_runs_s"] = [run.seconds for _, run in colds]
+    a, cold = min(colds, key=lambda c: c[1].seconds)
+    r["plain_makebb_cpio_s"] = min(r["plain_makebb_cpio_runs_s"])
+    r["plain_mkuimage_s"] = min(r["plain_mkuimage_runs_s"])
     r["cold_s"], r["cold_steps_s"], r["cold_peak_rss_bytes"] = cold.seconds, cold.steps, cold.memory
     r["noop_no_pantsd_s"] = a.pants("package", UROOT).seconds
     a.pants("package", UROOT, pantsd=True)  # starts pantsd
@@ -269,12 +276,12 @@ def main() -> None:
     r["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
     rows = [
-        ("cold build, empty caches, no pantsd (uroot)", f"{r['cold_s']:.1f} s"),
+        ("cold build, empty caches, no pantsd (uroot; best of runs)", f"{r['cold_s']:.1f} s ({', '.join(f'{x:.1f}' for x in r['cold_runs_s'])})"),
         ("… its steps (s)", fmt_steps(cold)),
         ("… peak memory per step", fmt_mem(r["cold_peak_rss_bytes"])),
-        ("plain makebb + cpio, empty Go caches", f"{r['plain_makebb_cpio_s']:.1f} s"),
+        ("plain makebb + cpio, empty Go caches", f"{r['plain_makebb_cpio_s']:.1f} s ({', '.join(f'{x:.1f}' for x in r['plain_makebb_cpio_runs_s'])})"),
         ("cold / plain makebb (goal ≤ 1.15)", f"{r['cold_vs_plain_ratio']}"),
-        ("u-root mkuimage, empty Go caches", f"{r['plain_mkuimage_s']:.1f} s"),
+        ("u-root mkuimage, empty Go caches", f"{r['plain_mkuimage_s']:.1f} s ({', '.join(f'{x:.1f}' for x in r['plain_mkuimage_runs_s'])})"),
         ("cold / mkuimage", f"{r['cold_vs_mkuimage_ratio']}"),
         ("no-op, pantsd warm (goal ≤ 2 s)", f"{r['noop_pantsd_s']:.1f} s"),
         ("no-op, --no-pantsd", f"{r['noop_no_pantsd_s']:.1f} s"),

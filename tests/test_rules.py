@@ -28,7 +28,7 @@ from k4s_plugin.rules.compile import BB, BusyboxBinary
 from k4s_plugin.rules.cpio import Archive, InitramfsFieldSet
 from k4s_plugin.rules.modules import GoBusyboxFieldSet, ModuleSources
 from k4s_plugin.rules.rewrite import COMMANDS_JSON, GEN_TAR, RewrittenTree
-from k4s_plugin.rules.tools import K4sTools
+from k4s_plugin.rules.tools import K4sDownloadTool, K4sTools, K4sToolsRequest
 
 from .conftest import REPO, require_tool
 
@@ -44,7 +44,8 @@ def rule_runner() -> RuleRunner:
             *register.rules(),
             *source_files.rules(),
             *core_target_type_rules(),
-            QueryRule(K4sTools, []),
+            QueryRule(K4sTools, [K4sToolsRequest]),
+            QueryRule(K4sDownloadTool, []),
             QueryRule(ModuleSources, [GoBusyboxFieldSet]),
             QueryRule(RewrittenTree, [GoBusyboxFieldSet]),
             QueryRule(BusyboxBinary, [GoBusyboxFieldSet]),
@@ -75,11 +76,17 @@ def contents(rule_runner: RuleRunner, digest: Digest) -> dict[str, bytes]:
 
 
 def test_tools_are_built(rule_runner: RuleRunner) -> None:
-    tools = rule_runner.request(K4sTools, [])
+    tools = rule_runner.request(K4sTools, [K4sToolsRequest()])
     files = contents(rule_runner, tools.digest)
     assert set(files) == {K4sTools.makebb, K4sTools.k4stool}
     for data in files.values():
         assert data[:4] == b"\x7fELF"
+    # The download step's own k4stool: the download subcommand only.
+    dl = rule_runner.request(K4sDownloadTool, [])
+    files = contents(rule_runner, dl.digest)
+    assert set(files) == {K4sDownloadTool.k4stool}
+    assert files[K4sDownloadTool.k4stool][:4] == b"\x7fELF"
+    assert len(files[K4sDownloadTool.k4stool]) < len(contents(rule_runner, tools.digest)[K4sTools.k4stool]) / 2
 
 
 def test_download_packs_only_needed_packages(rule_runner: RuleRunner) -> None:

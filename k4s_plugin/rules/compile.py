@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pants.engine.fs import Digest, DigestSubset, MergeDigests, PathGlobs
-from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.util.frozendict import FrozenDict
 
 from k4s_plugin.rules.go import K4sStep, K4sStepResult
 from k4s_plugin.rules.modules import GoBusyboxFieldSet, tag_args, target_env
 from k4s_plugin.rules.rewrite import GEN_TAR, RewrittenTree
-from k4s_plugin.rules.tools import K4sTools
+from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 
 BB = "__k4s_bb/bb"
 
@@ -25,8 +25,10 @@ class BusyboxBinary:
 
 
 @rule(desc="Compile a go_busybox")
-async def compile_busybox(field_set: GoBusyboxFieldSet, tools: K4sTools) -> BusyboxBinary:
-    tree = await Get(RewrittenTree, GoBusyboxFieldSet, field_set)
+async def compile_busybox(field_set: GoBusyboxFieldSet) -> BusyboxBinary:
+    tree, tools = await MultiGet(
+        Get(RewrittenTree, GoBusyboxFieldSet, field_set), Get(K4sTools, K4sToolsRequest())
+    )
     gen = await Get(Digest, DigestSubset(tree.digest, PathGlobs([GEN_TAR])))
     input_digest = await Get(Digest, MergeDigests([tools.digest, gen]))
     result = await Get(

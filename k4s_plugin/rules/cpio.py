@@ -15,7 +15,7 @@ from pants.core.target_types import FileSourceField
 from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
 from pants.engine.addresses import Address, AddressInput
 from pants.engine.fs import CreateDigest, Digest, FileContent, MergeDigests
-from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.unions import UnionRule
 from pants.engine.target import (
     DependenciesRequest,
@@ -33,7 +33,7 @@ from k4s_plugin.rules.kmods import KernelModules, KernelModulesRequest
 from k4s_plugin.rules.errors import target_error
 from k4s_plugin.rules.go import K4sStep, K4sStepResult
 from k4s_plugin.rules.modules import GoBusyboxFieldSet
-from k4s_plugin.rules.tools import K4sTools
+from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 from k4s_plugin.targets import (
     COMPRESSIONS,
     GoBusyboxTarget,
@@ -143,9 +143,11 @@ def _check_command(field_set: InitramfsFieldSet, field, commands) -> None:
 
 
 @rule(desc="Lay out and pack an initramfs")
-async def build_initramfs(field_set: InitramfsFieldSet, tools: K4sTools) -> Archive:
+async def build_initramfs(field_set: InitramfsFieldSet) -> Archive:
     bb_field_set = await Get(GoBusyboxFieldSet, InitramfsFieldSet, field_set)
-    busybox = await Get(BusyboxBinary, GoBusyboxFieldSet, bb_field_set)
+    busybox, tools = await MultiGet(
+        Get(BusyboxBinary, GoBusyboxFieldSet, bb_field_set), Get(K4sTools, K4sToolsRequest())
+    )
     commands = busybox.commands
 
     for field in (field_set.init, field_set.uinit, field_set.shell):

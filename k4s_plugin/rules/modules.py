@@ -22,7 +22,7 @@ from pants.util.frozendict import FrozenDict
 
 from k4s_plugin.rules.errors import target_error
 from k4s_plugin.rules.go import GO_MOD_PROXY_CACHE, K4sStep, K4sStepResult
-from k4s_plugin.rules.tools import K4sTools
+from k4s_plugin.rules.tools import K4sDownloadTool
 from k4s_plugin.targets import (
     GoBusyboxBuildTagsField,
     GoBusyboxCommandNamesField,
@@ -84,7 +84,7 @@ class ModuleSources:
 
 
 @rule(desc="Download Go modules for a go_busybox")
-async def download_modules(field_set: GoBusyboxFieldSet, tools: K4sTools) -> ModuleSources:
+async def download_modules(field_set: GoBusyboxFieldSet, tool: K4sDownloadTool) -> ModuleSources:
     module = await Get(GoModule, GoBusyboxFieldSet, field_set)
     patch_paths = field_set.patches.paths()
     patches = await Get(
@@ -105,14 +105,14 @@ async def download_modules(field_set: GoBusyboxFieldSet, tools: K4sTools) -> Mod
         )
     # Patches go in under their build-root path, in the order the field lists them.
     patch_digest = await Get(Digest, AddPrefix(patches.digest, PATCHES_DIR))
-    input_digest = await Get(Digest, MergeDigests([tools.digest, module.digest, patch_digest]))
+    input_digest = await Get(Digest, MergeDigests([tool.digest, module.digest, patch_digest]))
     result = await Get(
         K4sStepResult,
         K4sStep(
             address=field_set.address,
             step="module download",
             argv=(
-                tools.k4stool,
+                tool.k4stool,
                 "download",
                 "-gomod",
                 module.dir,

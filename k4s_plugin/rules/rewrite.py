@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 
 from pants.engine.fs import Digest, DigestContents, DigestSubset, MergeDigests, PathGlobs
-from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.util.frozendict import FrozenDict
 
 from k4s_plugin.rules.go import K4sStep, K4sStepResult
@@ -19,7 +19,7 @@ from k4s_plugin.rules.modules import (
     tag_args,
     target_env,
 )
-from k4s_plugin.rules.tools import K4sTools
+from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 
 GEN_TAR = "__k4s_gen.tar"
 COMMANDS_JSON = "__k4s_commands.json"
@@ -34,11 +34,12 @@ class RewrittenTree:
 
 
 @rule(desc="Rewrite Go commands with gobusybox")
-async def rewrite_commands(
-    field_set: GoBusyboxFieldSet, tools: K4sTools
-) -> RewrittenTree:
-    module, modules = await Get(GoModule, GoBusyboxFieldSet, field_set), await Get(
-        ModuleSources, GoBusyboxFieldSet, field_set
+async def rewrite_commands(field_set: GoBusyboxFieldSet) -> RewrittenTree:
+    # Concurrently: the tools build overlaps the module download.
+    module, modules, tools = await MultiGet(
+        Get(GoModule, GoBusyboxFieldSet, field_set),
+        Get(ModuleSources, GoBusyboxFieldSet, field_set),
+        Get(K4sTools, K4sToolsRequest()),
     )
     input_digest = await Get(Digest, MergeDigests([tools.digest, module.digest, modules.digest]))
     names = tuple(

@@ -20,7 +20,7 @@ from k4s_plugin.rules.cpio import Archive, InitramfsFieldSet
 from k4s_plugin.rules.errors import target_error
 from k4s_plugin.rules.modules import GoBusyboxFieldSet
 from k4s_plugin.rules.package import base_field_set
-from k4s_plugin.rules.tools import K4sTools
+from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 from k4s_plugin.targets import (
     InitramfsKernelArgsField,
     InitramfsKernelField,
@@ -50,7 +50,8 @@ class RunInitramfsFieldSet(InitramfsFieldSet, RunFieldSet):
 
 
 @rule(desc="Boot an initramfs in QEMU")
-async def run_initramfs(field_set: RunInitramfsFieldSet, tools: K4sTools) -> RunRequest:
+async def run_initramfs(field_set: RunInitramfsFieldSet) -> RunRequest:
+    tools = await Get(K4sTools, K4sToolsRequest())
     base = base_field_set(field_set, InitramfsFieldSet)
     archive = await Get(Archive, InitramfsFieldSet, base)
     busybox = await Get(GoBusyboxFieldSet, InitramfsFieldSet, base)

@@ -11,9 +11,9 @@ require (
 	github.com/klauspost/compress v1.18.0
 	github.com/u-root/gobusybox/src v0.3.0
 	github.com/u-root/mkuimage v0.0.0-20250905073043-9a40452f5d3b
-	github.com/u-root/u-root v0.16.0
 	github.com/ulikunitz/xz v0.5.15
 	golang.org/x/mod v0.34.0
+	golang.org/x/sys v0.42.0
 	golang.org/x/tools v0.43.0
 )
 
@@ -24,6 +24,5 @@ require (
 	github.com/u-root/uio v0.0.0-20240224005618-d2acac8f3701 // indirect
 	golang.org/x/exp v0.0.0-20260312153236-7ab1446f8b90 // indirect
 	golang.org/x/sync v0.20.0 // indirect
-	golang.org/x/sys v0.42.0 // indirect
 	mvdan.cc/sh/v3 v3.11.0 // indirect
 )

@@ -1,3 +1,5 @@
+//go:build !k4s_download
+
 package main
 
 import (
@@ -6,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 )
+
+func init() { subcommands["compile"] = compile }
 
 // compile builds the generated busybox tree into one static binary:
 // GOPATH mode (gobusybox's tree is GOPATH-style), CGO_ENABLED=0, -trimpath,

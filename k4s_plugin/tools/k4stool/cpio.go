@@ -1,3 +1,5 @@
+//go:build !k4s_download
+
 package main
 
 import (
@@ -15,10 +17,12 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/u-root/mkuimage/cpio"
+	"github.com/u-root/mkuimage/fileflag"
 	"github.com/u-root/mkuimage/uimage"
-	"github.com/u-root/u-root/pkg/uflag"
 	"github.com/ulikunitz/xz"
 )
+
+func init() { subcommands["cpio"] = cpioMain }
 
 // manifest is what the initramfs rule decides; see k4s_plugin/rules/cpio.py.
 type manifest struct {
@@ -85,7 +89,7 @@ func cpioMain(args []string) error {
 		case "chardev":
 			rec = cpio.CharDev(name, r.Mode, r.Major, r.Minor)
 		case "argv":
-			rec = cpio.StaticFile(name, uflag.ArgvToFile(r.Argv), r.Mode)
+			rec = cpio.StaticFile(name, fileflag.ArgvToFile(r.Argv), r.Mode)
 		case "file":
 			content, err := os.ReadFile(r.Src)
 			if err != nil {

@@ -13,6 +13,8 @@ import (
 	"strings"
 )
 
+func init() { subcommands["download"] = download }
+
 // download fetches, through the GOPROXY passed into the sandbox and verified
 // against go.sum, every module that the commands' packages need, and packs
 // just those packages (plus the go.mod files of the module graph) into one

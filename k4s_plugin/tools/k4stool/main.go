@@ -17,37 +17,47 @@ package main
 import (
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 )
 
+// subcommands holds the steps this build of k4stool has; each file registers
+// its own in init(). The download step's tool is this package built with the
+// k4s_download tag: only download (and compile) and their small dependencies,
+// so it is built in seconds and the download can run while the full k4stool
+// and makebb are still being built.
+var subcommands = map[string]func(args []string) error{}
+
 func main() {
 	if len(os.Args) < 2 {
-		fatalf("E_USAGE", "usage: k4stool download|rewrite|compile|cpio|sizes|vm [flags]")
+		fatalf("E_USAGE", "usage: k4stool %s [flags]", strings.Join(names(), "|"))
 	}
-	var err error
-	switch os.Args[1] {
-	case "download":
-		err = download(os.Args[2:])
-	case "rewrite":
-		err = rewrite(os.Args[2:])
-	case "compile":
-		err = compile(os.Args[2:])
-	case "cpio":
-		err = cpioMain(os.Args[2:])
-	case "sizes":
-		err = sizes(os.Args[2:])
-	case "vm":
-		err = vm(os.Args[2:])
-	default:
-		fatalf("E_USAGE", "unknown subcommand %q", os.Args[1])
+	cmd, ok := subcommands[os.Args[1]]
+	if !ok {
+		fatalf("E_USAGE", "unknown subcommand %q (this k4stool has %s)", os.Args[1], strings.Join(names(), ", "))
 	}
-	if err != nil {
+	if err := cmd(os.Args[2:]); err != nil {
 		if ce, ok := err.(*codedError); ok {
 			fatalf(ce.code, "%s", ce.msg)
 		}
 		fatalf("E_INTERNAL", "%v", err)
 	}
 }
+
+func names() []string {
+	var out []string
+	for n := range subcommands {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// multiFlag is a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 // codedError is an error with a stable code that the Pants rules match on.
 type codedError struct {

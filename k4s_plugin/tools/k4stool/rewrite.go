@@ -1,3 +1,5 @@
+//go:build !k4s_download
+
 package main
 
 import (
@@ -23,10 +25,7 @@ import (
 	"golang.org/x/tools/go/packages"
 )
 
-type multiFlag []string
-
-func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
-func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+func init() { subcommands["rewrite"] = rewrite }
 
 const bbMainPkg = "bb.u-root.com/bb"
 

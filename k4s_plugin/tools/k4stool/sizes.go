@@ -1,3 +1,5 @@
+//go:build !k4s_download
+
 package main
 
 import (
@@ -12,6 +14,8 @@ import (
 
 	"golang.org/x/mod/modfile"
 )
+
+func init() { subcommands["sizes"] = sizes }
 
 // sizes prints where the bytes of a Go binary go, by package and by module,
 // so a user can see what to cut to fit a flash part. It reads the pcln table,

@@ -1,3 +1,5 @@
+//go:build !k4s_download
+
 package main
 
 import (
@@ -14,6 +16,8 @@ import (
 
 	"golang.org/x/sys/unix"
 )
+
+func init() { subcommands["vm"] = vm }
 
 // vm boots a kernel and an initramfs in QEMU with the serial console on this
 // terminal (`pants run` of an initramfs). KVM is used only if it really runs
