@@ -51,7 +51,7 @@ K3S = "distros/k3s-like:initramfs"
 STEPS = {
     "Link ": "goroot",
     "Build k4stool (download step only)": "download-tool",
-    "Build gobusybox makebb": "tools",
+    "Build k4stool for every step": "tools",
     "Download Go modules": "download",
     "Rewrite commands": "rewrite",
     "Compile ": "compile",

@@ -84,7 +84,7 @@ def checkout(dest: Path) -> Path:
     return dest
 
 
-K4S_STEPS = ("Build gobusybox makebb", "Download Go modules", "Rewrite commands", "Compile ", "Pack ")
+K4S_STEPS = ("Build k4stool", "Download Go modules", "Rewrite commands", "Compile ", "Pack ")
 _PRESERVED = re.compile(r"Preserving local process execution dir (\S+) for (.*)$", re.M)
 
 

@@ -61,7 +61,7 @@ def test_fresh_checkout_reads_remote_cache(server: BuildGrid, tmp_path: Path) ->
     assert r.returncode == 0, r.output
     assert stat_counter(r.output, "remote_cache_write_successes") >= 5, r.output
     assert stat_counter(r.output, "remote_cache_write_errors") == 0
-    assert len(executed_k4s_steps(r.output)) == 5
+    assert len(executed_k4s_steps(r.output)) == 6  # 2 tool builds + 4 steps
 
     # Checkout B: another path, empty caches, another HOME, Go at another path.
     goroot = subprocess.run(["go", "env", "GOROOT"], capture_output=True, text=True, check=True).stdout.strip()
@@ -93,7 +93,7 @@ def test_server_down_builds_locally(reference: str, named: Path, tmp_path: Path)
     )
     assert r.returncode == 0, r.output
     assert "[WARN]" in r.output and "remote" in r.output.lower(), r.output
-    assert len(executed_k4s_steps(r.output)) == 5
+    assert len(executed_k4s_steps(r.output)) == 6  # 2 tool builds + 4 steps
     assert sha256(root / SMALL_OUT) == reference
 
 
@@ -128,7 +128,7 @@ def test_server_dies_mid_build(reference: str, named: Path, tmp_path: Path) -> N
     root = checkout(tmp_path / "k4s")
     proc = _popen_pants(root, tmp_path / "caches", named, "package", SMALL, remote=bg.address)
     try:
-        before = _wait_for(proc, "Completed: Build gobusybox makebb")
+        before = _wait_for(proc, "Completed: Build k4stool (download step only)")
         bg.stop()  # SIGKILL the server while the build goes on
         rest, _ = proc.communicate(timeout=900)
     finally:
@@ -188,7 +188,7 @@ def test_largest_profile_through_remote_cache(server: BuildGrid, tmp_path: Path)
                        named=shared_named)
     a_seconds = time.monotonic() - start
     assert r.returncode == 0, r.output
-    assert len(executed_k4s_steps(r.output)) == 5
+    assert len(executed_k4s_steps(r.output)) == 6  # 2 tool builds + 4 steps
     assert stat_counter(r.output, "remote_cache_write_successes") >= 5, r.output
     assert stat_counter(r.output, "remote_cache_write_errors") == 0, r.output
 

@@ -78,7 +78,7 @@ def contents(rule_runner: RuleRunner, digest: Digest) -> dict[str, bytes]:
 def test_tools_are_built(rule_runner: RuleRunner) -> None:
     tools = rule_runner.request(K4sTools, [K4sToolsRequest()])
     files = contents(rule_runner, tools.digest)
-    assert set(files) == {K4sTools.makebb, K4sTools.k4stool}
+    assert set(files) == {K4sTools.k4stool}
     for data in files.values():
         assert data[:4] == b"\x7fELF"
     # The download step's own k4stool: the download subcommand only.

@@ -59,8 +59,6 @@ async def rewrite_commands(field_set: GoBusyboxFieldSet) -> RewrittenTree:
                 module.dir,
                 "-modules",
                 MODULES_TAR,
-                "-makebb",
-                tools.makebb,
                 "-out",
                 GEN_TAR,
                 "-commands",

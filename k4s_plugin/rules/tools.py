@@ -1,4 +1,4 @@
-"""Build k4s's Go tools (gobusybox's makebb and k4stool) once, as a cached Process.
+"""Build k4stool, k4s's step driver (with gobusybox's library inside), as cached Processes.
 
 Their sources ship inside this plugin (`k4s_plugin/tools/`, with a go.mod/go.sum
 pinning gobusybox and its dependencies); modules come from GOPROXY, verified by that
@@ -30,11 +30,11 @@ TOOLS_DIR = "__k4s_tools"
 
 @dataclass(frozen=True)
 class K4sTools:
-    """A digest holding `__k4s_tools/makebb` and `__k4s_tools/k4stool`."""
+    """A digest holding `__k4s_tools/k4stool`, every step (gobusybox's pkg/bb does the
+    rewrite in it)."""
 
     digest: Digest
 
-    makebb = f"{TOOLS_DIR}/makebb"
     k4stool = f"{TOOLS_DIR}/k4stool"
 
 
@@ -97,14 +97,14 @@ async def _go_build(toolchain: GoToolchain, args: tuple[str, ...], outputs: tupl
     )
     if result.exit_code != 0:
         raise K4sStepError(
-            "Building k4s's Go tools (gobusybox makebb, k4stool) failed. Check that the Go "
+            "Building k4s's Go tool k4stool (with gobusybox and mkuimage) failed. Check that the Go "
             "SDK works and that GOPROXY reaches the module proxy.\n\n"
             + result.stderr.decode(errors="replace")
         )
     return result.output_digest
 
 
-@rule(desc="Build k4s tools (gobusybox makebb, k4stool)", level=LogLevel.DEBUG)
+@rule(desc="Build k4s tools (k4stool with gobusybox)", level=LogLevel.DEBUG)
 async def build_k4s_tools(
     _: K4sToolsRequest, toolchain: GoToolchain, download_tool: K4sDownloadTool
 ) -> K4sTools:
@@ -115,9 +115,9 @@ async def build_k4s_tools(
     del download_tool
     digest = await _go_build(
         toolchain,
-        ("-o", f"../{TOOLS_DIR}/", "github.com/u-root/gobusybox/src/cmd/makebb", "./k4stool"),
-        (K4sTools.makebb, K4sTools.k4stool),
-        "Build gobusybox makebb and k4stool",
+        ("-o", f"../{K4sTools.k4stool}", "./k4stool"),
+        (K4sTools.k4stool,),
+        "Build k4stool for every step (gobusybox, mkuimage)",
     )
     return K4sTools(digest)
 

@@ -1,5 +1,6 @@
-// Go tools that k4s rules build (once, as a cached Pants Process) and run in
-// sandboxes: gobusybox's makebb, and k4stool, k4s's own step driver.
+// k4stool, k4s's step driver, which k4s rules build (as cached Pants Processes)
+// and run in sandboxes; gobusybox's pkg/bb does the rewrite inside it. The
+// makebb tool is here for benchmarks/run.py's plain-makebb comparison.
 module k4s.dev/tools
 
 go 1.25.0

@@ -5,7 +5,7 @@
 // passes large trees as one deterministic tar file.
 //
 //	k4stool download -gomod DIR -out modules.tar
-//	k4stool rewrite  -gomod DIR -modules modules.tar -makebb PATH -out gen.tar -commands commands.json [-name PKG=NAME]... PATTERN...
+//	k4stool rewrite  -gomod DIR -modules modules.tar -out gen.tar -commands commands.json [-name PKG=NAME]... PATTERN...
 //	k4stool compile  -tree gen.tar -out bb [-tags T]... [-ldflags FLAGS]
 //	k4stool cpio     -manifest manifest.json -out initramfs.cpio[.gz|.xz|.zst]
 //
@@ -25,7 +25,7 @@ import (
 // its own in init(). The download step's tool is this package built with the
 // k4s_download tag: only download (and compile) and their small dependencies,
 // so it is built in seconds and the download can run while the full k4stool
-// and makebb are still being built.
+// is still being built.
 var subcommands = map[string]func(args []string) error{}
 
 func main() {

@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/u-root/gobusybox/src/pkg/bb"
 	"github.com/u-root/gobusybox/src/pkg/bb/bbinternal"
 	"github.com/u-root/gobusybox/src/pkg/bb/findpkg"
 	"github.com/u-root/gobusybox/src/pkg/golang"
@@ -30,16 +31,15 @@ func init() { subcommands["rewrite"] = rewrite }
 const bbMainPkg = "bb.u-root.com/bb"
 
 // rewrite turns Go commands into one GOPATH-style busybox source tree with
-// gobusybox (makebb -g), and packs it into one tar. Commands whose name must
-// differ from their package path's base name (explicit names, and Go's own
-// rule that a major-version suffix like /v3 is not a command name) are
-// rewritten with gobusybox's library, since makebb names every command by
-// its base name and refuses duplicates.
+// gobusybox's pkg/bb (what `makebb -g` runs) and packs it into one tar.
+// Commands whose name must differ from their package path's base name
+// (explicit names, and Go's own rule that a major-version suffix like /v3 is
+// not a command name) are rewritten with gobusybox's lower-level bbinternal,
+// since pkg/bb names every command by its base name and refuses duplicates.
 func rewrite(args []string) error {
 	fs := flag.NewFlagSet("rewrite", flag.ExitOnError)
 	gomod := fs.String("gomod", ".", "directory holding go.mod and go.sum")
 	modules := fs.String("modules", "modules.tar", "module cache tar from `k4stool download`")
-	makebb := fs.String("makebb", "makebb", "path to gobusybox's makebb")
 	out := fs.String("out", "gen.tar", "output tar of the generated tree")
 	cmdsOut := fs.String("commands", "commands.json", "output: command name -> package path")
 	var names, tags multiFlag
@@ -125,20 +125,18 @@ func rewrite(args []string) error {
 			renamed = append(renamed, p)
 		}
 	}
-	// makebb needs at least one command; let it rewrite one renamed command
+	// pkg/bb needs at least one command; let it rewrite one renamed command
 	// under its base name, then fix the registered name.
 	fixLiteral := ""
 	if len(plain) == 0 {
 		plain, renamed, fixLiteral = renamed[:1], renamed[1:], renamed[0]
 	}
 
+	// What `makebb -g` does, in this process: gobusybox's pkg/bb generates the
+	// tree (no makebb process, no second Go environment probe).
 	gen := filepath.Join(work, "gen")
-	mbArgs := []string{"-g", "-gen-dir", gen, "-go-mod", "readonly"}
-	for _, t := range tags {
-		mbArgs = append(mbArgs, "-go-build-tags", t)
-	}
-	mbArgs = append(mbArgs, plain...)
-	if _, _, err := run(dir, env, mustAbs(*makebb), mbArgs...); err != nil {
+	opts := &bb.Opts{Env: genv, GenSrcDir: gen, CommandPaths: plain, GenerateOnly: true, GoBuildOpts: &golang.BuildOpts{}}
+	if err := bb.BuildBusybox(l, opts); err != nil {
 		return classifyGoError("E_REWRITE", err)
 	}
 	if fixLiteral != "" {
