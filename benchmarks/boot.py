@@ -6,7 +6,7 @@
 Default images: the profiles' `initramfs` targets that `dist/` already holds (build them
 with `./pants package distros/<profile>:initramfs`), but kubesolo-like's (see below). Each boots with the machine's
 newest /boot/vmlinuz-* on 2 vCPUs and 4 GiB; the time is from QEMU's start to the first
-prompt of u-root's gosh on the serial console, which is then asked to power off.
+prompt of u-root's gosh (its key help line) on the serial console; then it powers off.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PROMPT = b"$ "  # gosh's prompt ends with "$ "
+# gosh's line editor draws "> " and then its key help line, once it waits for input.
+PROMPT = b"toggle key help"
 TIMEOUT_S = 300
 
 
