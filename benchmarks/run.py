@@ -211,8 +211,8 @@ def main() -> None:
     # --repeat times, from scratch, and the best of them counts (all are in the JSON).
     r["plain_makebb_cpio_runs_s"] = [plain_makebb(base / f"run{i}") for i in range(args.repeat)]
     r["plain_mkuimage_runs_s"] = [plain_mkuimage(base / f"run{i}") for i in range(args.repeat)]
-    colds = [(Checkout(base / f"run{i}", "a"), None) for i in range(args.repeat)]
-    colds = [(c, c.pants("package", UROOT)) for c, _ in colds]
+    checkouts = [Checkout(base / f"run{i}", "a") for i in range(args.repeat)]
+    colds = [(c, c.pants("package", UROOT)) for c in checkouts]
     r["cold_runs_s"] = [run.seconds for _, run in colds]
     a, cold = min(colds, key=lambda c: c[1].seconds)
     r["plain_makebb_cpio_s"] = min(r["plain_makebb_cpio_runs_s"])

@@ -13,7 +13,7 @@ from pants.core.util_rules.system_binaries import (
 )
 from pants.engine.addresses import Address, AddressInput
 from pants.engine.fs import Digest, MergeDigests
-from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import SourcesField, WrappedTarget, WrappedTargetRequest
 
 from k4s_plugin.rules.cpio import Archive, InitramfsFieldSet
@@ -51,9 +51,10 @@ class RunInitramfsFieldSet(InitramfsFieldSet, RunFieldSet):
 
 @rule(desc="Boot an initramfs in QEMU")
 async def run_initramfs(field_set: RunInitramfsFieldSet) -> RunRequest:
-    tools = await Get(K4sTools, K4sToolsRequest())
     base = base_field_set(field_set, InitramfsFieldSet)
-    archive = await Get(Archive, InitramfsFieldSet, base)
+    tools, archive = await MultiGet(
+        Get(K4sTools, K4sToolsRequest()), Get(Archive, InitramfsFieldSet, base)
+    )
     busybox = await Get(GoBusyboxFieldSet, InitramfsFieldSet, base)
     goarch = busybox.goarch.value
     if goarch not in QEMU:

@@ -23,9 +23,8 @@ import (
 
 // subcommands holds the steps this build of k4stool has; each file registers
 // its own in init(). The download step's tool is this package built with the
-// k4s_download tag: only download (and compile) and their small dependencies,
-// so it is built in seconds and the download can run while the full k4stool
-// is still being built.
+// k4s_download tag: only the download step and its small dependencies, so it
+// is built first and the download runs while the full k4stool is being built.
 var subcommands = map[string]func(args []string) error{}
 
 func main() {
