@@ -25,6 +25,23 @@ from pants.engine.target import (
 )
 from pants.util.strutil import softwrap
 
+from k4s_plugin import grammar
+
+
+def _check(
+    problem: str | None, field: str, address: Address, value: Any, fix: str, because: str = ""
+) -> None:
+    """Raises the error for a bad BUILD value if a `grammar` rule found a problem."""
+    if problem:
+        raise _invalid(field, address, value, problem + because, fix)
+
+
+def _invalid(field: str, address: Address, value: Any, reason: str, fix: str) -> InvalidFieldException:
+    """The error for a bad BUILD value: the target, the field, the value, why, and the fix."""
+    return InvalidFieldException(
+        f"The `{field}` field of {address} has {value!r}: {reason}.\n\nFix: {fix}"
+    )
+
 # ---------------------------------------------------------------------------------------
 # go_busybox
 # ---------------------------------------------------------------------------------------
@@ -57,14 +74,12 @@ class GoBusyboxCommandsField(StringSequenceField):
     ) -> Optional[Tuple[str, ...]]:
         value = super().compute_value(raw_value, address)
         for pattern in value or ():
-            bare = pattern[1:] if pattern.startswith("-") else pattern
-            if not bare or bare.startswith(("/", ".")) or " " in bare:
-                raise InvalidFieldException(
-                    f"The `{cls.alias}` field of {address} has {pattern!r}, which is not a Go "
-                    "import path. Write commands as import paths (e.g. "
-                    "'github.com/u-root/u-root/cmds/core/ls'), optionally with a glob in "
-                    "the last elements or a leading '-' to exclude."
-                )
+            _check(
+                grammar.command_pattern_problem(pattern),
+                cls.alias, address, pattern,
+                "Write commands as import paths (e.g. 'github.com/u-root/u-root/cmds/core/ls'), optionally with a glob in the last elements or one leading '-' to exclude.",
+                ", so it is not a Go import path",
+            )
         if value is not None and not any(not p.startswith("-") for p in value):
             raise InvalidFieldException(
                 f"The `{cls.alias}` field of {address} has only exclusions. Add at least one "
@@ -162,8 +177,25 @@ class GoBusyboxLdflagsField(StringSequenceField):
         Flags for the Go linker (`go build -ldflags`). The default, `-s -w`, strips the
         symbol table and DWARF data. `-buildid=` is always added so that the binary is
         reproducible; `-X importpath.name=value` sets version strings.
+
+        Only `-s`, `-w` and `-X importpath.name=value` (one string each, the value
+        without blanks or quotes) are accepted: other linker flags such as `-o` or
+        `-tmpdir` write files outside the build's sandbox.
         """
     )
+
+    @classmethod
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[Tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        for flag in value or ():
+            _check(
+                grammar.ldflag_problem(flag),
+                cls.alias, address, flag,
+                "Keep to `-s`, `-w` and `-X importpath.name=value`, e.g. `ldflags=[\"-s\", \"-w\", \"-X main.version=1.0\"]`.",
+            )
+        return value
 
 
 class GoBusyboxCommandNamesField(DictStringToStringField):
@@ -176,9 +208,29 @@ class GoBusyboxCommandNamesField(DictStringToStringField):
         it: the last element of its import path, or the element before a major-version
         suffix (`go.etcd.io/etcd/etcdctl/v3` is `etcdctl`, `go.etcd.io/etcd/server/v3`
         is `server`). Example: `command_names={"go.etcd.io/etcd/server/v3": "etcd"}`.
-        The name is what `bbin/<name>` links to and what `bb <name>` runs.
+        The name is what `bbin/<name>` links to and what `bb <name>` runs: one path
+        element (letters, digits, `._+-`, not starting with `.` or `-`).
         """
     )
+
+    @classmethod
+    def compute_value(
+        cls, raw_value: Optional[Dict[str, str]], address: Address
+    ) -> Optional[Any]:
+        value = super().compute_value(raw_value, address)
+        for pkg, name in (value or {}).items():
+            _check(
+                grammar.import_path_problem(pkg),
+                cls.alias, address, pkg,
+                "Key each name by the import path of one of the `commands`.",
+                ", so it is not a Go import path",
+            )
+            _check(
+                grammar.command_name_problem(name),
+                cls.alias, address, name,
+                "Use a plain name such as 'etcd'.",
+            )
+        return value
 
 
 class GoBusyboxPatchesField(StringSequenceField, AsyncFieldMixin):
@@ -214,14 +266,38 @@ class GoBusyboxPatchesField(StringSequenceField, AsyncFieldMixin):
         value = super().compute_value(raw_value, address)
         for p in value or ():
             if not (p.endswith(".patch") or p.endswith(".diff")):
-                raise InvalidFieldException(
-                    f"The `{cls.alias}` field of {address} has {p!r}: patch files must end "
-                    f"in `.patch` or `.diff`."
+                raise _invalid(
+                    cls.alias, address, p, "patch files must end in `.patch` or `.diff`",
+                    "Name the patch file `<something>.patch`.",
                 )
+            rooted = p[2:] if p.startswith("//") else os.path.join(address.spec_path, p)
+            _check(
+                grammar.relative_path_problem(rooted) if not p.startswith("/") or p.startswith("//") else "it is absolute",
+                cls.alias, address, p,
+                "Give a path relative to the BUILD file, or `//`-rooted at the build root.",
+                ": patches must be files in this repository",
+            )
         return value
 
 
-class GoBusyboxOutputPathField(OutputPathField):
+class _RelativeOutputPathField(OutputPathField):
+    """`output_path`, checked to stay under `dist/` (Pants itself panics and retries
+    forever on an absolute one)."""
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        if value is not None:
+            _check(
+                grammar.relative_path_problem(value),
+                cls.alias, address, value,
+                "Give a relative path without '..', e.g. 'images/bb', or drop the field.",
+                ", but it must be a path under `dist/`",
+            )
+        return value
+
+
+class GoBusyboxOutputPathField(_RelativeOutputPathField):
     help = softwrap(
         """
         Where `pants package` writes the binary, relative to `dist/`. Defaults to
@@ -282,7 +358,22 @@ class InitramfsBusyboxField(StringField, AsyncFieldMixin):
     )
 
 
-class InitramfsInitField(StringField):
+class _CommandNameField(StringField):
+    """A field naming one command of the busybox: one path element."""
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        if value:
+            _check(
+                grammar.command_name_problem(value),
+                cls.alias, address, value,
+                "Give the name of one of the busybox's commands.",
+            )
+        return value
+
+
+class InitramfsInitField(_CommandNameField):
     alias = "init"
     default = "init"
     help = softwrap(
@@ -294,7 +385,7 @@ class InitramfsInitField(StringField):
     )
 
 
-class InitramfsUinitField(StringField):
+class InitramfsUinitField(_CommandNameField):
     alias = "uinit"
     default = None
     help = softwrap(
@@ -316,7 +407,7 @@ class InitramfsUinitArgsField(StringSequenceField):
     )
 
 
-class InitramfsShellField(StringField):
+class InitramfsShellField(_CommandNameField):
     alias = "shell"
     default = "gosh"
     help = softwrap(
@@ -356,13 +447,18 @@ class InitramfsFilesMappingField(DictStringToStringField):
     ) -> Optional[Any]:
         value = super().compute_value(raw_value, address)
         for src, dst in (value or {}).items():
-            norm = os.path.normpath(dst) if dst else ""
-            if not dst or dst.startswith("/") or norm == ".." or norm.startswith("../") or norm == ".":
-                raise InvalidFieldException(
-                    f"The `{cls.alias}` field of {address} maps {src!r} to {dst!r}: a "
-                    "destination must be a relative path inside the image, without a "
-                    "leading '/' or '..', e.g. 'etc/motd'."
-                )
+            _check(
+                grammar.relative_path_problem(src),
+                cls.alias, address, src,
+                "Give the source relative to the build root, e.g. 'distros/uroot/motd'.",
+                ", but a source is a file in this repository",
+            )
+            _check(
+                grammar.relative_path_problem(dst),
+                cls.alias, address, dst,
+                "Give a relative path without a leading '/' or '..', e.g. 'etc/motd'.",
+                ", but a destination must be a relative path inside the image",
+            )
         return value
 
 
@@ -395,7 +491,7 @@ class InitramfsCompressionField(StringField):
     )
 
 
-class InitramfsOutputPathField(OutputPathField):
+class InitramfsOutputPathField(_RelativeOutputPathField):
     help = softwrap(
         """
         Where `pants package` writes the archive, relative to `dist/`. Defaults to
@@ -418,6 +514,19 @@ class InitramfsKernelModulesField(StringSequenceField):
         """
     )
 
+    @classmethod
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[Tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        for name in value or ():
+            _check(
+                grammar.kernel_module_problem(name),
+                cls.alias, address, name,
+                "Name modules as `lsmod` shows them, e.g. 'br_netfilter'.",
+            )
+        return value
+
 
 class InitramfsKernelModulesDirField(StringField):
     alias = "kernel_modules_dir"
@@ -431,6 +540,17 @@ class InitramfsKernelModulesDirField(StringField):
         changes the image.
         """
     )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        if value is not None:
+            if not value.startswith("/") or ".." in value.split("/") or "\n" in value:
+                raise _invalid(
+                    cls.alias, address, value, "it must be an absolute directory path without '..'",
+                    "Give a module tree such as '/lib/modules/6.1.0-57-amd64', or drop the field.",
+                )
+        return value
 
 
 # Fields for `pants run` of an initramfs: boot it in QEMU.
@@ -511,6 +631,16 @@ class InitramfsKernelArgsField(StringSequenceField):
         always there), e.g. `["ip=dhcp"]`.
         """
     )
+
+    @classmethod
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[Tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        for arg in value or ():
+            if not arg or any(c.isspace() for c in arg):
+                raise _invalid(cls.alias, address, arg, "a kernel argument is one word without blanks", "Give one argument per string.")
+        return value
 
 
 class InitramfsVmAccelField(StringField):

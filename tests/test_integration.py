@@ -165,6 +165,11 @@ BAD = [
     (f"{SMALL}:bad_init", "init", "'systemd'"),
     (f"{SMALL}:bad_shell", "shell", "'bash'"),
     (f"{SMALL}:bad_kernel_module", "kernel_modules", "no_such_module_k4s"),
+    (f"{SMALL}:bad_patch_escape", "patches", "not a clean relative path"),
+    (f"{SMALL}:bad_flag_command", "commands", "-out=/tmp/k4s-escape/modules.tar"),
+    (f"{SMALL}:bad_ldflags", "ldflags", "-o /tmp/k4s-escape/bb"),
+    (f"{SMALL}:bad_output_path", "output_path", "/tmp/k4s-escape/abs.cpio"),
+    (f"{SMALL}:bad_onto_bbin", "files_mapping", "cannot hold other entries"),
 ]
 
 
@@ -186,7 +191,8 @@ def test_bad_input(bad_checkout: Path, address: str, field: str, detail: str) ->
     assert detail in r.output, r.output
     assert "Fix:" in r.output or "must be a relative path" in r.output or "a destination must" in r.output
     assert "pants-sandbox" not in r.output.split("Engine traceback")[-1]
-    # Nothing (partial or not) is written to dist/.
+    # Nothing escaped the sandbox, and nothing (partial or not) is written to dist/.
+    assert not Path("/tmp/k4s-escape").exists() and not Path("/tmp/k4s-escape-pwned.txt").exists()
     assert not dist.exists() or not any(p.is_file() for p in dist.rglob("*"))
 
 

@@ -30,6 +30,7 @@ from pants.engine.target import (
 
 from k4s_plugin.rules.compile import BB, BusyboxBinary
 from k4s_plugin.rules.kmods import KernelModules, KernelModulesRequest
+from k4s_plugin.rules.layout import BUSYBOX, LayoutEntry, check_layout
 from k4s_plugin.rules.errors import target_error
 from k4s_plugin.rules.go import K4sStep, K4sStepResult
 from k4s_plugin.rules.modules import GoBusyboxFieldSet
@@ -142,6 +143,12 @@ def _check_command(field_set: InitramfsFieldSet, field, commands) -> None:
         )
 
 
+def _what(record: dict) -> str:
+    if record["type"] == "symlink":
+        return f"the link {record['path']} -> {record['target']}"
+    return f"the busybox's {record['path']}"
+
+
 @rule(desc="Lay out and pack an initramfs")
 async def build_initramfs(field_set: InitramfsFieldSet) -> Archive:
     bb_field_set = await Get(GoBusyboxFieldSet, InitramfsFieldSet, field_set)
@@ -172,7 +179,7 @@ async def build_initramfs(field_set: InitramfsFieldSet) -> Archive:
             records.append(
                 {"path": "etc/uinit.flags", "type": "argv", "argv": list(field_set.uinit_args.value), "mode": 0o644}
             )
-    generated = {r["path"] for r in records}
+    entries = [LayoutEntry(r["path"], "file" if r["type"] in ("file", "argv") else r["type"], BUSYBOX, _what(r)) for r in records]
 
     # Extra files from `files` / `relocated_files` dependencies.
     deps = await Get(Targets, DependenciesRequest(field_set.dependencies))
@@ -195,18 +202,10 @@ async def build_initramfs(field_set: InitramfsFieldSet) -> Archive:
             "Add the target that owns the file to `dependencies`, or fix the source path "
             "(relative to the build root).",
         )
-    destinations: dict[str, str] = {}
     for src in sources.files:
         dst = os.path.normpath(mapping.get(src, src))
-        if dst in generated or dst in destinations:
-            other = destinations.get(dst, "the busybox layout")
-            raise target_error(
-                field_set.address,
-                field_set.files_mapping.alias if src in mapping else field_set.dependencies.alias,
-                f"puts {src} at {dst}, which {other} already uses.",
-                "Map one of them elsewhere with `files_mapping` (or `relocated_files`).",
-            )
-        destinations[dst] = src
+        field = field_set.files_mapping.alias if src in mapping else field_set.dependencies.alias
+        entries.append(LayoutEntry(dst, "file", field, src))
         records.append({"path": dst, "type": "file", "src": src, "mode": 0o644})
 
     kmods = await Get(
@@ -216,14 +215,12 @@ async def build_initramfs(field_set: InitramfsFieldSet) -> Archive:
         ),
     )
     for dst, src in kmods.records:
-        if dst in generated or dst in destinations:
-            raise target_error(
-                field_set.address,
-                field_set.kernel_modules.alias,
-                f"puts a module file at {dst}, which {destinations.get(dst, 'the busybox layout')} already uses.",
-                "Remove the other file from the image.",
-            )
+        entries.append(LayoutEntry(dst, "file", field_set.kernel_modules.alias, f"module file {os.path.basename(dst)}"))
         records.append({"path": dst, "type": "file", "src": src, "mode": 0o644})
+
+    problem = check_layout(entries, field_set.base_layout.value)
+    if problem:
+        raise target_error(field_set.address, problem.field, problem.problem, problem.fix)
 
     manifest = {
         "base_layout": field_set.base_layout.value,

@@ -14,8 +14,8 @@ class K4sTargetError(Exception):
     """A k4s target's fields are inconsistent (checked before any step runs)."""
 
 
-# code -> (field, fix)
-_FIXES = {
+# code -> (field or None, fix)
+_FIXES: dict[str, tuple[str | None, str]] = {
     "E_GOSUM_MISSING": (
         "sources",
         "go.sum does not pin every module the commands need. List the commands in the "
@@ -70,6 +70,23 @@ _FIXES = {
     ),
     "E_BAD_NAME": ("command_names", "Use plain names without '/' or spaces."),
     "E_NO_COMMANDS": ("commands", "List at least one command."),
+    "E_BAD_PATTERN": (
+        "commands",
+        "Write commands as Go import paths, globs on their elements, or either with "
+        "one leading '-' to exclude.",
+    ),
+    "E_LDFLAGS": ("ldflags", "Keep to `-s`, `-w` and `-X importpath.name=value`."),
+    "E_REPLACE_OUTSIDE": (
+        "sources",
+        "Replace modules with module@version, or with a directory inside the "
+        "go_busybox's module directory whose files are in `sources`.",
+    ),
+    "E_MODCACHE": (
+        None,
+        "A module zip in k4s's module proxy cache is damaged. Delete the named cache "
+        "`kuties_go_mod_proxy` (by default ~/.cache/pants/named_caches/kuties_go_mod_proxy) "
+        "and build again; everything in it is re-downloaded and checked against go.sum.",
+    ),
     "E_REWRITE": (
         "commands",
         "gobusybox could not rewrite a command (see its output above). Remove the "
@@ -85,6 +102,8 @@ _FIXES = {
 
 def explain(address: Address, step: str, code: str, detail: str) -> str:
     field, fix = _FIXES.get(code, (None, "This looks like a bug in k4s; please report it."))
+    if code in _FIXES and field is None:
+        return f"k4s {step} failed for {address} ({code}):\n\n{detail}\n\nFix: {fix}"
     where = f"the `{field}` field of {address}" if field else str(address)
     return f"k4s {step} failed for {address} ({code}), caused by {where}:\n\n{detail}\n\nFix: {fix}"
 

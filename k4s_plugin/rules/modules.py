@@ -122,6 +122,7 @@ async def download_modules(field_set: GoBusyboxFieldSet, tool: K4sDownloadTool) 
                 GO_MOD_PROXY_CACHE[1],
                 *tag_args(field_set),
                 *(a for p in patch_paths for a in ("-patch", f"{PATCHES_DIR}/{p}")),
+                "--",
                 *field_set.commands.value,
             ),
             input_digest=input_digest,

@@ -65,6 +65,7 @@ async def rewrite_commands(field_set: GoBusyboxFieldSet) -> RewrittenTree:
                 COMMANDS_JSON,
                 *names,
                 *tag_args(field_set),
+                "--",
                 *field_set.commands.value,
             ),
             input_digest=input_digest,

@@ -41,7 +41,8 @@ class K4sTools:
 def _tool_sources() -> list[FileContent]:
     files = []
     for path in sorted(TOOLS_SRC.rglob("*")):
-        if path.is_file() and (path.suffix == ".go" or path.name in ("go.mod", "go.sum")):
+        go_source = path.suffix == ".go" and not path.name.endswith("_test.go")
+        if path.is_file() and (go_source or path.name in ("go.mod", "go.sum")):
             rel = path.relative_to(TOOLS_SRC).as_posix()
             files.append(FileContent(f"__k4s_tools_src/{rel}", path.read_bytes()))
     return files

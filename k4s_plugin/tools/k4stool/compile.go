@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 )
 
@@ -22,8 +23,14 @@ func compile(args []string) error {
 	var tags multiFlag
 	fs.Var(&tags, "tag", "Go build tag (repeatable)")
 	fs.Parse(args)
+	if err := checkLdflags(*ldflags); err != nil {
+		return err
+	}
 
 	work := mustAbs(".")
+	if !within(work, *out) || !within(work, *tree) {
+		return errorf("E_BAD_PATH", "-tree and -out must be inside the working directory")
+	}
 	if err := os.MkdirAll(filepath.Dir(mustAbs(*out)), 0o755); err != nil {
 		return err
 	}
@@ -46,6 +53,25 @@ func compile(args []string) error {
 	buildArgs = append(buildArgs, ".")
 	if _, _, err := run(filepath.Join(gopath, "src", bbMainPkg), env, goBinary(), buildArgs...); err != nil {
 		return errorf("E_COMPILE", "%v", err)
+	}
+	return nil
+}
+
+// ldflagX is the one linker flag with an argument that k4s passes through.
+var ldflagX = regexp.MustCompile(`^[A-Za-z0-9._~+/-]+\.[A-Za-z_][A-Za-z0-9_]*=[^\s'"\\` + "`" + `]*$`)
+
+// checkLdflags allows only -s, -w and -X importpath.name=value: other linker
+// flags (-o, -tmpdir, -cpuprofile, ...) write files where the user says.
+func checkLdflags(flags string) error {
+	words := strings.Fields(flags)
+	for i := 0; i < len(words); i++ {
+		switch w := words[i]; {
+		case w == "-s" || w == "-w":
+		case w == "-X" && i+1 < len(words) && ldflagX.MatchString(words[i+1]):
+			i++
+		default:
+			return errorf("E_LDFLAGS", "linker flag %q is not allowed (only -s, -w and -X importpath.name=value)", w)
+		}
 	}
 	return nil
 }

@@ -101,11 +101,15 @@ func cpioMain(args []string) error {
 		}
 		recs[name] = rec
 	}
-	// Parent directories that nothing declared.
+	// Parent directories that nothing declared; a parent that is a file or a
+	// link would make an image the kernel unpacks wrongly (the rule checks
+	// this first and names the field; this is defence in depth).
 	for name := range recs {
 		for d := path.Dir(name); d != "." && d != "/"; d = path.Dir(d) {
-			if _, ok := recs[d]; !ok {
+			if r, ok := recs[d]; !ok {
 				recs[d] = cpio.Directory(d, 0o755)
+			} else if r.Mode&cpio.S_IFMT != cpio.S_IFDIR {
+				return errorf("E_BAD_PATH", "%q is in the image, but %q is not a directory", name, d)
 			}
 		}
 	}

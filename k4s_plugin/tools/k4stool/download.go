@@ -40,10 +40,16 @@ func download(args []string) error {
 	var patchFiles multiFlag
 	fset.Var(&patchFiles, "patch", "patch file for third-party modules (repeatable; see patch.go)")
 	fset.Parse(args)
+	if err := checkPatterns(fset.Args()); err != nil {
+		return err
+	}
 	patterns := listPatterns(fset.Args())
 
 	work := mustAbs(".")
 	dir := mustAbs(*gomod)
+	if !within(work, dir) || !within(work, *out) || (*dlcache != "" && !within(work, *dlcache)) {
+		return errorf("E_BAD_PATH", "-gomod, -out and -dlcache must be inside the working directory")
+	}
 	modcache := filepath.Join(work, ".k4s-modcache")
 	if err := os.RemoveAll(modcache); err != nil {
 		return err
@@ -66,6 +72,9 @@ func download(args []string) error {
 	}
 	env, err := goEnv(work, extra...)
 	if err != nil {
+		return err
+	}
+	if err := checkReplaces(work, dir, env); err != nil {
 		return err
 	}
 
@@ -196,6 +205,38 @@ func download(args []string) error {
 	return nil
 }
 
+// checkReplaces refuses go.mod `replace` directives that point at a directory
+// outside the sandbox: the go command would read host files that are in no
+// cache key (a remote cache would then serve results built from them).
+func checkReplaces(work, dir string, env []string) error {
+	out, _, err := run(dir, env, goBinary(), "mod", "edit", "-json")
+	if err != nil {
+		return classifyGoError("E_DOWNLOAD", err)
+	}
+	var mf struct {
+		Replace []struct {
+			Old struct{ Path string }
+			New struct{ Path, Version string }
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &mf); err != nil {
+		return err
+	}
+	for _, r := range mf.Replace {
+		if r.New.Version != "" {
+			continue // module -> module@version: fetched and checked against go.sum
+		}
+		target := r.New.Path
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(dir, target)
+		}
+		if !within(dir, target) {
+			return errorf("E_REPLACE_OUTSIDE", "go.mod replaces %s with the directory %s, outside the go_busybox's module directory; k4s builds only from files Pants tracks", r.Old.Path, r.New.Path)
+		}
+	}
+	return nil
+}
+
 // listPatterns turns gobusybox command patterns into `go list` patterns
 // that cover them: exclusions dropped, globs widened to prefix/... .
 func listPatterns(patterns []string) []string {
@@ -272,6 +313,8 @@ func classifyGoError(fallback string, err error) error {
 		return errorf("E_GOSUM_MISSING", "%s", msg)
 	case strings.Contains(msg, "SECURITY ERROR") || strings.Contains(msg, "checksum mismatch"):
 		return errorf("E_CHECKSUM", "%s", msg)
+	case strings.Contains(msg, "not a valid zip file") || strings.Contains(msg, "zip: "):
+		return errorf("E_MODCACHE", "%s", msg)
 	case strings.Contains(msg, "no required module provides package"),
 		strings.Contains(msg, "cannot find module providing package"),
 		strings.Contains(msg, "is not in std"),

@@ -4,10 +4,16 @@
 // (paths relative to the sandbox), writes only its declared outputs, and
 // passes large trees as one deterministic tar file.
 //
-//	k4stool download -gomod DIR -out modules.tar
-//	k4stool rewrite  -gomod DIR -modules modules.tar -out gen.tar -commands commands.json [-name PKG=NAME]... PATTERN...
-//	k4stool compile  -tree gen.tar -out bb [-tags T]... [-ldflags FLAGS]
+//	k4stool download -gomod DIR -out modules.tar [-dlcache DIR] [-tag T]... [-patch FILE]... -- PATTERN...
+//	k4stool rewrite  -gomod DIR -modules modules.tar -out gen.tar -commands commands.json [-name PKG=NAME]... [-tag T]... -- PATTERN...
+//	k4stool compile  -tree gen.tar -out bb [-tag T]... [-ldflags FLAGS]
 //	k4stool cpio     -manifest manifest.json -out initramfs.cpio[.gz|.xz|.zst]
+//	k4stool sizes    (size report of a bb; see sizes.go)
+//	k4stool vm       (boot an initramfs in QEMU; see vm.go)
+//
+// User values (command patterns) always follow "--", so none is read as a
+// flag; paths given to or found by k4stool must stay inside its working
+// directory (the sandbox).
 //
 // The go binary is taken from $GOROOT/bin/go. Errors go to stderr prefixed
 // with "k4s: " and a stable code (e.g. "k4s: E_NOT_MAIN: ..."), which the
@@ -17,6 +23,8 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -78,4 +86,34 @@ func fatalf(code, format string, args ...any) {
 	}
 	fmt.Fprintf(os.Stderr, "k4s: %s: %s\n", code, msg)
 	os.Exit(1)
+}
+
+// Command patterns are Go import paths (elements of letters, digits and
+// -._~+, globs in the elements), optionally with one leading '-' to exclude.
+// The Pants rules check this too; k4stool checks again so that no value can
+// turn into a flag or a path outside the sandbox (defence in depth).
+var patternElem = regexp.MustCompile(`^[A-Za-z0-9._~+*?\[\]-]+$`)
+
+func checkPatterns(patterns []string) error {
+	for _, p := range patterns {
+		bare := strings.TrimPrefix(p, "-")
+		ok := bare != "" && !strings.HasPrefix(bare, "-") && !strings.HasPrefix(bare, "/") && !strings.HasSuffix(bare, "/")
+		for _, e := range strings.Split(bare, "/") {
+			if !ok {
+				break
+			}
+			ok = patternElem.MatchString(e) && !strings.HasPrefix(e, ".") && !strings.HasSuffix(e, ".")
+		}
+		if !ok {
+			return errorf("E_BAD_PATTERN", "%q is not a Go import path, glob or exclusion", p)
+		}
+	}
+	return nil
+}
+
+// within reports whether path p (absolute or relative to the working
+// directory) lies inside dir, after cleaning; it resolves no symlinks.
+func within(dir, p string) bool {
+	rel, err := filepath.Rel(mustAbs(dir), mustAbs(p))
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
 }

@@ -54,6 +54,11 @@ func applyPatches(dir string, env []string, patchFiles []string) error {
 			return errorf("E_PATCH", "%s: holds no file changes", filepath.Base(pf))
 		}
 		for _, f := range files {
+			for _, name := range []string{f.OldName, f.NewName} {
+				if name != "" && !cleanRelative(name) {
+					return errorf("E_PATCH", "%s: file name %q is not a clean relative path (no '..', '.', empty or absolute elements); name files <module path>/<file in module>", filepath.Base(pf), name)
+				}
+			}
 			all = append(all, f)
 			origin = append(origin, filepath.Base(pf))
 		}
@@ -114,6 +119,9 @@ func applyPatches(dir string, env []string, patchFiles []string) error {
 
 	for _, p := range patches {
 		target := filepath.Join(dirs[p.module], filepath.FromSlash(p.name))
+		if !within(dirs[p.module], target) {
+			return errorf("E_PATCH", "%s: %s/%s is outside the module", p.patchFile, p.module, p.name)
+		}
 		var src []byte
 		if !p.file.IsNew {
 			src, err = os.ReadFile(target)
@@ -145,4 +153,19 @@ func applyPatches(dir string, env []string, patchFiles []string) error {
 		}
 	}
 	return nil
+}
+
+// cleanRelative reports whether a patch's file name is a plain relative path:
+// no empty, ".", or ".." elements and not absolute, so that joined onto a
+// module directory it stays inside it.
+func cleanRelative(name string) bool {
+	if name == "" || strings.HasPrefix(name, "/") || strings.Contains(name, "\\") {
+		return false
+	}
+	for _, e := range strings.Split(name, "/") {
+		if e == "" || e == "." || e == ".." {
+			return false
+		}
+	}
+	return true
 }

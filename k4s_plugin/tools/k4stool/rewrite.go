@@ -30,6 +30,9 @@ func init() { subcommands["rewrite"] = rewrite }
 
 const bbMainPkg = "bb.u-root.com/bb"
 
+// commandName is one path element: what bbin/<name> may be.
+var commandName = regexp.MustCompile(`^[A-Za-z0-9_+][A-Za-z0-9._+-]*$`)
+
 // rewrite turns Go commands into one GOPATH-style busybox source tree with
 // gobusybox's pkg/bb (what `makebb -g` runs) and packs it into one tar.
 // Commands whose name must differ from their package path's base name
@@ -50,9 +53,15 @@ func rewrite(args []string) error {
 	if len(patterns) == 0 {
 		return errorf("E_NO_COMMANDS", "no commands given")
 	}
+	if err := checkPatterns(patterns); err != nil {
+		return err
+	}
 
 	work := mustAbs(".")
 	dir := mustAbs(*gomod)
+	if !within(work, dir) || !within(work, *modules) || !within(work, *out) || !within(work, *cmdsOut) {
+		return errorf("E_BAD_PATH", "-gomod, -modules, -out and -commands must be inside the working directory")
+	}
 	modcache := filepath.Join(work, ".k4s-modcache")
 	if err := unpackTree(*modules, modcache); err != nil {
 		return err
@@ -85,7 +94,7 @@ func rewrite(args []string) error {
 	explicit := map[string]string{}
 	for _, kv := range names {
 		pkg, name, ok := strings.Cut(kv, "=")
-		if !ok || pkg == "" || name == "" || strings.ContainsAny(name, "/ \t") {
+		if !ok || pkg == "" || !commandName.MatchString(name) {
 			return errorf("E_BAD_NAME", "%q is not PKG=NAME with a plain command name", kv)
 		}
 		explicit[pkg] = name

@@ -122,6 +122,9 @@ func unpackTree(tarPath, dir string) error {
 	}
 	defer f.Close()
 	tr := tar.NewReader(bufio.NewReaderSize(f, 1<<20))
+	// Symlinks this tar created: no later entry may be written through one
+	// (a link to /etc followed by a file under it would write outside dir).
+	links := map[string]bool{}
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -133,6 +136,14 @@ func unpackTree(tarPath, dir string) error {
 		name := filepath.Clean(filepath.FromSlash(hdr.Name))
 		if filepath.IsAbs(name) || name == ".." || strings.HasPrefix(name, ".."+string(filepath.Separator)) {
 			return fmt.Errorf("%s: entry %q escapes the destination", tarPath, hdr.Name)
+		}
+		for d := filepath.Dir(name); d != "." && d != string(filepath.Separator); d = filepath.Dir(d) {
+			if links[d] {
+				return fmt.Errorf("%s: entry %q is under the symlink %q", tarPath, hdr.Name, d)
+			}
+		}
+		if links[name] {
+			return fmt.Errorf("%s: entry %q replaces a symlink", tarPath, hdr.Name)
 		}
 		p := filepath.Join(dir, name)
 		switch hdr.Typeflag {
@@ -147,6 +158,7 @@ func unpackTree(tarPath, dir string) error {
 			if err := os.Symlink(hdr.Linkname, p); err != nil {
 				return err
 			}
+			links[name] = true
 		case tar.TypeReg:
 			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 				return err

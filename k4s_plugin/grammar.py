@@ -1,0 +1,91 @@
+"""The rules every BUILD value of k4s obeys, as pure functions.
+
+Each returns `None` when the value is fine, or a short reason why it is not; the
+fields in `targets.py` turn a reason into an error naming the target, the field,
+the value and the fix. The same rules are enforced again inside k4stool (defence
+in depth), so a value that slips past here still cannot reach outside a sandbox.
+"""
+
+from __future__ import annotations
+
+import os.path
+import re
+
+# Go's import-path grammar (golang.org/x/mod/module.CheckImportPath): elements of
+# ASCII letters, digits and `-._~+`, no empty element, none made only of dots, none
+# starting or ending with a dot. `commands` also allows glob characters in an
+# element, as gobusybox does.
+_ELEM = re.compile(r"[A-Za-z0-9._~+-]+")
+_GLOB_ELEM = re.compile(r"[A-Za-z0-9._~+*?\[\]-]+")
+# A command name, `bbin/<name>`: one path element, no leading dot or dash.
+_NAME = re.compile(r"[A-Za-z0-9_+][A-Za-z0-9._+-]*")
+# `-X importpath.name=value`: the variable by Go syntax, a value without blanks or
+# quotes (it is passed through `go build -ldflags`, which splits on blanks).
+_LDFLAG_X = re.compile(r"-X [A-Za-z0-9._~+/-]+\.[A-Za-z_][A-Za-z0-9_]*=[^\s'\"\\`]*")
+LDFLAGS_ALLOWED = "`-s`, `-w` and `-X importpath.name=value` (one string each)"
+# A kernel module name as modules.dep spells it.
+_KMOD = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def import_path_problem(path: str, *, globs: bool = False) -> str | None:
+    """Why `path` is not a Go import path (with glob elements if `globs`), or None."""
+    if not path:
+        return "it is empty"
+    if path.startswith("-"):
+        return "it starts with '-' (a flag, not an import path)"
+    if path.startswith("/") or path.endswith("/"):
+        return "it starts or ends with '/'"
+    pattern = _GLOB_ELEM if globs else _ELEM
+    for elem in path.split("/"):
+        if not elem:
+            return "it has an empty element ('//')"
+        if not pattern.fullmatch(elem):
+            return f"its element {elem!r} has characters outside letters, digits and '-._~+'" + (
+                " (and the glob characters '*?[]')" if globs else ""
+            )
+        if elem.strip(".") == "" or elem.startswith(".") or elem.endswith("."):
+            return f"its element {elem!r} starts or ends with '.'"
+    return None
+
+
+def command_pattern_problem(pattern: str) -> str | None:
+    """Why `pattern` is not a gobusybox command pattern: an import path, a glob on
+    its elements, or either with one leading `-` (an exclusion)."""
+    bare = pattern[1:] if pattern.startswith("-") else pattern
+    return import_path_problem(bare, globs=True)
+
+
+def command_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a command name (one element of `bbin/<name>`), or None."""
+    if not _NAME.fullmatch(name or ""):
+        return "a command name is one path element of letters, digits and '._+-', not starting with '.' or '-'"
+    return None
+
+
+def relative_path_problem(path: str) -> str | None:
+    """Why `path` is not a relative path that stays inside the tree it is in."""
+    if not path:
+        return "it is empty"
+    if path.startswith("/"):
+        return "it is absolute"
+    if "\0" in path or "\n" in path:
+        return "it holds a NUL or newline"
+    norm = os.path.normpath(path)
+    if norm == "." or norm == ".." or norm.startswith("../"):
+        return "it leaves the directory it is relative to ('..')"
+    if ".." in path.split("/"):
+        return "it has a '..' element"
+    return None
+
+
+def ldflag_problem(flag: str) -> str | None:
+    """Why `flag` is not one of the linker flags k4s passes through, or None."""
+    if flag in ("-s", "-w") or _LDFLAG_X.fullmatch(flag):
+        return None
+    return f"only {LDFLAGS_ALLOWED} are allowed"
+
+
+def kernel_module_problem(name: str) -> str | None:
+    if not _KMOD.fullmatch(name or ""):
+        return "a kernel module name has only letters, digits, '_' and '-'"
+    return None

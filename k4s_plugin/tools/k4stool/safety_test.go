@@ -1,0 +1,188 @@
+package main
+
+// k4stool's own checks on the values it is given (defence in depth behind the
+// Pants rules' field checks): no value becomes a flag or a path outside the
+// working directory. Run by tests/test_bad_input.py (`go test ./k4stool`).
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bluekeyes/go-gitdiff/gitdiff"
+)
+
+func code(err error) string {
+	var ce *codedError
+	if errors.As(err, &ce) {
+		return ce.code
+	}
+	if err != nil {
+		return "uncoded: " + err.Error()
+	}
+	return ""
+}
+
+func TestCheckPatterns(t *testing.T) {
+	for _, tc := range []struct {
+		pattern string
+		ok      bool
+	}{
+		{"github.com/u-root/u-root/cmds/core/ls", true},
+		{"github.com/u-root/u-root/cmds/core/*", true},
+		{"-github.com/u-root/u-root/cmds/core/bind", true},
+		{"go.etcd.io/etcd/server/v3", true},
+		{"-out=/tmp/x/modules.tar", false},
+		{"-gomod=/etc", false},
+		{"-dlcache=/tmp", false},
+		{"--", false},
+		{"--out", false},
+		{"-", false},
+		{"", false},
+		{"/abs/path", false},
+		{"a/../b", false},
+		{"a//b", false},
+		{"./rel", false},
+		{"a/b/", false},
+		{"with space", false},
+	} {
+		err := checkPatterns([]string{tc.pattern})
+		if tc.ok && err != nil || !tc.ok && code(err) != "E_BAD_PATTERN" {
+			t.Errorf("checkPatterns(%q) = %v, want ok=%v", tc.pattern, err, tc.ok)
+		}
+	}
+}
+
+func TestCheckLdflags(t *testing.T) {
+	for _, tc := range []struct {
+		flags string
+		ok    bool
+	}{
+		{"-s -w", true},
+		{"-s -w -X k8s.io/component-base/version.gitVersion=v1.37.2 -X main.v=1", true},
+		{"", true},
+		{"-o /tmp/x/bb", false},
+		{"-s -w -o /tmp/x/bb", false},
+		{"-tmpdir /tmp/x", false},
+		{"-cpuprofile=/tmp/x", false},
+		{"-memprofile /tmp/x", false},
+		{"-X", false},
+		{"-X notavar", false},
+		{"-X a.b='c'", false},
+		{"-linkmode=external", false},
+		{"-extldflags=-static", false},
+	} {
+		err := checkLdflags(tc.flags)
+		if tc.ok && err != nil || !tc.ok && code(err) != "E_LDFLAGS" {
+			t.Errorf("checkLdflags(%q) = %v, want ok=%v", tc.flags, err, tc.ok)
+		}
+	}
+}
+
+// A patch hunk whose file name climbs out of the module is refused before
+// anything is written or deleted.
+func TestPatchFileNamesStayInTheModule(t *testing.T) {
+	for _, name := range []string{
+		"github.com/u-root/u-root/cmds/core/echo/../../../../../../tmp/pwned.txt",
+		"/tmp/pwned.txt",
+		"github.com/u-root/u-root//cmds/x.go",
+		"github.com/u-root/u-root/./x.go",
+	} {
+		if cleanRelative(name) {
+			t.Errorf("cleanRelative(%q) = true", name)
+		}
+	}
+	if !cleanRelative("github.com/u-root/u-root/cmds/core/echo/echo.go") {
+		t.Error("a plain module file name was refused")
+	}
+
+	dir := t.TempDir()
+	patch := filepath.Join(dir, "escape.patch")
+	victim := filepath.Join(dir, "victim.txt")
+	os.WriteFile(victim, []byte("keep\n"), 0o644)
+	// A new-file hunk and a delete hunk, both aimed outside the module.
+	body := "--- /dev/null\n+++ b/github.com/u-root/u-root/cmds/core/echo/../../../../../../" + strings.TrimPrefix(dir, "/") + "/pwned.txt\n@@ -0,0 +1 @@\n+pwned\n" +
+		"--- a/github.com/u-root/u-root/../../" + strings.TrimPrefix(victim, "/") + "\n+++ /dev/null\n@@ -1 +0,0 @@\n-keep\n"
+	os.WriteFile(patch, []byte(body), 0o644)
+	files, _, err := gitdiff.Parse(bytes.NewReader([]byte(body)))
+	if err != nil || len(files) != 2 {
+		t.Fatalf("the test patch does not parse: %v %d", err, len(files))
+	}
+	err = applyPatches(dir, os.Environ(), []string{patch})
+	if code(err) != "E_PATCH" || !strings.Contains(err.Error(), "not a clean relative path") {
+		t.Fatalf("applyPatches = %v, want E_PATCH naming the file", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pwned.txt")); err == nil {
+		t.Error("the patch wrote outside the module")
+	}
+	if _, err := os.Stat(victim); err != nil {
+		t.Error("the patch deleted a file outside the module")
+	}
+}
+
+// A tar that plants a symlink and then writes through it is refused.
+func TestUnpackTreeDoesNotWriteThroughSymlinks(t *testing.T) {
+	dir := t.TempDir()
+	outside := filepath.Join(dir, "outside")
+	os.Mkdir(outside, 0o755)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "link", Typeflag: tar.TypeSymlink, Linkname: outside, Mode: 0o777})
+	tw.WriteHeader(&tar.Header{Name: "link/pwned.txt", Typeflag: tar.TypeReg, Size: 2, Mode: 0o644})
+	tw.Write([]byte("x\n"))
+	tw.Close()
+	tarPath := filepath.Join(dir, "evil.tar")
+	os.WriteFile(tarPath, buf.Bytes(), 0o644)
+	err := unpackTree(tarPath, filepath.Join(dir, "dest"))
+	if err == nil || !strings.Contains(err.Error(), "under the symlink") {
+		t.Fatalf("unpackTree = %v, want a refusal", err)
+	}
+	if _, err := os.Stat(filepath.Join(outside, "pwned.txt")); err == nil {
+		t.Error("unpackTree wrote through a symlink")
+	}
+
+	buf.Reset()
+	tw = tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "../escape.txt", Typeflag: tar.TypeReg, Mode: 0o644})
+	tw.Close()
+	os.WriteFile(tarPath, buf.Bytes(), 0o644)
+	if err := unpackTree(tarPath, filepath.Join(dir, "dest2")); err == nil || !strings.Contains(err.Error(), "escapes") {
+		t.Fatalf("unpackTree(../escape.txt) = %v, want a refusal", err)
+	}
+}
+
+// go.mod `replace` with a directory outside the module directory is refused
+// before the go command reads it.
+func TestReplaceOutsideTheModuleIsRefused(t *testing.T) {
+	goroot, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Fatalf("needs the go command: %v", err)
+	}
+	t.Setenv("GOROOT", strings.TrimSpace(string(goroot)))
+	work := t.TempDir()
+	mod := filepath.Join(work, "m")
+	os.MkdirAll(filepath.Join(mod, "inside"), 0o755)
+	env, err := goEnv(work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		replace string
+		want    string
+	}{
+		{"example.com/x => ../../etc", "E_REPLACE_OUTSIDE"},
+		{"example.com/x => /etc", "E_REPLACE_OUTSIDE"},
+		{"example.com/x => ./inside", ""},
+		{"example.com/x => example.com/y v1.0.0", ""},
+	} {
+		os.WriteFile(filepath.Join(mod, "go.mod"), []byte("module example.com/m\n\ngo 1.24\n\nreplace "+tc.replace+"\n"), 0o644)
+		if got := code(checkReplaces(work, mod, env)); got != tc.want {
+			t.Errorf("replace %s: got %q, want %q", tc.replace, got, tc.want)
+		}
+	}
+}
