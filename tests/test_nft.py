@@ -1,0 +1,195 @@
+"""The pure-Go `nft` (distros/kubesolo-like/cmd/nft) that kube-proxy's nftables mode
+drives through sigs.k8s.io/knftables. Built with the host Go (CGO_ENABLED=0) and run as
+root in fresh network namespaces, next to Debian's C nft (`apt-get install nftables`),
+which is the reference: both must leave the kernel in the same state, as the C nft
+lists it. Needs root, a kernel with nf_tables, unshare(1) and ip(8); fails (never skips)
+without them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO, require_tool
+
+MODULE = REPO / "distros" / "kubesolo-like"
+C_NFT = "/usr/sbin/nft"
+
+
+def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    kw.setdefault("timeout", 600)
+    return subprocess.run(cmd, capture_output=True, text=True, **kw)
+
+
+def _go_env() -> dict[str, str]:
+    return {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"}
+
+
+@pytest.fixture(scope="module")
+def host() -> None:
+    """Root, the tools, and nf_tables usable in a new network namespace."""
+    if os.geteuid() != 0:
+        pytest.fail("test_nft needs root (network namespaces and nf_tables)")
+    for tool in ("go", "unshare", "ip"):
+        require_tool(tool)
+    if not Path(C_NFT).exists():
+        pytest.fail(f"{C_NFT} is missing: the C nft is the reference; apt-get install nftables")
+    probe = _run(["unshare", "-n", C_NFT, "add table ip k4s-probe"], timeout=60)
+    if probe.returncode != 0:
+        pytest.fail(f"nf_tables does not work in a network namespace here: {probe.stderr}")
+
+
+@pytest.fixture(scope="module")
+def nft_binary(host, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("nft") / "nft"
+    r = _run(["go", "build", "-o", str(out), "./cmd/nft"], cwd=MODULE, env=_go_env())
+    assert r.returncode == 0, r.stderr
+    # CGO_ENABLED=0: a static binary without an ELF interpreter.
+    assert b"/ld-linux" not in out.read_bytes()[:4096], "nft is dynamically linked"
+    return out
+
+
+def test_unit_tests(host) -> None:
+    """Lexer, parser, rule compiler (against nft's own bytecode), element encoding."""
+    r = _run(["go", "test", "-count=1", "./cmd/nft/"], cwd=MODULE, env=_go_env())
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_go_vet(host) -> None:
+    r = _run(["go", "vet", "./cmd/nft/"], cwd=MODULE, env=_go_env())
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_knftables_kube_proxy_syncs(nft_binary: Path, tmp_path: Path) -> None:
+    """kube-proxy-shaped transactions through the real knftables API: a full sync, a
+    partial sync (flushed chains, deleted map elements), stale chain deletion and a
+    restart; identical rulesets with this nft and the C nft; working DNAT and rejects."""
+    test_bin = tmp_path / "nft.test"
+    r = _run(["go", "test", "-c", "-o", str(test_bin), "./cmd/nft/"], cwd=MODULE, env=_go_env())
+    assert r.returncode == 0, r.stderr
+    r = _run(
+        [str(test_bin), "-test.run", "^TestKnftablesNetns$", "-test.v", "-test.count=1"],
+        cwd=MODULE / "cmd" / "nft",
+        env={**os.environ, "NFT_NETNS_TEST": "1", "NFT_BINARY": str(nft_binary)},
+        timeout=300,
+    )
+    print(r.stdout[-20000:])
+    assert r.returncode == 0, r.stdout[-20000:] + r.stderr
+    assert "--- PASS: TestKnftablesNetns " in r.stdout
+    assert "--- SKIP" not in r.stdout
+
+
+# kube-proxy's base rules as its own unit test expects them (pkg/proxy/nftables/
+# proxier_test.go, baseRules), plus the service shapes of TestOverallNFTablesRules.
+KUBE_PROXY_RULES = """
+add table ip kube-proxy { comment "rules for kube-proxy" ; }
+add set ip kube-proxy cluster-ips { type ipv4_addr ; comment "Active ClusterIPs" ; }
+add set ip kube-proxy nodeport-ips { type ipv4_addr ; comment "IPs that accept NodePort traffic" ; }
+add set ip kube-proxy hairpin-connections { type ipv4_addr . ipv4_addr . inet_proto . inet_service ; comment "service hairpin connections" ; }
+add map ip kube-proxy firewall-ips { type ipv4_addr . inet_proto . inet_service : verdict ; comment "destinations that are subject to LoadBalancerSourceRanges" ; }
+add map ip kube-proxy no-endpoint-nodeports { type inet_proto . inet_service : verdict ; comment "vmap to drop or reject packets to service nodeports with no endpoints" ; }
+add map ip kube-proxy no-endpoint-services { type ipv4_addr . inet_proto . inet_service : verdict ; comment "vmap to drop or reject packets to services with no endpoints" ; }
+add map ip kube-proxy service-ips { type ipv4_addr . inet_proto . inet_service : verdict ; comment "ClusterIP, ExternalIP and LoadBalancer IP traffic" ; }
+add map ip kube-proxy service-nodeports { type inet_proto . inet_service : verdict ; comment "NodePort traffic" ; }
+add chain ip kube-proxy cluster-ips-check
+add chain ip kube-proxy filter-prerouting-pre-dnat { type filter hook prerouting priority -110 ; }
+add chain ip kube-proxy filter-output-pre-dnat { type filter hook output priority -110 ; }
+add chain ip kube-proxy filter-forward { type filter hook forward priority 0 ; }
+add chain ip kube-proxy filter-input { type filter hook input priority 0 ; }
+add chain ip kube-proxy filter-output { type filter hook output priority 0 ; }
+add chain ip kube-proxy firewall-check
+add chain ip kube-proxy masquerading
+add chain ip kube-proxy nat-output { type nat hook output priority -100 ; }
+add chain ip kube-proxy nat-postrouting { type nat hook postrouting priority 100 ; }
+add chain ip kube-proxy nat-prerouting { type nat hook prerouting priority -100 ; }
+add chain ip kube-proxy nodeport-endpoints-check
+add chain ip kube-proxy reject-chain { comment "helper for @no-endpoint-services / @no-endpoint-nodeports" ; }
+add chain ip kube-proxy services
+add chain ip kube-proxy service-endpoints-check
+add rule ip kube-proxy cluster-ips-check ip daddr @cluster-ips reject comment "Reject traffic to invalid ports of ClusterIPs"
+add rule ip kube-proxy cluster-ips-check ip daddr { 172.30.0.0/16 } drop comment "Drop traffic to unallocated ClusterIPs"
+add rule ip kube-proxy filter-prerouting-pre-dnat ct state new jump firewall-check
+add rule ip kube-proxy filter-forward ct state new jump service-endpoints-check
+add rule ip kube-proxy filter-forward ct state new jump cluster-ips-check
+add rule ip kube-proxy filter-input ct state new jump nodeport-endpoints-check
+add rule ip kube-proxy filter-input ct state new jump service-endpoints-check
+add rule ip kube-proxy filter-output ct state new jump service-endpoints-check
+add rule ip kube-proxy filter-output-pre-dnat ct state new jump firewall-check
+add rule ip kube-proxy filter-output ct state new jump cluster-ips-check
+add rule ip kube-proxy firewall-check ip daddr . meta l4proto . th dport vmap @firewall-ips
+add rule ip kube-proxy masquerading mark and 0x4000 != 0 mark set mark xor 0x4000 masquerade fully-random
+add rule ip kube-proxy masquerading ct status dnat ip saddr . ip daddr . meta l4proto . th dport @hairpin-connections masquerade fully-random
+add rule ip kube-proxy nat-output jump services
+add rule ip kube-proxy nat-postrouting jump masquerading
+add rule ip kube-proxy nat-prerouting jump services
+add rule ip kube-proxy nodeport-endpoints-check ip daddr @nodeport-ips meta l4proto . th dport vmap @no-endpoint-nodeports
+add rule ip kube-proxy reject-chain reject
+add rule ip kube-proxy services ip daddr @cluster-ips ip saddr != 10.0.0.0/8 mark set mark or 0x4000 comment "masquerade clusterIP traffic from outside cluster"
+add rule ip kube-proxy services ip daddr . meta l4proto . th dport vmap @service-ips
+add rule ip kube-proxy services ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports
+add element ip kube-proxy nodeport-ips { 192.168.0.2 }
+add rule ip kube-proxy service-endpoints-check ip daddr . meta l4proto . th dport vmap @no-endpoint-services
+add chain ip kube-proxy service-42NFTM6N-ns2/svc2/tcp/p80
+add chain ip kube-proxy external-42NFTM6N-ns2/svc2/tcp/p80
+add rule ip kube-proxy external-42NFTM6N-ns2/svc2/tcp/p80 ip saddr 10.0.0.0/8 goto service-42NFTM6N-ns2/svc2/tcp/p80 comment "short-circuit pod traffic"
+add rule ip kube-proxy external-42NFTM6N-ns2/svc2/tcp/p80 fib saddr type local mark set mark or 0x4000 comment "masquerade local traffic"
+add rule ip kube-proxy service-42NFTM6N-ns2/svc2/tcp/p80 meta l4proto tcp dnat ip addr . port to numgen random mod 2 map { 0 : 10.180.0.4 . 80 , 1 : 10.180.0.5 . 80 }
+add element ip kube-proxy service-ips { 172.30.0.42 . tcp . 80 : goto service-42NFTM6N-ns2/svc2/tcp/p80 }
+add element ip kube-proxy no-endpoint-nodeports { tcp . 3001 comment "ns2/svc2:p80" : drop }
+add element ip kube-proxy hairpin-connections { 10.180.0.4 . 10.180.0.4 . tcp . 80 }
+add counter ip kube-proxy localhost-nodeport-rejected-tcp
+add chain ip kube-proxy localhost-nodeport-reject-tcp
+add rule ip kube-proxy localhost-nodeport-reject-tcp counter name "localhost-nodeport-rejected-tcp" reject
+add rule ip kube-proxy nodeport-endpoints-check ip daddr 127.0.0.0/8 meta l4proto . th dport vmap @no-endpoint-nodeports
+add rule ip kube-proxy service-42NFTM6N-ns2/svc2/tcp/p80 ip saddr != { 203.0.113.0/25 , 198.51.100.7 } drop
+"""
+
+
+def _in_netns(script: str, nft: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    """Runs `script` (sh) in a new network namespace with $NFT set to an nft."""
+    return _run(["unshare", "-n", "sh", "-ec", script], cwd=tmp_path, env={**os.environ, "NFT": nft, "C_NFT": C_NFT}, timeout=120)
+
+
+def test_cli_matches_c_nft(nft_binary: Path, tmp_path: Path) -> None:
+    """`nft -f` of kube-proxy's base rules: the C nft lists the same ruleset."""
+    (tmp_path / "rules.nft").write_text(KUBE_PROXY_RULES)
+    script = '"$NFT" -f rules.nft; "$C_NFT" list ruleset'
+    ours = _in_netns(script, str(nft_binary), tmp_path)
+    theirs = _in_netns(script, C_NFT, tmp_path)
+    assert theirs.returncode == 0, theirs.stderr
+    assert ours.returncode == 0, ours.stderr
+    assert "dnat ip to numgen random mod 2 map" in theirs.stdout
+    assert ours.stdout == theirs.stdout
+
+
+def test_cli_errors_and_check(nft_binary: Path, tmp_path: Path) -> None:
+    """nft's error format (knftables keys IsNotFound/IsAlreadyExists on the first line),
+    exit codes, --check leaving the kernel alone, and rejected syntax."""
+    script = r"""
+"$NFT" --version
+echo 'add table ip t' | "$NFT" -f -
+echo 'add chain ip t checked' | "$NFT" --check -f -
+"$NFT" --json list table ip t
+echo 'delete chain ip t missing' | "$NFT" -f - 2>err1 || echo "rc=$?"
+echo 'create table ip t' | "$NFT" -f - 2>err2 || echo "rc=$?"
+"$NFT" --json list map ip t missing 2>err3 || echo "rc=$?"
+echo 'add rule ip t c log prefix "x"' | "$NFT" -f - 2>err4 || echo "rc=$?"
+head -n1 err1 err2 err3 err4
+"""
+    r = _in_netns(script, str(nft_binary), tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout
+    assert out.startswith("nftables v1.")
+    assert '"json_schema_version": 1' in out or '"json_schema_version":1' in out
+    assert "checked" not in out, "--check created a chain"
+    assert out.count("rc=1") == 4
+    lines = out.splitlines()
+    first = {lines[i].strip("=<> "): lines[i + 1] for i, l in enumerate(lines) if l.startswith("==> ")}
+    assert "Could not process rule: No such file or directory" in first["err1"]
+    assert "Could not process rule: File exists" in first["err2"]
+    assert "No such file or directory" in first["err3"]
+    assert 'unsupported statement "log"' in first["err4"]
