@@ -6,12 +6,12 @@ rewrite, compile, and cpio, each a cached Pants Process.
 
 from pants.backend.go.util_rules import goroot
 
-from k4s_plugin.rules import compile, cpio, go, kmods, modules, package, rewrite, run, tools
-from k4s_plugin.targets import GoBusyboxTarget, InitramfsTarget
+from k4s_plugin.rules import compile, cpio, go, kmods, modules, oci, package, rewrite, run, tools
+from k4s_plugin.targets import GoBusyboxTarget, InitramfsTarget, OciImageTarget
 
 
 def target_types():
-    return [GoBusyboxTarget, InitramfsTarget]
+    return [GoBusyboxTarget, InitramfsTarget, OciImageTarget]
 
 
 def rules():
@@ -23,6 +23,7 @@ def rules():
         *rewrite.rules(),
         *compile.rules(),
         *cpio.rules(),
+        *oci.rules(),
         *package.rules(),
         *run.rules(),
         *kmods.rules(),

@@ -657,6 +657,47 @@ class InitramfsVmAccelField(StringField):
     )
 
 
+class InitramfsClusterIdentityField(BoolField):
+    alias = "cluster_identity"
+    default = False
+    help = softwrap(
+        """
+        For `pants run`: hand the booted node a cluster identity made on this machine, so
+        that you can use its Kubernetes API from outside the VM (as `talosctl gen config`
+        makes a Talos cluster's CA on the operator's machine and the control-plane machine
+        config carries it).
+
+        The first `pants run` makes a CA (ECDSA P-256, `k4s-ca`, 10 years) and an admin
+        client certificate (`k4s-admin`, group `system:masters`, 1 year, renewed when it
+        expires within 30 days) in `.k4s/clusters/<target>/` under the build root (mode
+        0700, private keys 0600; ignored by git and Pants, never in Pants' caches); later
+        runs reuse them. Every run writes `admin.kubeconfig` there (kubectl format, server
+        `https://127.0.0.1:<host port>`, the port forwarded to the guest's 6443; see
+        `vm_port_forwards`), and boots the image with a second cpio appended that holds
+        only `/etc/k4s/identity/ca.crt` and `ca.key`; the node signs its own certificates
+        with that CA. `export KUBECONFIG=.../admin.kubeconfig; kubectl get nodes`.
+
+        For a new identity: `pants run <target> -- -new-identity`, or delete the
+        directory. The image that `pants package` builds stays generic and cacheable and
+        never holds a private key; a real device gets its identity the same way, from
+        provisioning.
+        """
+    )
+
+
+class InitramfsImagesField(StringSequenceField, AsyncFieldMixin):
+    alias = "images"
+    default = ()
+    help = softwrap(
+        """
+        Addresses of `oci_image` targets to carry in the image, as OCI image archives
+        under `var/lib/k4s/images/<target name>.tar`, for a node without a registry (as
+        k3s' `agent/images` tarballs): the node supervisor imports them into containerd
+        at boot. Inferred dependencies, like `busybox`.
+        """
+    )
+
+
 class InitramfsTarget(Target):
     alias = "initramfs"
     core_fields = (
@@ -672,6 +713,7 @@ class InitramfsTarget(Target):
         InitramfsCompressionField,
         InitramfsKernelModulesField,
         InitramfsKernelModulesDirField,
+        InitramfsImagesField,
         InitramfsOutputPathField,
         InitramfsKernelField,
         InitramfsVmMemoryField,
@@ -679,6 +721,7 @@ class InitramfsTarget(Target):
         InitramfsVmPortForwardsField,
         InitramfsKernelArgsField,
         InitramfsVmAccelField,
+        InitramfsClusterIdentityField,
     )
     help = softwrap(
         """
@@ -701,5 +744,117 @@ class InitramfsTarget(Target):
                 uinit_args=["-c", "echo hello"],
                 compression="xz",
             )
+        """
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# oci_image
+# ---------------------------------------------------------------------------------------
+
+
+class OciImageBusyboxField(StringField, AsyncFieldMixin):
+    alias = "busybox"
+    required = True
+    help = softwrap(
+        """
+        The address of the `go_busybox` the image holds, e.g. `:pod-bb`: `bbin/bb` with a
+        link `bbin/<cmd> -> bb` for each of its commands, and `bin -> bbin`.
+        """
+    )
+
+
+# An image reference without a digest: [registry/]path[:tag], lower case path.
+_IMAGE_REF = re.compile(r"[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?")
+
+
+class OciImageNameField(StringField):
+    alias = "image_name"
+    default = None
+    help = softwrap(
+        """
+        The image's reference, which pods name in `image:` (with `imagePullPolicy:
+        Never` or `IfNotPresent`, since the node has no registry). Default
+        `k4s.local/<target name>:latest`.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        if value is not None and not _IMAGE_REF.fullmatch(value):
+            raise _invalid(
+                cls.alias, address, value, "it is not an image reference ([registry/]path[:tag], lower-case path)",
+                "Use a name such as 'k4s.local/demo:v1'.",
+            )
+        return value
+
+    def value_or_default(self, address: Address) -> str:
+        return self.value or f"k4s.local/{address.target_name}:latest"
+
+
+class OciImageEntrypointField(StringSequenceField):
+    alias = "entrypoint"
+    default = ()
+    help = "The image's default ENTRYPOINT, e.g. `[\"/bbin/srvfiles\"]`. Pods override it with `command`."
+
+
+class OciImageCmdField(StringSequenceField):
+    alias = "cmd"
+    default = ()
+    help = "The image's default CMD (arguments after the entrypoint). Pods override it with `args`."
+
+
+class OciImageEnvField(StringSequenceField):
+    alias = "env"
+    default = ("PATH=/bbin:/bin",)
+    help = "The image's environment, as `NAME=value` strings."
+
+    @classmethod
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[Tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        for kv in value or ():
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", kv, re.S):
+                raise _invalid(cls.alias, address, kv, "it is not NAME=value", "Write e.g. 'PATH=/bbin'.")
+        return value
+
+
+class OciImageOutputPathField(_RelativeOutputPathField):
+    help = softwrap(
+        """
+        Where `pants package` writes the OCI image archive, relative to `dist/`. Defaults
+        to `<path.to.dir>/<target name>.tar`.
+        """
+    )
+
+
+class OciImageTarget(Target):
+    alias = "oci_image"
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        OciImageBusyboxField,
+        OciImageNameField,
+        OciImageEntrypointField,
+        OciImageCmdField,
+        OciImageEnvField,
+        OciImageOutputPathField,
+    )
+    help = softwrap(
+        """
+        A container image made from a `go_busybox`, as `ko` makes one from a Go binary:
+        one layer with `bbin/bb`, a `bbin/<cmd>` link per command and `bin -> bbin`,
+        written as a reproducible OCI image layout archive (what `ctr images import`,
+        containerd and `skopeo copy oci-archive:` read). No registry, no base image.
+
+        `pants package` writes the archive; an `initramfs` carries images in its `images`
+        field, and the appliance's node imports them at boot.
+
+        Example:
+
+            go_busybox(name="pod-bb", commands=["github.com/u-root/u-root/cmds/core/sleep"])
+            oci_image(name="pause", busybox=":pod-bb", image_name="k4s.local/pause:v1",
+                      entrypoint=["/bbin/sleep"], cmd=["2147483647"])
         """
     )

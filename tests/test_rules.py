@@ -27,6 +27,7 @@ from k4s_plugin import register
 from k4s_plugin.rules.compile import BB, BusyboxBinary
 from k4s_plugin.rules.cpio import Archive, InitramfsFieldSet
 from k4s_plugin.rules.modules import GoBusyboxFieldSet, ModuleSources
+from k4s_plugin.rules.oci import OciImage, OciImageFieldSet
 from k4s_plugin.rules.rewrite import COMMANDS_JSON, GEN_TAR, RewrittenTree
 from k4s_plugin.rules.tools import K4sDownloadTool, K4sTools, K4sToolsRequest
 
@@ -50,6 +51,7 @@ def rule_runner() -> RuleRunner:
             QueryRule(RewrittenTree, [GoBusyboxFieldSet]),
             QueryRule(BusyboxBinary, [GoBusyboxFieldSet]),
             QueryRule(Archive, [InitramfsFieldSet]),
+            QueryRule(OciImage, [OciImageFieldSet]),
             QueryRule(DigestContents, [Digest]),
         ],
         target_types=[*register.target_types(), FilesGeneratorTarget, FileTarget, RelocatedFiles],
@@ -214,3 +216,63 @@ def test_initramfs_busybox_must_be_go_busybox(rule_runner: RuleRunner) -> None:
         archive(rule_runner, 'initramfs(name="i", busybox=":motd")')
     msg = str(exc.value)
     assert "`busybox` field of small:i" in msg and "not a `go_busybox`" in msg
+
+
+def oci_layout(data: bytes) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        return {m.name: tf.extractfile(m).read() for m in tf.getmembers() if m.isfile()}
+
+
+def test_oci_image(rule_runner: RuleRunner) -> None:
+    """An oci_image is a valid OCI image layout: index -> manifest -> config + one gzip
+    layer, every blob named by its sha256, the layer holding bb and its links."""
+    import gzip
+    import hashlib
+
+    rule_runner.write_files({"small/BUILD": INITRAMFS_BUILD + (
+        'oci_image(name="img", busybox=":bb", image_name="k4s.local/small:v1",'
+        ' entrypoint=["/bbin/echo"], cmd=["hi"])'
+    )})
+    tgt = rule_runner.get_target(Address("small", target_name="img"))
+    image = rule_runner.request(OciImage, [OciImageFieldSet.create(tgt)])
+    assert image.name == "k4s.local/small:v1"
+    files = oci_layout(contents(rule_runner, image.digest)[image.path])
+    assert json.loads(files["oci-layout"]) == {"imageLayoutVersion": "1.0.0"}
+    for name, blob in files.items():
+        if name.startswith("blobs/sha256/"):
+            assert hashlib.sha256(blob).hexdigest() == name.rsplit("/", 1)[1]
+    index = json.loads(files["index.json"])
+    ref = index["manifests"][0]
+    assert ref["annotations"]["io.containerd.image.name"] == "k4s.local/small:v1"
+    assert ref["annotations"]["org.opencontainers.image.ref.name"] == "k4s.local/small:v1"
+    manifest = json.loads(files["blobs/sha256/" + ref["digest"].split(":")[1]])
+    config = json.loads(files["blobs/sha256/" + manifest["config"]["digest"].split(":")[1]])
+    assert config["config"]["Entrypoint"] == ["/bbin/echo"] and config["config"]["Cmd"] == ["hi"]
+    assert config["architecture"] == "amd64" and config["os"] == "linux"
+    (layer,) = manifest["layers"]
+    assert layer["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
+    raw = gzip.decompress(files["blobs/sha256/" + layer["digest"].split(":")[1]])
+    assert config["rootfs"]["diff_ids"] == ["sha256:" + hashlib.sha256(raw).hexdigest()]
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tf:
+        members = {m.name: m for m in tf.getmembers()}
+    assert members["bbin/bb"].isfile() and members["bbin/bb"].mode == 0o755
+    assert members["bbin/echo"].issym() and members["bbin/echo"].linkname == "bb"
+    assert members["bin"].linkname == "bbin" and members["tmp"].mode == 0o1777
+    assert all(m.mtime == 0 and m.uid == 0 for m in members.values())
+
+
+def test_initramfs_carries_images(rule_runner: RuleRunner, tmp_path: Path) -> None:
+    _, data = archive(
+        rule_runner,
+        'oci_image(name="img", busybox=":bb")\n'
+        'initramfs(name="i", busybox=":bb", images=[":img"])',
+    )
+    listing = "\n".join(bsdtar_listing(tmp_path, data))
+    assert "var/lib/k4s/images/img.tar" in listing
+
+
+def test_initramfs_images_must_be_oci_images(rule_runner: RuleRunner) -> None:
+    with pytest.raises(ExecutionError) as exc:
+        archive(rule_runner, 'initramfs(name="i", busybox=":bb", images=[":motd"])')
+    msg = str(exc.value)
+    assert "`images` field of small:i" in msg and "not an `oci_image`" in msg

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from pants.core.target_types import FileSourceField
 from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
-from pants.engine.addresses import Address, AddressInput
-from pants.engine.fs import CreateDigest, Digest, FileContent, MergeDigests
+from pants.engine.addresses import Address
+from pants.engine.fs import AddPrefix, CreateDigest, Digest, FileContent, MergeDigests
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.unions import UnionRule
 from pants.engine.target import (
@@ -28,30 +28,36 @@ from pants.engine.target import (
     WrappedTargetRequest,
 )
 
+from k4s_plugin.rules.addresses import field_address
 from k4s_plugin.rules.compile import BB, BusyboxBinary
 from k4s_plugin.rules.kmods import KernelModules, KernelModulesRequest
 from k4s_plugin.rules.layout import BUSYBOX, LayoutEntry, check_layout
+from k4s_plugin.rules.oci import OciImage, OciImageFieldSet, busybox_of
 from k4s_plugin.rules.errors import target_error
 from k4s_plugin.rules.go import K4sStep, K4sStepResult
 from k4s_plugin.rules.modules import GoBusyboxFieldSet
 from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 from k4s_plugin.targets import (
     COMPRESSIONS,
-    GoBusyboxTarget,
     InitramfsBaseLayoutField,
     InitramfsBusyboxField,
     InitramfsCompressionField,
     InitramfsDependenciesField,
     InitramfsFilesMappingField,
+    InitramfsImagesField,
     InitramfsInitField,
     InitramfsKernelModulesDirField,
     InitramfsKernelModulesField,
     InitramfsShellField,
     InitramfsUinitArgsField,
     InitramfsUinitField,
+    OciImageTarget,
 )
 
 MANIFEST = "__k4s_manifest.json"
+# Where the node finds OCI image archives to import (k4s-node, images.go).
+IMAGES_DIR = "var/lib/k4s/images"
+IMAGES_PREFIX = "__k4s_images/"
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,7 @@ class InitramfsFieldSet(FieldSet):
     compression: InitramfsCompressionField
     kernel_modules: InitramfsKernelModulesField
     kernel_modules_dir: InitramfsKernelModulesDirField
+    images: InitramfsImagesField
 
 
 @dataclass(frozen=True)
@@ -81,18 +88,6 @@ class Archive:
 
 def archive_name(compression: str) -> str:
     return f"initramfs.{COMPRESSIONS[compression]}"
-
-
-async def _busybox_address(field: InitramfsBusyboxField) -> Address:
-    return await Get(
-        Address,
-        AddressInput,
-        AddressInput.parse(
-            field.value,
-            relative_to=field.address.spec_path,
-            description_of_origin=f"the `{field.alias}` field of {field.address}",
-        ),
-    )
 
 
 @dataclass(frozen=True)
@@ -110,25 +105,49 @@ class InferInitramfsBusyboxDependency(InferDependenciesRequest):
 async def infer_initramfs_busybox(request: InferInitramfsBusyboxDependency) -> InferredDependencies:
     """The `busybox` field is a dependency, so `pants dependencies`, `--changed-since`
     and `peek` see it."""
-    return InferredDependencies([await _busybox_address(request.field_set.busybox)])
+    field = request.field_set.busybox
+    return InferredDependencies([await field_address(field, field.value)])
 
 
 @rule(desc="Resolve the go_busybox of an initramfs")
 async def initramfs_busybox(field_set: InitramfsFieldSet) -> GoBusyboxFieldSet:
-    field = field_set.busybox
-    address = await _busybox_address(field)
-    wrapped = await Get(
-        WrappedTarget,
-        WrappedTargetRequest(address, description_of_origin=f"the `{field.alias}` field of {field.address}"),
-    )
-    if not isinstance(wrapped.target, GoBusyboxTarget):
-        raise target_error(
-            field_set.address,
-            field.alias,
-            f"points at {address}, a `{wrapped.target.alias}` target, not a `go_busybox`.",
-            "Give the address of a `go_busybox` target, e.g. `busybox=\":bb\"`.",
+    return await busybox_of(field_set.address, field_set.busybox)
+
+
+@dataclass(frozen=True)
+class InitramfsImagesDependencyFieldSet(FieldSet):
+    required_fields = (InitramfsImagesField,)
+
+    images: InitramfsImagesField
+
+
+class InferInitramfsImagesDependency(InferDependenciesRequest):
+    infer_from = InitramfsImagesDependencyFieldSet
+
+
+async def _image_addresses(field: InitramfsImagesField) -> list[Address]:
+    return [await field_address(field, v) for v in field.value or ()]
+
+
+@rule(desc="Infer the oci_image dependencies of an initramfs")
+async def infer_initramfs_images(request: InferInitramfsImagesDependency) -> InferredDependencies:
+    return InferredDependencies(await _image_addresses(request.field_set.images))
+
+
+async def _images(field_set: InitramfsFieldSet, addresses: list[Address]) -> list[OciImage]:
+    out = []
+    for address in addresses:
+        wrapped = await Get(
+            WrappedTarget,
+            WrappedTargetRequest(address, description_of_origin=f"the `images` field of {field_set.address}"),
         )
-    return GoBusyboxFieldSet.create(wrapped.target)
+        if not isinstance(wrapped.target, OciImageTarget):
+            raise target_error(
+                field_set.address, "images", f"names {address}, a `{wrapped.target.alias}` target, "
+                "not an `oci_image`.", "List `oci_image` targets only.",
+            )
+        out.append(await Get(OciImage, OciImageFieldSet, OciImageFieldSet.create(wrapped.target)))
+    return out
 
 
 def _check_command(field_set: InitramfsFieldSet, field, commands) -> None:
@@ -208,6 +227,17 @@ async def build_initramfs(field_set: InitramfsFieldSet) -> Archive:
         entries.append(LayoutEntry(dst, "file", field, src))
         records.append({"path": dst, "type": "file", "src": src, "mode": 0o644})
 
+    image_addresses = await _image_addresses(field_set.images)
+    images = await _images(field_set, image_addresses)
+    for address, image in zip(image_addresses, images):
+        dst = f"{IMAGES_DIR}/{address.target_name}.tar"
+        entries.append(LayoutEntry(dst, "file", field_set.images.alias, f"image {image.name}"))
+        records.append({"path": dst, "type": "file", "src": f"{IMAGES_PREFIX}{address.target_name}/{image.path}", "mode": 0o644})
+    image_digests = [
+        await Get(Digest, AddPrefix(image.digest, f"{IMAGES_PREFIX}{address.target_name}"))
+        for address, image in zip(image_addresses, images)
+    ]
+
     kmods = await Get(
         KernelModules,
         KernelModulesRequest(
@@ -233,7 +263,7 @@ async def build_initramfs(field_set: InitramfsFieldSet) -> Archive:
     )
     input_digest = await Get(
         Digest,
-        MergeDigests([tools.digest, busybox.digest, sources.snapshot.digest, kmods.digest, manifest_digest]),
+        MergeDigests([tools.digest, busybox.digest, sources.snapshot.digest, kmods.digest, manifest_digest, *image_digests]),
     )
     out = archive_name(field_set.compression.value)
     result = await Get(
@@ -254,4 +284,5 @@ def rules():
     return (
         *collect_rules(),
         UnionRule(InferDependenciesRequest, InferInitramfsBusyboxDependency),
+        UnionRule(InferDependenciesRequest, InferInitramfsImagesDependency),
     )

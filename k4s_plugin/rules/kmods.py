@@ -16,6 +16,7 @@ from pants.engine.fs import CreateDigest, Digest, FileContent, MergeDigests
 from pants.engine.process import Process, ProcessCacheScope, ProcessResult
 from pants.engine.rules import Get, collect_rules, rule
 
+from k4s_plugin import grammar
 from k4s_plugin.rules.errors import target_error
 
 KMODS_DIR = "__k4s_kmods"
@@ -37,10 +38,13 @@ class KernelModules:
     load_order: tuple[str, ...]  # module files, relative to the tree, dependencies first
 
 
-async def _binary(name: str) -> str:
+async def _binary(address: Address, name: str) -> str:
     paths = await Get(BinaryPaths, BinaryPathRequest(binary_name=name, search_path=("/usr/bin", "/bin")))
     if not paths.first_path:
-        raise OSError(f"`{name}` is not installed")
+        raise target_error(
+            address, "kernel_modules", f"is set, and reading kernel modules needs `{name}`, "
+            "which is not in /usr/bin or /bin.", "Install coreutils and findutils.",
+        )
     return paths.first_path.path
 
 
@@ -85,7 +89,7 @@ async def collect_kernel_modules(request: KernelModulesRequest) -> KernelModules
         return KernelModules(await Get(Digest, MergeDigests([])), (), ())
     modules_dir = request.modules_dir
     if not modules_dir:
-        find = await _binary("find")
+        find = await _binary(request.address, "find")
         listing = await Get(
             ProcessResult,
             Process(
@@ -109,7 +113,7 @@ async def collect_kernel_modules(request: KernelModulesRequest) -> KernelModules
         modules_dir = max(trees, key=version_key)
     modules_dir = os.path.normpath(modules_dir)
 
-    cat = await _binary("cat")
+    cat = await _binary(request.address, "cat")
     dep = await Get(
         ProcessResult,
         Process(
@@ -119,13 +123,20 @@ async def collect_kernel_modules(request: KernelModulesRequest) -> KernelModules
         ),
     )
     order, missing, deps = _closure(dep.stdout.decode(), request.names)
+    bad = [m for m in order if grammar.relative_path_problem(m) or not m.endswith((".ko", ".ko.xz", ".ko.zst", ".ko.gz"))]
+    if bad:
+        raise target_error(
+            request.address, "kernel_modules_dir", f"is {modules_dir}, whose modules.dep names "
+            f"{', '.join(bad)}: not module files inside that tree.",
+            "Point `kernel_modules_dir` at a kernel's module tree (with a modules.dep made by depmod).",
+        )
     if missing:
         raise target_error(
             request.address, "kernel_modules", f"names {', '.join(missing)}, not in "
             f"{modules_dir}/modules.dep (built into the kernel, or misspelt?).",
             "Drop built-in modules (see /lib/modules/*/modules.builtin) or fix the names.",
         )
-    cp = await _binary("cp")
+    cp = await _binary(request.address, "cp")
     copied = await Get(
         ProcessResult,
         Process(

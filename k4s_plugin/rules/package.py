@@ -13,7 +13,13 @@ from pants.engine.unions import UnionRule
 from k4s_plugin.rules.compile import BB, BusyboxBinary
 from k4s_plugin.rules.cpio import Archive, InitramfsFieldSet
 from k4s_plugin.rules.modules import GoBusyboxFieldSet
-from k4s_plugin.targets import COMPRESSIONS, GoBusyboxOutputPathField, InitramfsOutputPathField
+from k4s_plugin.rules.oci import OciImage, OciImageFieldSet
+from k4s_plugin.targets import (
+    COMPRESSIONS,
+    GoBusyboxOutputPathField,
+    InitramfsOutputPathField,
+    OciImageOutputPathField,
+)
 
 
 @dataclass(frozen=True)
@@ -60,9 +66,23 @@ async def package_initramfs(field_set: PackageInitramfsFieldSet) -> BuiltPackage
     return BuiltPackage(digest, (BuiltPackageArtifact(path),))
 
 
+@dataclass(frozen=True)
+class PackageOciImageFieldSet(OciImageFieldSet, PackageFieldSet):
+    output_path: OciImageOutputPathField
+
+
+@rule(desc="Package an oci_image")
+async def package_oci_image(field_set: PackageOciImageFieldSet) -> BuiltPackage:
+    image = await Get(OciImage, OciImageFieldSet, base_field_set(field_set, OciImageFieldSet))
+    path = field_set.output_path.value_or_default(file_ending="tar")
+    digest = await _move(image.digest, image.path, path, executable=False)
+    return BuiltPackage(digest, (BuiltPackageArtifact(path, extra_log_lines=(f"image {image.name}",)),))
+
+
 def rules():
     return (
         *collect_rules(),
         UnionRule(PackageFieldSet, PackageGoBusyboxFieldSet),
         UnionRule(PackageFieldSet, PackageInitramfsFieldSet),
+        UnionRule(PackageFieldSet, PackageOciImageFieldSet),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior, RunRequest
@@ -11,6 +12,7 @@ from pants.core.util_rules.system_binaries import (
     BinaryPaths,
     BinaryPathTest,
 )
+from pants.base.build_root import BuildRoot
 from pants.engine.addresses import Address, AddressInput
 from pants.engine.fs import Digest, MergeDigests
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
@@ -22,6 +24,7 @@ from k4s_plugin.rules.modules import GoBusyboxFieldSet
 from k4s_plugin.rules.package import base_field_set
 from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 from k4s_plugin.targets import (
+    InitramfsClusterIdentityField,
     InitramfsKernelArgsField,
     InitramfsKernelField,
     InitramfsVmAccelField,
@@ -36,6 +39,17 @@ QEMU = {
     "arm64": ("qemu-system-aarch64", ("-machine", "virt", "-cpu", "max")),
 }
 
+# The guest's kube-apiserver port: the admin kubeconfig of `cluster_identity` points at
+# the host port forwarded to it.
+API_PORT = 6443
+
+
+def identity_dir_name(address: Address) -> str:
+    """`.k4s/clusters/<this>`: the target address as one path element,
+    `distros/kubesolo-like:initramfs` -> `distros.kubesolo-like.initramfs`."""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", ".", address.spec.lstrip("/")).strip(".")
+    return slug or "root"
+
 
 @dataclass(frozen=True)
 class RunInitramfsFieldSet(InitramfsFieldSet, RunFieldSet):
@@ -47,10 +61,11 @@ class RunInitramfsFieldSet(InitramfsFieldSet, RunFieldSet):
     vm_port_forwards: InitramfsVmPortForwardsField
     kernel_args: InitramfsKernelArgsField
     vm_accel: InitramfsVmAccelField
+    cluster_identity: InitramfsClusterIdentityField
 
 
 @rule(desc="Boot an initramfs in QEMU")
-async def run_initramfs(field_set: RunInitramfsFieldSet) -> RunRequest:
+async def run_initramfs(field_set: RunInitramfsFieldSet, build_root: BuildRoot) -> RunRequest:
     base = base_field_set(field_set, InitramfsFieldSet)
     tools, archive = await MultiGet(
         Get(K4sTools, K4sToolsRequest()), Get(Archive, InitramfsFieldSet, base)
@@ -121,7 +136,13 @@ async def run_initramfs(field_set: RunInitramfsFieldSet) -> RunRequest:
         *(a for m in machine for a in ("-machine-arg", m)),
         *(a for f in field_set.vm_port_forwards.value or () for a in ("-forward", f)),
         "-append", " ".join(field_set.kernel_args.value or ()),
+        "-api-port", str(API_PORT),
     ]
+    if field_set.cluster_identity.value:
+        # Outside Pants' caches and the sandbox (k4stool makes it 0700): the CA and the
+        # admin kubeconfig outlive this run, and no private key enters a digest.
+        identity = f"{build_root.path}/.k4s/clusters/{identity_dir_name(field_set.address)}"
+        args += ["-identity", identity, "-target", field_set.address.spec]
     return RunRequest(digest=digest, args=args)
 
 

@@ -10,6 +10,8 @@ tool github.com/u-root/gobusybox/src/cmd/makebb
 require (
 	github.com/bluekeyes/go-gitdiff v0.9.0
 	github.com/klauspost/compress v1.18.0
+	github.com/opencontainers/go-digest v1.0.0
+	github.com/opencontainers/image-spec v1.1.1
 	github.com/u-root/gobusybox/src v0.3.0
 	github.com/u-root/mkuimage v0.0.0-20250905073043-9a40452f5d3b
 	github.com/ulikunitz/xz v0.5.15

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -36,7 +37,12 @@ func vm(args []string) error {
 	fs.Var(&machine, "machine-arg", "QEMU machine arguments (repeatable; default -machine q35)")
 	var fwds multiFlag
 	fs.Var(&fwds, "forward", "host port:guest port (tcp), bound to 127.0.0.1 (repeatable)")
-	dryRun := fs.Bool("print", false, "print the qemu command line instead of running it")
+	dryRun := fs.Bool("print", false, "print the qemu command line instead of running it (after writing the -identity files)")
+	identityDir := fs.String("identity", "", "cluster identity directory (CA, admin kubeconfig; see identity.go): "+
+		"appends the CA to the initramfs for the guest")
+	apiPort := fs.Int("api-port", 6443, "the guest's apiserver port, for the admin kubeconfig")
+	newIdentity := fs.Bool("new-identity", false, "with -identity: delete the directory's contents and make a new CA")
+	target := fs.String("target", "", "the target's address, for messages")
 	fs.Parse(args)
 
 	if *kernel == "" {
@@ -57,21 +63,82 @@ func vm(args []string) error {
 		"-smp", fmt.Sprint(*cpus), "-nographic", "-no-reboot",
 		"-kernel", *kernel, "-initrd", *initrd,
 		"-append", strings.TrimSpace("console=ttyS0 panic=-1 "+*appendArgs))
-	netdev := "user,id=n0"
-	for _, f := range fwds {
-		host, guest, ok := strings.Cut(f, ":")
-		if !ok {
-			return fmt.Errorf("forward %q: want <host port>:<guest port>", f)
-		}
-		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%s-:%s", host, guest)
+	forwards, err := parseForwards(fwds)
+	if err != nil {
+		return err
+	}
+	// restrict=on: the guest reaches neither the host (its loopback services,
+	// e.g. a remote cache on 127.0.0.1) nor anything beyond it; slirp's DHCP
+	// still answers, and hostfwd rules work as before (QEMU: "This option
+	// does not affect any explicitly set forwarding rules").
+	netdev := "user,id=n0,restrict=on"
+	for _, f := range forwards {
+		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", f.host, f.guest)
 	}
 	argv = append(argv, "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0")
+	if *identityDir != "" {
+		hostPort := 0
+		for _, f := range forwards {
+			if f.guest == *apiPort {
+				hostPort = f.host
+			}
+		}
+		res, err := prepareIdentity(identityRequest{
+			Dir: *identityDir, Fresh: *newIdentity, Image: *initrd,
+			APIPort: *apiPort, HostPort: hostPort, Target: *target,
+		}, os.Stderr)
+		if err != nil {
+			return err
+		}
+		for i := range argv {
+			if argv[i] == "-initrd" {
+				argv[i+1] = res.Initrd
+			}
+		}
+	} else if *newIdentity {
+		return errorf("E_USAGE", "-new-identity needs -identity (set `cluster_identity=True` on the initramfs target)")
+	}
 	if *dryRun {
 		fmt.Println(strings.Join(argv, " "))
 		return nil
 	}
 	fmt.Fprintf(os.Stderr, "k4s: %s\n", strings.Join(argv, " "))
 	return syscall.Exec(*qemu, argv, os.Environ())
+}
+
+type forward struct{ host, guest int }
+
+// parseForwards reads "<host port>:<guest port>" values; a later value for the
+// same guest port replaces an earlier one, so `pants run <target> -- -forward
+// 16443:6443` (Pants appends passthrough arguments after the rule's) moves the
+// target's 6443:6443. Two guest ports on one host port are an error.
+func parseForwards(vals []string) ([]forward, error) {
+	var out []forward
+	for _, v := range vals {
+		h, g, ok := strings.Cut(v, ":")
+		host, errH := strconv.Atoi(h)
+		guest, errG := strconv.Atoi(g)
+		if !ok || errH != nil || errG != nil || host < 1 || host > 65535 || guest < 1 || guest > 65535 {
+			return nil, errorf("E_USAGE", "-forward %q: want <host port>:<guest port>, e.g. 16443:6443", v)
+		}
+		replaced := false
+		for i := range out {
+			if out[i].guest == guest {
+				out[i].host, replaced = host, true
+			}
+		}
+		if !replaced {
+			out = append(out, forward{host, guest})
+		}
+	}
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[i].host == out[j].host {
+				return nil, errorf("E_USAGE", "host port %d forwards to both guest port %d and %d", out[i].host, out[i].guest, out[j].guest)
+			}
+		}
+	}
+	return out, nil
 }
 
 // probeAccel picks kvm or tcg. The answer is remembered per machine, QEMU
