@@ -685,6 +685,33 @@ class InitramfsClusterIdentityField(BoolField):
     )
 
 
+class InitramfsNodeComponentsField(StringSequenceField):
+    alias = "node_components"
+    default = ()
+    help = softwrap(
+        """
+        For an appliance: the commands its node supervisor (`uinit`, e.g. k4s-node) starts,
+        in order, as the distro's component table, e.g. `["kine", "kube-apiserver",
+        "kube-controller-manager", "kube-scheduler", "containerd", "kubelet", "coredns",
+        "kube-proxy"]`. Each must be a command of the busybox: the build fails naming the
+        missing one. Written to `etc/k4s/components`, one per line, where k4s-node reads
+        them.
+        """
+    )
+
+    @classmethod
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[Tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        for name in value or ():
+            _check(
+                grammar.command_name_problem(name), cls.alias, address, name,
+                "Give command names of the busybox, e.g. 'kube-apiserver'.",
+            )
+        return value
+
+
 class InitramfsImagesField(StringSequenceField, AsyncFieldMixin):
     alias = "images"
     default = ()
@@ -714,6 +741,7 @@ class InitramfsTarget(Target):
         InitramfsKernelModulesField,
         InitramfsKernelModulesDirField,
         InitramfsImagesField,
+        InitramfsNodeComponentsField,
         InitramfsOutputPathField,
         InitramfsKernelField,
         InitramfsVmMemoryField,

@@ -84,6 +84,8 @@ FIELD_ROWS = [
     (IR, "kernel_modules_dir", '"lib/modules"', "absolute directory path"),
     (IR, "kernel_modules_dir", '"/lib/modules/../../etc"', "absolute directory path"),
     (IR, "kernel_args", '["a b"]', "one word"),
+    (IR, "node_components", '["../bin/sh"]', "one path element"),
+    (IR, "images", '["//:a", 1]', "string"),
     (IR, "vm_port_forwards", '["6443"]', "<host port>:<guest port>"),
     (IR, "vm_port_forwards", '["70000:1"]', "<host port>:<guest port>"),
     (IR, "vm_memory", "32", "64"),

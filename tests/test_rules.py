@@ -276,3 +276,12 @@ def test_initramfs_images_must_be_oci_images(rule_runner: RuleRunner) -> None:
         archive(rule_runner, 'initramfs(name="i", busybox=":bb", images=[":motd"])')
     msg = str(exc.value)
     assert "`images` field of small:i" in msg and "not an `oci_image`" in msg
+
+
+def test_node_components_must_be_commands(rule_runner: RuleRunner, tmp_path: Path) -> None:
+    with pytest.raises(ExecutionError) as exc:
+        archive(rule_runner, 'initramfs(name="i", busybox=":bb", node_components=["echo", "kube-apiserver"])')
+    msg = str(exc.value)
+    assert "`node_components` field of small:i" in msg and "names kube-apiserver" in msg and "Fix:" in msg
+    _, data = archive(rule_runner, 'initramfs(name="i", busybox=":bb", node_components=["echo", "hello"])')
+    assert "etc/k4s/components" in "\n".join(bsdtar_listing(tmp_path, data))

@@ -8,6 +8,8 @@ import (
 	_ "github.com/k3s-io/kine"
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
 	_ "k8s.io/kubernetes/cmd/kubelet"
 	_ "github.com/containerd/containerd/v2/cmd/containerd"
 	_ "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2"
@@ -18,6 +20,8 @@ import (
 	_ "github.com/containernetworking/plugins/plugins/main/loopback"
 	_ "github.com/containernetworking/plugins/plugins/ipam/host-local"
 	_ "github.com/coredns/coredns"
+	// The demo image's HTTP server (BUILD: pod-bb).
+	_ "github.com/u-root/u-root/cmds/exp/srvfiles"
 
 	_ "github.com/u-root/u-root/cmds/core/backoff"
 	_ "github.com/u-root/u-root/cmds/core/base64"

@@ -45,6 +45,7 @@ from k4s_plugin.targets import (
     InitramfsDependenciesField,
     InitramfsFilesMappingField,
     InitramfsImagesField,
+    InitramfsNodeComponentsField,
     InitramfsInitField,
     InitramfsKernelModulesDirField,
     InitramfsKernelModulesField,
@@ -58,6 +59,9 @@ MANIFEST = "__k4s_manifest.json"
 # Where the node finds OCI image archives to import (k4s-node, images.go).
 IMAGES_DIR = "var/lib/k4s/images"
 IMAGES_PREFIX = "__k4s_images/"
+# The node supervisor's component list (`node_components`; k4s-node, main.go).
+NODE_COMPONENTS = "etc/k4s/components"
+NODE_COMPONENTS_SRC = "__k4s_node/components"
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ class InitramfsFieldSet(FieldSet):
     kernel_modules: InitramfsKernelModulesField
     kernel_modules_dir: InitramfsKernelModulesDirField
     images: InitramfsImagesField
+    node_components: InitramfsNodeComponentsField
 
 
 @dataclass(frozen=True)
@@ -178,6 +183,16 @@ async def build_initramfs(field_set: InitramfsFieldSet) -> Archive:
 
     for field in (field_set.init, field_set.uinit, field_set.shell):
         _check_command(field_set, field, commands)
+    missing = [c for c in field_set.node_components.value or () if c not in commands]
+    if missing:
+        raise target_error(
+            field_set.address,
+            field_set.node_components.alias,
+            f"names {', '.join(missing)}, which the busybox {field_set.busybox.value!r} does "
+            f"not have (its commands: {', '.join(sorted(commands))}).",
+            "Add the command group that provides it to the busybox's `commands` "
+            "(distros/command_groups.py), or drop it from `node_components`.",
+        )
     if field_set.uinit_args.value and field_set.uinit.value is None:
         raise target_error(
             field_set.address,
@@ -198,6 +213,11 @@ async def build_initramfs(field_set: InitramfsFieldSet) -> Archive:
             records.append(
                 {"path": "etc/uinit.flags", "type": "argv", "argv": list(field_set.uinit_args.value), "mode": 0o644}
             )
+    extra_digests = []
+    if field_set.node_components.value:
+        content = "".join(f"{c}\n" for c in field_set.node_components.value).encode()
+        extra_digests.append(await Get(Digest, CreateDigest([FileContent(NODE_COMPONENTS_SRC, content)])))
+        records.append({"path": NODE_COMPONENTS, "type": "file", "src": NODE_COMPONENTS_SRC, "mode": 0o644})
     entries = [LayoutEntry(r["path"], "file" if r["type"] in ("file", "argv") else r["type"], BUSYBOX, _what(r)) for r in records]
 
     # Extra files from `files` / `relocated_files` dependencies.
@@ -263,7 +283,7 @@ async def build_initramfs(field_set: InitramfsFieldSet) -> Archive:
     )
     input_digest = await Get(
         Digest,
-        MergeDigests([tools.digest, busybox.digest, sources.snapshot.digest, kmods.digest, manifest_digest, *image_digests]),
+        MergeDigests([tools.digest, busybox.digest, sources.snapshot.digest, kmods.digest, manifest_digest, *image_digests, *extra_digests]),
     )
     out = archive_name(field_set.compression.value)
     result = await Get(

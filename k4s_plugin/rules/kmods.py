@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pants.core.util_rules.system_binaries import BinaryPathRequest, BinaryPaths
 from pants.engine.addresses import Address
 from pants.engine.fs import CreateDigest, Digest, FileContent, MergeDigests
-from pants.engine.process import Process, ProcessCacheScope, ProcessResult
-from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope, ProcessResult
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
 
 from k4s_plugin import grammar
 from k4s_plugin.rules.errors import target_error
@@ -52,9 +52,35 @@ def _norm(name: str) -> str:
     return name.replace("-", "_")
 
 
-def _closure(dep_text: str, names: tuple[str, ...]) -> tuple[list[str], list[str], dict[str, list[str]]]:
+def _softdeps(softdep_text: str, alias_text: str) -> dict[str, list[str]]:
+    """Each module's `softdep ... pre:` modules (modules.softdep), aliases resolved to
+    module names (modules.alias): e.g. libcrc32c needs a crc32c implementation loaded
+    first, which modprobe would load and a plain insmod does not."""
+    aliases: dict[str, list[str]] = {}
+    for line in alias_text.splitlines():
+        f = line.split()
+        if len(f) == 3 and f[0] == "alias":
+            aliases.setdefault(f[1], []).append(_norm(f[2]))
+    pre: dict[str, list[str]] = {}
+    for line in softdep_text.splitlines():
+        f = line.split()
+        if len(f) < 3 or f[0] != "softdep":
+            continue
+        names, take = [], False
+        for word in f[2:]:
+            if word.endswith(":"):
+                take = word == "pre:"
+            elif take:
+                names += aliases.get(word, [_norm(word)])
+        pre[_norm(f[1])] = names
+    return pre
+
+
+def _closure(
+    dep_text: str, names: tuple[str, ...], softdeps: dict[str, list[str]] | None = None
+) -> tuple[list[str], list[str], dict[str, list[str]]]:
     """(module files in load order, names not found, each file's dependencies) from
-    modules.dep."""
+    modules.dep, with each module's soft pre-dependencies (that exist) loaded before it."""
     deps: dict[str, list[str]] = {}
     by_name: dict[str, str] = {}
     for line in dep_text.splitlines():
@@ -70,9 +96,14 @@ def _closure(dep_text: str, names: tuple[str, ...]) -> tuple[list[str], list[str
     def visit(mod: str) -> None:
         if mod in order:
             return
+        name = _norm(os.path.basename(mod).split(".ko")[0])
+        for soft in (softdeps or {}).get(name, ()):
+            if soft in by_name and by_name[soft] != mod:
+                visit(by_name[soft])
         for d in deps.get(mod, ()):
             visit(d)
-        order.append(mod)
+        if mod not in order:
+            order.append(mod)
 
     for n in names:
         mod = by_name.get(_norm(n))
@@ -114,15 +145,26 @@ async def collect_kernel_modules(request: KernelModulesRequest) -> KernelModules
     modules_dir = os.path.normpath(modules_dir)
 
     cat = await _binary(request.address, "cat")
-    dep = await Get(
-        ProcessResult,
-        Process(
-            (cat, f"{modules_dir}/modules.dep"),
-            description=f"Read {modules_dir}/modules.dep",
-            cache_scope=ProcessCacheScope.PER_SESSION,
-        ),
+    # modules.softdep and modules.alias may be missing from a hand-made tree: optional.
+    dep, softdep, alias = await MultiGet(
+        Get(
+            FallibleProcessResult,
+            Process(
+                (cat, f"{modules_dir}/{f}"),
+                description=f"Read {modules_dir}/{f}",
+                cache_scope=ProcessCacheScope.PER_SESSION,
+            ),
+        )
+        for f in ("modules.dep", "modules.softdep", "modules.alias")
     )
-    order, missing, deps = _closure(dep.stdout.decode(), request.names)
+    if dep.exit_code != 0:
+        raise target_error(
+            request.address, "kernel_modules_dir", f"is {modules_dir}, which has no readable "
+            f"modules.dep: {dep.stderr.decode(errors='replace').strip()}",
+            "Point it at a kernel's module tree, or run `depmod` for that kernel.",
+        )
+    optional = [r.stdout.decode() if r.exit_code == 0 else "" for r in (softdep, alias)]
+    order, missing, deps = _closure(dep.stdout.decode(), request.names, _softdeps(*optional))
     bad = [m for m in order if grammar.relative_path_problem(m) or not m.endswith((".ko", ".ko.xz", ".ko.zst", ".ko.gz"))]
     if bad:
         raise target_error(

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -14,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -21,22 +23,26 @@ import (
 
 var consoleMu sync.Mutex
 
+// pids of the running components, for the memory report at Ready.
+var (
+	pidsMu sync.Mutex
+	pids   = map[string]int{}
+)
+
 // configure writes the PKI, kubeconfigs and configuration files.
 func (n *node) configure() error {
-	for _, d := range []string{n.dir(), n.dir("kine"), "/etc/cni/net.d", "/etc/containerd", "/var/lib/kubelet"} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+	// State only root may read: keys, the datastore (kine's socket is its only door).
+	for _, d := range []string{n.dir(), n.dir("kine"), n.dir("audit"), "/var/lib/kubelet"} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+		if err := os.Chmod(d, 0o700); err != nil {
 			return err
 		}
 	}
-	// A CA shipped in the image (/etc/k4s/pki/ca.{crt,key}) is used if present.
-	for _, f := range []string{"ca.crt", "ca.key"} {
-		if b, err := os.ReadFile("/etc/k4s/pki/" + f); err == nil {
-			if err := os.MkdirAll(n.dir("pki"), 0o700); err != nil {
-				return err
-			}
-			if err := os.WriteFile(n.dir("pki", f), b, 0o600); err != nil {
-				return err
-			}
+	for _, d := range []string{"/etc/cni/net.d", "/etc/containerd", "/etc/coredns"} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
 		}
 	}
 	p, err := ensurePKI(n.dir("pki"), n.name, []net.IP{n.ip})
@@ -44,7 +50,7 @@ func (n *node) configure() error {
 		return err
 	}
 	n.pki = p
-	for _, c := range []string{"admin", "controller-manager", "kubelet"} {
+	for _, c := range []string{"admin", "controller-manager", "scheduler", "kubelet", "kube-proxy", "coredns"} {
 		if err := p.kubeconfig(n.dir(c+".kubeconfig"), c, n.apiURL()); err != nil {
 			return err
 		}
@@ -70,6 +76,10 @@ disabled_plugins = ["io.containerd.ttrpc.v1.task"]
 [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
   BinaryName = "/bbin/runc"
   SystemdCgroup = false
+  # The root is the kernel's initramfs (rootfs), which pivot_root cannot leave:
+  # runc moves the container's root over / and chroots instead (as it does on
+  # ramdisks), so the node needs no tmpfs copy of the whole image.
+  NoPivotRoot = true
 `, pauseImage),
 		"/etc/cni/net.d/10-k4s-bridge.conflist": fmt.Sprintf(`{
   "cniVersion": "1.0.0",
@@ -98,13 +108,40 @@ resolvConf: /etc/resolv.conf
 tlsCertFile: %s
 tlsPrivateKeyFile: %s
 podCIDR: %s
-evictionHard: {memory.available: "50Mi", nodefs.available: "1%%", imagefs.available: "1%%"}
+# The root filesystem is RAM: evict before the kernel's OOM killer has to act.
+evictionHard: {memory.available: "100Mi", nodefs.available: "10%%", imagefs.available: "10%%"}
 imageGCHighThresholdPercent: 100
 serializeImagePulls: false
 `, p.path("ca.crt"), clusterDNS, p.path("kubelet-serving.crt"), p.path("kubelet-serving.key"), podCIDR),
+		n.dir("admission.yaml"): `apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+- name: PodSecurity
+  configuration:
+    apiVersion: pod-security.admission.config.k8s.io/v1
+    kind: PodSecurityConfiguration
+    # Pod Security Standards "baseline" for every namespace without its own labels.
+    defaults: {enforce: baseline, enforce-version: latest, audit: restricted, audit-version: latest, warn: restricted, warn-version: latest}
+    exemptions: {usernames: [], runtimeClasses: [], namespaces: []}
+`,
+		n.dir("audit-policy.yaml"): `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+# Noise: leases, events, health checks.
+- level: None
+  resources: [{group: coordination.k8s.io, resources: [leases]}, {group: "", resources: [events]}]
+- level: None
+  nonResourceURLs: [/healthz*, /livez*, /readyz*, /version]
+# Secrets and tokens: who and when, never the content.
+- level: Metadata
+  resources: [{group: "", resources: [secrets, configmaps, serviceaccounts/token]}]
+- level: Metadata
+`,
+		"/etc/coredns/Corefile": n.corefile(),
 	}
 	for path, content := range files {
-		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 			return err
 		}
 	}
@@ -134,12 +171,14 @@ func (n *node) args(c string) ([]string, error) {
 	case "kine":
 		// kine's own SQLite defaults (pkg/drivers/sqlite DefaultParams): without the busy
 		// timeout and immediate transactions, concurrent writers fail under load.
+		// On a unix socket in a 0700 directory, as k3s runs it: no TCP port that a
+		// hostNetwork pod could use to bypass the apiserver's authn/authz.
 		return []string{"kine", "--endpoint", "sqlite://" + n.dir("kine", "state.db") +
 			"?_journal_mode=WAL&_busy_timeout=30000&_synchronous=NORMAL&_txlock=immediate&_stmt_cache_size=20&cache=shared",
-			"--listen-address", "127.0.0.1:2379", "--metrics-bind-address", "0"}, nil
+			"--listen-address", "unix://" + kineSocket(n), "--metrics-bind-address", "0"}, nil
 	case "kube-apiserver":
 		return []string{"kube-apiserver",
-			"--etcd-servers=http://127.0.0.1:2379",
+			"--etcd-servers=unix://" + kineSocket(n),
 			fmt.Sprintf("--secure-port=%d", n.apiPort),
 			"--advertise-address=" + n.ip.String(),
 			"--tls-cert-file=" + p("apiserver.crt"), "--tls-private-key-file=" + p("apiserver.key"),
@@ -153,8 +192,13 @@ func (n *node) args(c string) ([]string, error) {
 			"--service-cluster-ip-range=" + serviceCIDR,
 			"--authorization-mode=Node,RBAC",
 			"--enable-admission-plugins=NodeRestriction",
-			"--allow-privileged=true",
+			"--admission-control-config-file=" + n.dir("admission.yaml"),
+			"--anonymous-auth=false",
+			"--allow-privileged=false",
 			"--profiling=false",
+			"--audit-policy-file=" + n.dir("audit-policy.yaml"),
+			"--audit-log-path=" + n.dir("audit", "audit.log"),
+			"--audit-log-maxsize=8", "--audit-log-maxbackup=1", // MiB, in RAM
 		}, nil
 	case "kube-controller-manager":
 		kc := n.dir("controller-manager.kubeconfig")
@@ -166,8 +210,29 @@ func (n *node) args(c string) ([]string, error) {
 			"--use-service-account-credentials=true",
 			"--leader-elect=false",
 			"--bind-address=127.0.0.1",
+			"--profiling=false",
 			"--cluster-cidr=" + clusterCIDR,
 			"--service-cluster-ip-range=" + serviceCIDR,
+		}, nil
+	case "kube-scheduler":
+		kc := n.dir("scheduler.kubeconfig")
+		return []string{"kube-scheduler",
+			"--kubeconfig=" + kc, "--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
+			"--leader-elect=false",
+			"--bind-address=127.0.0.1",
+			"--profiling=false",
+		}, nil
+	case "coredns":
+		return []string{"coredns", "-conf", "/etc/coredns/Corefile"}, nil
+	case "kube-proxy":
+		return []string{"kube-proxy",
+			"--proxy-mode=nftables",
+			"--kubeconfig=" + n.dir("kube-proxy.kubeconfig"),
+			"--hostname-override=" + n.name,
+			"--cluster-cidr=" + clusterCIDR,
+			"--metrics-bind-address=127.0.0.1:10249",
+			"--healthz-bind-address=127.0.0.1:10256",
+			"--nodeport-addresses=primary",
 		}, nil
 	case "containerd":
 		return []string{"containerd", "--config", "/etc/containerd/config.toml"}, nil
@@ -192,17 +257,18 @@ func (n *node) start(c string) error {
 	go supervise(c, args)
 	switch c {
 	case "kine":
-		return waitFor(c, 5*time.Minute, func() error { return dial("127.0.0.1:2379") })
+		waitFor(c, func() error { return dialUnix(kineSocket(n)) })
 	case "kube-apiserver":
-		return waitFor(c, 15*time.Minute, func() error { return n.get("/readyz", nil) })
+		waitFor(c, func() error { return n.call("GET", "/readyz", nil, nil) })
+		waitFor("cluster add-ons", n.applyAddons)
 	case "containerd":
-		if err := waitFor(c, 5*time.Minute, func() error { return dialUnix("/run/containerd/containerd.sock") }); err != nil {
-			return err
-		}
-		return importImages()
+		waitFor(c, func() error { return dialUnix("/run/containerd/containerd.sock") })
+		waitFor("images", importImages)
 	}
 	return nil
 }
+
+func kineSocket(n *node) string { return n.dir("kine", "kine.sock") }
 
 // supervise runs a command forever: output on the console with a prefix,
 // restarted with a growing delay when it exits.
@@ -217,6 +283,9 @@ func supervise(name string, args []string) {
 			log.Printf("%s: %v", name, err)
 		} else {
 			log.Printf("started %s (pid %d)", name, cmd.Process.Pid)
+			pidsMu.Lock()
+			pids[name] = cmd.Process.Pid
+			pidsMu.Unlock()
 			prefix(name, out)
 			err := cmd.Wait()
 			log.Printf("%s exited: %v", name, err)
@@ -232,27 +301,42 @@ func supervise(name string, args []string) {
 	}
 }
 
+// prefix copies a component's output to the console, a line at a time with
+// its name in front. It always drains the pipe: a line longer than the
+// buffer is printed in pieces (a scanner would stop at it, and the component
+// would then block writing to a full pipe).
 func prefix(name string, r io.Reader) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		consoleMu.Lock()
-		fmt.Fprintf(os.Stdout, "[%s] %s\n", name, sc.Text())
-		consoleMu.Unlock()
+	br := bufio.NewReaderSize(r, 64*1024)
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			consoleMu.Lock()
+			fmt.Fprintf(os.Stdout, "[%s] %s\n", name, strings.TrimRight(string(line), "\n"))
+			consoleMu.Unlock()
+		}
+		if err != nil && err != bufio.ErrBufferFull {
+			return
+		}
 	}
 }
 
-func waitFor(name string, timeout time.Duration, ready func() error) error {
-	start := time.Now()
-	var err error
-	for time.Since(start) < timeout {
-		if err = ready(); err == nil {
+// waitFor polls ready until it succeeds, saying on the console every minute
+// what it is still waiting for and why. It does not give up: on a slow
+// machine (TCG) the apiserver can need many minutes.
+func waitFor(name string, ready func() error) {
+	start, last := time.Now(), time.Now()
+	for {
+		err := ready()
+		if err == nil {
 			log.Printf("%s is ready after %s", name, time.Since(start).Round(time.Second))
-			return nil
+			return
+		}
+		if time.Since(last) > time.Minute {
+			log.Printf("still waiting for %s after %s: %v", name, time.Since(start).Round(time.Second), err)
+			last = time.Now()
 		}
 		time.Sleep(time.Second)
 	}
-	return fmt.Errorf("not ready after %s: %v", timeout, err)
 }
 
 func dial(addr string) error {
@@ -271,34 +355,73 @@ func dialUnix(path string) error {
 	return err
 }
 
-// get calls the apiserver as the admin user; into, if not nil, gets the JSON.
-func (n *node) get(path string, into any) error {
-	ca, err := os.ReadFile(n.pki.path("ca.crt"))
+// apiClient is the node's own admin client: one for every call, so that
+// polling reuses its connection instead of opening one per request.
+func (n *node) apiClient() (*http.Client, error) {
+	n.clientOnce.Do(func() {
+		ca, err := os.ReadFile(n.pki.path("ca.crt"))
+		if err != nil {
+			n.clientErr = err
+			return
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(ca)
+		cert, err := tls.LoadX509KeyPair(n.pki.path("admin.crt"), n.pki.path("admin.key"))
+		if err != nil {
+			n.clientErr = err
+			return
+		}
+		n.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}},
+			MaxIdleConns:    2,
+		}}
+	})
+	return n.client, n.clientErr
+}
+
+// call sends a request to the apiserver as the node's admin; body (if not
+// nil) is sent as JSON, and into (if not nil) receives the JSON answer.
+func (n *node) call(method, path string, body, into any) error {
+	client, err := n.apiClient()
 	if err != nil {
 		return err
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
-	cert, err := tls.LoadX509KeyPair(n.pki.path("admin.crt"), n.pki.path("admin.key"))
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, n.apiURL()+path, rd)
 	if err != nil {
 		return err
 	}
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}},
-	}}
-	resp, err := client.Get(n.apiURL() + path)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return &apiError{method, path, resp.StatusCode, strings.TrimSpace(string(data))}
 	}
 	if into != nil {
-		return json.Unmarshal(body, into)
+		return json.Unmarshal(data, into)
 	}
 	return nil
+}
+
+type apiError struct {
+	method, path string
+	code         int
+	body         string
+}
+
+func (e *apiError) Error() string {
+	return fmt.Sprintf("%s %s: HTTP %d: %s", e.method, e.path, e.code, e.body)
 }
 
 // watchNodeReady logs when the node first reports Ready.
@@ -311,10 +434,12 @@ func (n *node) watchNodeReady() {
 					Conditions []struct{ Type, Status, Reason, Message string }
 				}
 			}
-			if err := n.get("/api/v1/nodes/"+n.name, &nd); err == nil {
+			if err := n.call("GET", "/api/v1/nodes/"+n.name, nil, &nd); err == nil {
 				for _, c := range nd.Status.Conditions {
 					if c.Type == "Ready" && c.Status == "True" {
-						log.Printf("node %s is Ready (%s after the components started)", n.name, time.Since(start).Round(time.Second))
+						log.Printf("node %s is Ready (%s after the components started; %s since boot; MemAvailable %s)",
+							n.name, time.Since(start).Round(time.Second), uptime(), memAvailable())
+						log.Printf("memory at Ready (RssAnon: heap and stacks; the bb text is shared): %s", componentRSS())
 						return
 					}
 				}
@@ -322,4 +447,52 @@ func (n *node) watchNodeReady() {
 			time.Sleep(2 * time.Second)
 		}
 	}()
+}
+
+// memAvailable is /proc/meminfo's MemAvailable, for the console.
+func memAvailable() string {
+	data, _ := os.ReadFile("/proc/meminfo")
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemAvailable:" {
+			var kb int
+			fmt.Sscan(f[1], &kb)
+			return fmt.Sprintf("%d MiB", kb/1024)
+		}
+	}
+	return "unknown"
+}
+
+// uptime is the time since the kernel started.
+func uptime() string {
+	data, _ := os.ReadFile("/proc/uptime")
+	var s float64
+	fmt.Sscan(string(data), &s)
+	return (time.Duration(s) * time.Second).String()
+}
+
+// componentRSS lists each component's anonymous resident memory (RssAnon), largest first.
+func componentRSS() string {
+	pidsMu.Lock()
+	defer pidsMu.Unlock()
+	type rss struct {
+		name string
+		kb   int
+	}
+	var all []rss
+	for name, pid := range pids {
+		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		for _, line := range strings.Split(string(data), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "RssAnon:" {
+				var kb int
+				fmt.Sscan(f[1], &kb)
+				all = append(all, rss{name, kb})
+			}
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].kb > all[j].kb })
+	var parts []string
+	for _, r := range all {
+		parts = append(parts, fmt.Sprintf("%s %d MiB", r.name, r.kb/1024))
+	}
+	return strings.Join(parts, ", ")
 }

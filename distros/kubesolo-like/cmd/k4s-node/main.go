@@ -1,10 +1,14 @@
 // Command k4s-node is the node supervisor of the kubesolo-like appliance, in
 // the spirit of k3s' server/agent loop: run as u-root's uinit, it prepares the
-// diskless machine (mounts, a tmpfs root that runc can pivot_root out of,
-// kernel modules, sysctls, network), writes a PKI and the components'
-// configuration, and then starts kine, kube-apiserver,
-// kube-controller-manager, containerd and the kubelet in order, restarting any
-// that exits, with their output on the console prefixed by their name.
+// diskless machine (mounts, kernel modules, sysctls, network), writes a PKI
+// from the cluster identity handed to the node at boot (identity.go) and the
+// components' configuration, and then starts kine, kube-apiserver,
+// kube-controller-manager, kube-scheduler, containerd, the kubelet, CoreDNS
+// and kube-proxy in order, restarting any that exits, with their output on
+// the console prefixed by their name.
+//
+// It never exits: u-root's init would start a root shell on the console.
+// A setup problem is printed on the console, with what to do, every minute.
 package main
 
 import (
@@ -12,10 +16,12 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -29,14 +35,14 @@ const (
 	podCIDR     = "10.42.0.0/24"
 )
 
-var allComponents = []string{"kine", "kube-apiserver", "kube-controller-manager", "containerd", "kubelet"}
+var allComponents = []string{"kine", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "kubelet", "coredns", "kube-proxy"}
 
 func main() {
 	log.SetFlags(0)
 	log.SetPrefix("[k4s-node] ")
 	data := flag.String("data", "/var/lib/k4s", "state directory (tmpfs on the appliance)")
 	nodeName := flag.String("node-name", "", "node name (default: the hostname, or k4s-node)")
-	components := flag.String("components", strings.Join(allComponents, ","), "components to run, in order")
+	components := flag.String("components", defaultComponents(), "components to run, in order (default: /etc/k4s/components, the initramfs' node_components)")
 	system := flag.Bool("system", os.Getpid() != 1 && isInitramfs(), "set up the machine: mounts, tmpfs root, modules, sysctls, network (default: when / is the initramfs)")
 	apiPort := flag.Int("api-port", 6443, "kube-apiserver's secure port")
 	var extra extraArgs
@@ -45,7 +51,7 @@ func main() {
 
 	if *system {
 		if err := setupSystem(); err != nil {
-			log.Fatalf("system setup: %v", err)
+			halt("system setup failed: %v", err)
 		}
 	}
 	name := *nodeName
@@ -65,17 +71,44 @@ func main() {
 
 	n := &node{name: name, ip: ip, data: *data, apiPort: *apiPort, extra: extra.byComponent()}
 	if err := n.configure(); err != nil {
-		log.Fatalf("configuration: %v", err)
+		halt("configuration failed: %v", err)
 	}
 	start := time.Now()
 	for _, c := range strings.Split(*components, ",") {
-		if err := n.start(strings.TrimSpace(c)); err != nil {
-			log.Fatalf("%s: %v", c, err)
+		c = strings.TrimSpace(c)
+		if _, err := os.Stat("/bbin/" + c); *system && err != nil {
+			log.Printf("%s: not in this image's busybox; not started", c)
+			continue
+		}
+		if err := n.start(c); err != nil {
+			halt("%s: %v", c, err)
 		}
 	}
 	log.Printf("all components started in %s", time.Since(start).Round(time.Second))
 	n.watchNodeReady()
 	select {}
+}
+
+// defaultComponents is the image's component table (the initramfs target's
+// `node_components`, checked at build time against the busybox), or all.
+func defaultComponents() string {
+	data, err := os.ReadFile("/etc/k4s/components")
+	if err != nil {
+		return strings.Join(allComponents, ",")
+	}
+	return strings.Join(strings.Fields(string(data)), ",")
+}
+
+// halt reports a problem that stops the node from starting Kubernetes, on
+// the console every minute, and never returns: exiting would hand the
+// console to a root shell (u-root's init runs one when uinit exits).
+func halt(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	for {
+		log.Printf("ERROR: %s", msg)
+		log.Printf("ERROR: Kubernetes is not started on this node. Fix the above and reboot.")
+		time.Sleep(time.Minute)
+	}
 }
 
 // isInitramfs tells whether / is the kernel's initial rootfs (ramfs or tmpfs
@@ -116,6 +149,10 @@ type node struct {
 	apiPort int
 	pki     *pki
 	extra   map[string][]string
+
+	clientOnce sync.Once
+	client     *http.Client // the node's own admin client, shared by every API call
+	clientErr  error
 }
 
 type extraArgs []string
@@ -129,7 +166,7 @@ func (e extraArgs) byComponent() map[string][]string {
 		if c, arg, ok := strings.Cut(kv, "="); ok {
 			m[c] = append(m[c], arg)
 		} else {
-			log.Fatalf("-extra-arg %q: want <component>=<argument>", kv)
+			halt("-extra-arg %q: want <component>=<argument>", kv)
 		}
 	}
 	return m

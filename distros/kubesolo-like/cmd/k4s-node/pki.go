@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"log"
 	"math/big"
 	"net"
 	"os"
@@ -44,19 +45,36 @@ func serial() *big.Int {
 	return n
 }
 
-// ensurePKI creates the CA and the leaf certificates, on every boot: the node
-// is diskless. A CA given in dir (ca.crt + ca.key, e.g. from the image) is used
-// instead of a new one, so clients outside can trust and reach the node.
+// ensurePKI writes the leaf certificates the components need, on every boot
+// (the node is diskless), signed by the cluster CA handed to the node
+// (identity.go). Without one it makes a CA of its own and says so: the
+// cluster then works, but nobody outside the node holds credentials for it.
 func ensurePKI(dir, nodeName string, ips []net.IP) (*pki, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	p := &pki{dir: dir}
-	if err := p.loadCA(); err != nil {
+	cert, key, err := loadIdentity(identityDir)
+	if err != nil {
 		return nil, err
 	}
 	now := time.Now().Add(-time.Hour)
-	if p.caCert == nil {
+	if cert != nil {
+		p.caCert, p.caKey = cert, key
+		if err := writePEM(p.path("ca.crt"), "CERTIFICATE", cert.Raw, 0o644); err != nil {
+			return nil, err
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			return nil, err
+		}
+		if err := writePEM(p.path("ca.key"), "PRIVATE KEY", der, 0o600); err != nil {
+			return nil, err
+		}
+	} else {
+		log.Printf("no cluster identity in %s: this node makes a CA of its own, and nobody "+
+			"outside it has credentials for its apiserver. Boot it with `pants run` of an initramfs "+
+			"with cluster_identity=True, or hand it ca.crt and ca.key there (README: Cluster identity).", identityDir)
 		key, der, err := newKey()
 		if err != nil {
 			return nil, err
@@ -114,6 +132,9 @@ func ensurePKI(dir, nodeName string, ips []net.IP) (*pki, error) {
 		{"apiserver-kubelet-client", "kube-apiserver-kubelet-client", []string{"system:masters"}, false},
 		{"admin", "k4s-admin", []string{"system:masters"}, false},
 		{"controller-manager", "system:kube-controller-manager", nil, false},
+		{"scheduler", "system:kube-scheduler", nil, false},
+		{"kube-proxy", "system:kube-proxy", nil, false},
+		{"coredns", corednsUser, nil, false},
 		{"kubelet", "system:node:" + nodeName, []string{"system:nodes"}, false},
 		{"kubelet-serving", "system:node:" + nodeName, []string{"system:nodes"}, true},
 	}
@@ -146,36 +167,6 @@ func ensurePKI(dir, nodeName string, ips []net.IP) (*pki, error) {
 		}
 	}
 	return p, nil
-}
-
-// loadCA reads ca.crt and ca.key from the PKI directory if both are there.
-func (p *pki) loadCA() error {
-	certPEM, err1 := os.ReadFile(p.path("ca.crt"))
-	keyPEM, err2 := os.ReadFile(p.path("ca.key"))
-	if err1 != nil || err2 != nil {
-		return nil
-	}
-	cb, _ := pem.Decode(certPEM)
-	kb, _ := pem.Decode(keyPEM)
-	if cb == nil || kb == nil {
-		return fmt.Errorf("%s: ca.crt and ca.key must be PEM", p.dir)
-	}
-	cert, err := x509.ParseCertificate(cb.Bytes)
-	if err != nil {
-		return err
-	}
-	var key any
-	if key, err = x509.ParseECPrivateKey(kb.Bytes); err != nil {
-		if key, err = x509.ParsePKCS8PrivateKey(kb.Bytes); err != nil {
-			return fmt.Errorf("%s/ca.key: %w", p.dir, err)
-		}
-	}
-	signer, ok := key.(crypto.Signer)
-	if !ok {
-		return fmt.Errorf("%s/ca.key is not a signing key", p.dir)
-	}
-	p.caCert, p.caKey = cert, signer
-	return nil
 }
 
 // kubeconfig writes a kubeconfig for a client certificate of the PKI.

@@ -4,15 +4,12 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -46,8 +43,18 @@ func setupSystem() error {
 			return fmt.Errorf("mount %s on %s: %w", m.fstype, m.dst, err)
 		}
 	}
-	if err := tmpfsRoot(); err != nil {
-		return fmt.Errorf("tmpfs root: %w", err)
+	if err := sharedRoot(); err != nil {
+		return err
+	}
+	// Sticky world-writable directories, as on any Linux system.
+	for d, mode := range map[string]fs.FileMode{"/tmp": fs.ModeSticky | 0o777, "/var/lock": fs.ModeSticky | 0o777, "/var/log": 0o755} {
+		err := os.MkdirAll(d, 0o755)
+		if err == nil {
+			err = os.Chmod(d, mode)
+		}
+		if err != nil {
+			log.Printf("%s: %v", d, err)
+		}
 	}
 	if err := loadModules("/etc/modules-load.d/k4s.conf"); err != nil {
 		return err
@@ -163,100 +170,16 @@ func mounted(dir string) bool {
 	return false
 }
 
-// tmpfsRoot copies the initramfs into a tmpfs and makes that this process's
-// root (mount --move + chroot, as switch_root does): runc's pivot_root fails
-// while the root is the kernel's rootfs. Everything the supervisor starts
-// inherits the new root. The copy costs memory once more the size of the
-// image (the kernel keeps the initramfs pages for PID 1, u-root init).
-func tmpfsRoot() error {
-	if !isInitramfs() {
-		return nil
-	}
-	const newRoot = "/.k4s-root"
-	if err := os.MkdirAll(newRoot, 0o755); err != nil {
-		return err
-	}
-	if err := unix.Mount("tmpfs", newRoot, "tmpfs", 0, "mode=0755,size=90%"); err != nil {
-		return err
-	}
-	skip := map[string]bool{newRoot: true, "/proc": true, "/sys": true, "/dev": true, "/run": true}
-	err := filepath.WalkDir("/", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if skip[p] {
-			if err := os.MkdirAll(newRoot+p, 0o755); err != nil {
-				return err
-			}
-			return filepath.SkipDir
-		}
-		if p == "/" {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		dst := newRoot + p
-		switch {
-		case d.IsDir():
-			return os.Mkdir(dst, info.Mode().Perm())
-		case info.Mode()&fs.ModeSymlink != 0:
-			t, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(t, dst)
-		case info.Mode().IsRegular():
-			return copyFile(p, dst, info.Mode().Perm())
-		default:
-			st := info.Sys().(*syscall.Stat_t)
-			return unix.Mknod(dst, st.Mode, int(st.Rdev))
-		}
-	})
-	if err != nil {
-		return err
-	}
-	for _, m := range []string{"/proc", "/sys", "/dev", "/run"} {
-		if err := unix.Mount(m, newRoot+m, "", unix.MS_MOVE, ""); err != nil {
-			return fmt.Errorf("move %s: %w", m, err)
-		}
-	}
-	if err := os.Chdir(newRoot); err != nil {
-		return err
-	}
-	if err := unix.Mount(newRoot, "/", "", unix.MS_MOVE, ""); err != nil {
-		return fmt.Errorf("move %s to /: %w", newRoot, err)
-	}
-	if err := unix.Chroot("."); err != nil {
-		return err
-	}
-	if err := os.Chdir("/"); err != nil {
-		return err
-	}
-	// Shared, as the kubelet expects for mount propagation into pods.
+// sharedRoot makes mounts below / propagate (rshared), as the kubelet
+// expects for volumes. The root stays the kernel's initramfs (rootfs):
+// runc cannot pivot_root out of it, so containerd runs runc with
+// NoPivotRoot (MS_MOVE + chroot) instead of the node copying the whole image
+// into a tmpfs (which cost RAM once more the size of the image).
+func sharedRoot() error {
 	if err := unix.Mount("", "/", "", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("make / rshared: %w", err)
 	}
-	log.Printf("root is now a tmpfs (runc can pivot_root)")
 	return nil
-}
-
-func copyFile(src, dst string, mode fs.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // loadModules loads the kernel modules listed (one path per line, in
@@ -282,8 +205,15 @@ func loadModules(list string) error {
 		}
 		err = unix.FinitModule(int(m.Fd()), "", 0)
 		m.Close()
-		if err != nil && !errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("load %s: %w", p, err)
+		switch {
+		case err == nil, errors.Is(err, unix.EEXIST):
+		case errors.Is(err, unix.ENODEV):
+			// Hardware-specific alternatives (crc32c-intel without SSE 4.2): another
+			// module of the list provides the same (crc32c_generic).
+			log.Printf("module %s: %v (this machine lacks what it drives; skipped)", p, err)
+			continue
+		default:
+			return fmt.Errorf("load %s: %w (the kernel the image boots must match the modules it carries: kernel_modules_dir)", p, err)
 		}
 		n++
 	}
@@ -296,6 +226,10 @@ func loadModules(list string) error {
 func setupNetwork() error {
 	if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
 		return fmt.Errorf("ip link set lo up: %v: %s", err, out)
+	}
+	// The cluster DNS address, local: CoreDNS listens on it (addons.go).
+	if out, err := exec.Command("ip", "addr", "add", clusterDNS+"/32", "dev", "lo").CombinedOutput(); err != nil {
+		log.Printf("ip addr add %s/32 dev lo: %v: %s", clusterDNS, err, out)
 	}
 	if !nodeIP().IsLoopback() {
 		return nil

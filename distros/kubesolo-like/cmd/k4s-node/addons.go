@@ -1,0 +1,111 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"net/http"
+)
+
+// Cluster DNS: CoreDNS from the bb, run by k4s-node on the host network (the
+// node needs no image or pod for it), with its `kubernetes` plugin reading the
+// API as its own user. Pods reach it at the kubelet's clusterDNS address,
+// 10.43.0.10: kube-proxy sends the kube-dns Service (that address) to the
+// EndpointSlice below (this node's address, port 53); without kube-proxy the
+// address is also on `lo`, where CoreDNS listens too.
+
+// corednsUser is CoreDNS's client certificate's name, bound to the
+// k4s:coredns ClusterRole below.
+const corednsUser = "k4s:coredns"
+
+func (n *node) corefile() string {
+	return fmt.Sprintf(`.:53 {
+    bind %s %s
+    errors
+    health 127.0.0.1:8080
+    ready 127.0.0.1:8181
+    acl {
+        allow net %s %s/32 127.0.0.0/8
+        block
+    }
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        kubeconfig %s k4s
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+        ttl 30
+    }
+    forward . /etc/resolv.conf
+    cache 30
+    loop
+    reload
+    loadbalance
+}
+`, clusterDNS, n.ip, clusterCIDR, n.ip, n.dir("coredns.kubeconfig"))
+}
+
+// addons are the API objects the node's components need, applied once the
+// apiserver is ready (as k3s applies its manifests): create, or leave what
+// is there.
+func (n *node) addons() []struct {
+	path string
+	obj  map[string]any
+} {
+	type obj = map[string]any
+	meta := func(name, ns string, labels obj) obj {
+		m := obj{"name": name, "labels": labels}
+		if ns != "" {
+			m["namespace"] = ns
+		}
+		return m
+	}
+	k4s := obj{"app.kubernetes.io/managed-by": "k4s-node"}
+	dnsLabels := obj{"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS", "app.kubernetes.io/managed-by": "k4s-node"}
+	ports := []obj{{"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53, "protocol": "TCP"}}
+	return []struct {
+		path string
+		obj  map[string]any
+	}{
+		{"/apis/rbac.authorization.k8s.io/v1/clusterroles", obj{
+			"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta(corednsUser, "", k4s),
+			"rules": []obj{
+				{"apiGroups": []string{""}, "resources": []string{"endpoints", "services", "pods", "namespaces"}, "verbs": []string{"list", "watch"}},
+				{"apiGroups": []string{"discovery.k8s.io"}, "resources": []string{"endpointslices"}, "verbs": []string{"list", "watch"}},
+			},
+		}},
+		{"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", obj{
+			"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": meta(corednsUser, "", k4s),
+			"roleRef":  obj{"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": corednsUser},
+			"subjects": []obj{{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": corednsUser}},
+		}},
+		{"/api/v1/namespaces/kube-system/services", obj{
+			"apiVersion": "v1", "kind": "Service", "metadata": meta("kube-dns", "kube-system", dnsLabels),
+			"spec": obj{"clusterIP": clusterDNS, "ports": ports},
+		}},
+		{"/apis/discovery.k8s.io/v1/namespaces/kube-system/endpointslices", obj{
+			"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+			"metadata": meta("kube-dns-k4s", "kube-system", obj{
+				"kubernetes.io/service-name":             "kube-dns",
+				"endpointslice.kubernetes.io/managed-by": "k4s-node",
+			}),
+			"addressType": "IPv4",
+			"endpoints":   []obj{{"addresses": []string{n.ip.String()}, "conditions": obj{"ready": true}, "nodeName": n.name}},
+			"ports":       ports,
+		}},
+	}
+}
+
+func (n *node) applyAddons() error {
+	for _, a := range n.addons() {
+		err := n.call("POST", a.path, a.obj, nil)
+		var ae *apiError
+		if errors.As(err, &ae) && ae.code == http.StatusConflict {
+			continue // already there (a component restart, not a reboot: the node is diskless)
+		}
+		if err != nil {
+			return err
+		}
+		md := a.obj["metadata"].(map[string]any)
+		log.Printf("created %s %s", a.obj["kind"], md["name"])
+	}
+	return nil
+}

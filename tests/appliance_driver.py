@@ -1,0 +1,157 @@
+"""Drives an appliance the way its user does: `./pants run <initramfs>` on the host, the
+admin kubeconfig that `pants run` prints, and a stock kubectl through the forwarded
+port. Shared by tests/test_appliance.py (assertions) and benchmarks/appliance.py
+(timings).
+
+kubectl: the one on PATH if its minor version is within one of the cluster's (kubectl's
+supported skew), else one built with the host's Go from k8s.io/kubernetes at the
+profile's version (an unmodified upstream kubectl), kept in .k4s/tools/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PANTS = REPO / ".k4s" / "venv" / "bin" / "pants"
+K8S_VERSION = "v1.37.2"  # distros/command_groups.py K8S_VERSION
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stock_kubectl() -> str:
+    """A kubectl within one minor version of the appliance's Kubernetes."""
+    want_minor = int(K8S_VERSION.split(".")[1])
+    found = shutil.which("kubectl")
+    if found:
+        out = subprocess.run([found, "version", "--client", "-o", "json"], capture_output=True, text=True)
+        try:
+            minor = int(re.sub(r"\D", "", json.loads(out.stdout)["clientVersion"]["minor"]))
+            if abs(minor - want_minor) <= 1:
+                return found
+        except (ValueError, KeyError, json.JSONDecodeError):
+            pass
+    built = REPO / ".k4s" / "tools" / f"kubectl-{K8S_VERSION}"
+    if not built.exists():
+        go = shutil.which("go")
+        if not go:
+            raise RuntimeError("no kubectl within one minor version of the cluster, and no Go to build one")
+        tmp = built.with_suffix(".tmp")
+        ldflags = " ".join([
+            "-s", "-w",
+            f"-X k8s.io/component-base/version.gitVersion={K8S_VERSION}",
+            "-X k8s.io/component-base/version.gitMajor=1",
+            f"-X k8s.io/component-base/version.gitMinor={want_minor}",
+            f"-X k8s.io/client-go/pkg/version.gitVersion={K8S_VERSION}",
+        ])
+        # k3s-like pins k8s.io/kubernetes and its staging modules, kubectl included.
+        subprocess.run(
+            [go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(tmp), "k8s.io/kubernetes/cmd/kubectl"],
+            cwd=REPO / "distros" / "k3s-like", check=True,
+            env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"},
+        )
+        tmp.rename(built)
+    return str(built)
+
+
+@dataclass
+class Appliance:
+    """`./pants run <target> -- <vm flags>` in the background, its console in a file."""
+
+    target: str
+    console: Path
+    memory_mib: int = 1024
+    forwards: dict[int, int] = field(default_factory=dict)  # guest port -> host port
+    extra_vm_args: tuple[str, ...] = ()
+    proc: subprocess.Popen | None = None
+    started: float = 0.0
+    kubeconfig: Path | None = None
+
+    def start(self, timeout: float = 3600) -> None:
+        for guest in (6443, *self.forwards):
+            self.forwards.setdefault(guest, free_port())
+        vm_args = ["-memory", str(self.memory_mib), "-accel", "tcg"]
+        for guest, host in self.forwards.items():
+            vm_args += ["-forward", f"{host}:{guest}"]
+        self.proc = subprocess.Popen(
+            [str(PANTS), "--no-pantsd", "run", self.target, "--", *vm_args, *self.extra_vm_args],
+            cwd=REPO, stdin=subprocess.DEVNULL, stdout=self.console.open("wb"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.console.read_text(errors="replace")
+            m = re.search(r"k4s: admin kubeconfig: (\S+)", text)
+            if m and "qemu-system" in text:
+                self.kubeconfig = Path(m.group(1))
+                self.started = time.monotonic()  # QEMU is being exec'ed now
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"pants run exited {self.proc.returncode}:\n{text[-4000:]}")
+            time.sleep(1)
+        raise RuntimeError(f"pants run did not start QEMU within {timeout} s")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def console_text(self) -> str:
+        return self.console.read_text(errors="replace")
+
+    def kubectl(self, *args: str, check: bool = True, timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess:
+        r = subprocess.run(
+            [stock_kubectl(), "--kubeconfig", str(self.kubeconfig), "--request-timeout=60s", *args],
+            capture_output=True, text=True, timeout=timeout, input=input,
+        )
+        if check and r.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args)}: {r.stderr}{r.stdout}")
+        return r
+
+    def wait(self, what: str, check, timeout: float) -> float:
+        """Polls check() until true; returns seconds since QEMU started."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            try:
+                if check():
+                    return time.monotonic() - self.started
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
+                last = str(e)
+            if self.proc and self.proc.poll() is not None:
+                raise RuntimeError(f"the VM stopped while waiting for {what}")
+            time.sleep(3)
+        raise TimeoutError(f"timed out waiting for {what} ({last[-500:]})")
+
+    def node_ready(self) -> bool:
+        r = self.kubectl("get", "nodes", "-o", "json", check=False)
+        if r.returncode != 0:
+            return False
+        nodes = json.loads(r.stdout)["items"]
+        return any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for n in nodes for c in n["status"].get("conditions", [])
+        )
+
+    def rollout_done(self, deployment: str, replicas: int) -> bool:
+        r = self.kubectl("get", "deployment", deployment, "-o", "json", check=False)
+        if r.returncode != 0:
+            return False
+        return json.loads(r.stdout)["status"].get("readyReplicas", 0) >= replicas
+
+    def mem_available_at_ready(self) -> int | None:
+        m = re.search(r"is Ready \(.*MemAvailable (\d+) MiB\)", self.console_text())
+        return int(m.group(1)) if m else None
