@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log"
 	"net/http"
+	"os"
+	"strings"
 )
 
 // Cluster DNS: CoreDNS from the bb, run by k4s-node on the host network (the
@@ -19,6 +21,13 @@ import (
 const corednsUser = "k4s:coredns"
 
 func (n *node) corefile() string {
+	// Names outside the cluster go to the node's resolvers, if DHCP (or the image)
+	// gave it any; CoreDNS refuses to start with a forward to nowhere.
+	forward := "forward . /etc/resolv.conf"
+	if !hasNameserver("/etc/resolv.conf") {
+		log.Printf("no nameserver in /etc/resolv.conf: cluster DNS answers only for cluster.local")
+		forward = "# no upstream resolver (no nameserver in /etc/resolv.conf at boot)"
+	}
 	return fmt.Sprintf(`.:53 {
     bind %s %s
     errors
@@ -34,13 +43,23 @@ func (n *node) corefile() string {
         fallthrough in-addr.arpa ip6.arpa
         ttl 30
     }
-    forward . /etc/resolv.conf
+    %s
     cache 30
     loop
     reload
     loadbalance
 }
-`, clusterDNS, n.ip, clusterCIDR, n.ip, n.dir("coredns.kubeconfig"))
+`, clusterDNS, n.ip, clusterCIDR, n.ip, n.dir("coredns.kubeconfig"), forward)
+}
+
+func hasNameserver(path string) bool {
+	data, _ := os.ReadFile(path)
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "nameserver" {
+			return true
+		}
+	}
+	return false
 }
 
 // addons are the API objects the node's components need, applied once the

@@ -131,12 +131,19 @@ func isInitramfs() bool {
 	return false
 }
 
-// nodeIP is the first global IPv4 address, or 127.0.0.1.
+// nodeIP is the first global IPv4 address of an interface other than lo
+// (which holds the cluster DNS address), or 127.0.0.1.
 func nodeIP() net.IP {
-	addrs, _ := net.InterfaceAddrs()
-	for _, a := range addrs {
-		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && ipn.IP.IsGlobalUnicast() {
-			return ipn.IP.To4()
+	ifaces, _ := net.Interfaces()
+	for _, ifc := range ifaces {
+		if ifc.Flags&net.FlagLoopback != 0 || ifc.Flags&net.FlagUp == 0 {
+			continue
+		}
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && ipn.IP.IsGlobalUnicast() {
+				return ipn.IP.To4()
+			}
 		}
 	}
 	return net.ParseIP("127.0.0.1").To4()

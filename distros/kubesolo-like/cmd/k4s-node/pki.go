@@ -123,20 +123,47 @@ func ensurePKI(dir, nodeName string, ips []net.IP) (*pki, error) {
 	serverIPs := append([]net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(serviceIP)}, ips...)
 	serverNames := []string{"localhost", nodeName, "kubernetes", "kubernetes.default",
 		"kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
+	// The front-proxy CA (as kubeadm makes one): it signs the apiserver's client
+	// certificate for aggregated APIs, and components read it from the
+	// extension-apiserver-authentication ConfigMap. Made on every boot, on the node.
+	fpKey, _, err := newKey()
+	if err != nil {
+		return nil, err
+	}
+	fpTmpl := &x509.Certificate{
+		SerialNumber: serial(), Subject: pkix.Name{CommonName: "k4s-front-proxy-ca"},
+		NotBefore: now, NotAfter: now.Add(10 * 365 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true, IsCA: true,
+	}
+	fpDER, err := x509.CreateCertificate(rand.Reader, fpTmpl, fpTmpl, fpKey.Public(), fpKey)
+	if err != nil {
+		return nil, err
+	}
+	fpCert, err := x509.ParseCertificate(fpDER)
+	if err != nil {
+		return nil, err
+	}
+	if err := writePEM(p.path("front-proxy-ca.crt"), "CERTIFICATE", fpDER, 0o644); err != nil {
+		return nil, err
+	}
+
 	leaves := []struct {
-		name, cn string
-		orgs     []string
-		server   bool
+		name, cn   string
+		orgs       []string
+		server     bool
+		frontProxy bool // signed by the front-proxy CA
 	}{
-		{"apiserver", "kube-apiserver", nil, true},
-		{"apiserver-kubelet-client", "kube-apiserver-kubelet-client", []string{"system:masters"}, false},
-		{"admin", "k4s-admin", []string{"system:masters"}, false},
-		{"controller-manager", "system:kube-controller-manager", nil, false},
-		{"scheduler", "system:kube-scheduler", nil, false},
-		{"kube-proxy", "system:kube-proxy", nil, false},
-		{"coredns", corednsUser, nil, false},
-		{"kubelet", "system:node:" + nodeName, []string{"system:nodes"}, false},
-		{"kubelet-serving", "system:node:" + nodeName, []string{"system:nodes"}, true},
+		{"front-proxy-client", "front-proxy-client", nil, false, true},
+		{"apiserver", "kube-apiserver", nil, true, false},
+		{"apiserver-kubelet-client", "kube-apiserver-kubelet-client", []string{"system:masters"}, false, false},
+		{"admin", "k4s-admin", []string{"system:masters"}, false, false},
+		{"controller-manager", "system:kube-controller-manager", nil, false, false},
+		{"scheduler", "system:kube-scheduler", nil, false, false},
+		{"kube-proxy", "system:kube-proxy", nil, false, false},
+		{"coredns", corednsUser, nil, false, false},
+		{"kubelet", "system:node:" + nodeName, []string{"system:nodes"}, false, false},
+		{"kubelet-serving", "system:node:" + nodeName, []string{"system:nodes"}, true, false},
 	}
 	for _, l := range leaves {
 		k, kDER, err := newKey()
@@ -155,7 +182,11 @@ func ensurePKI(dir, nodeName string, ips []net.IP) (*pki, error) {
 			t.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 			t.DNSNames, t.IPAddresses = serverNames, serverIPs
 		}
-		cDER, err := x509.CreateCertificate(rand.Reader, t, p.caCert, k.Public(), p.caKey)
+		issuer, issuerKey := p.caCert, p.caKey
+		if l.frontProxy {
+			issuer, issuerKey = fpCert, crypto.Signer(fpKey)
+		}
+		cDER, err := x509.CreateCertificate(rand.Reader, t, issuer, k.Public(), issuerKey)
 		if err != nil {
 			return nil, fmt.Errorf("%s certificate: %w", l.name, err)
 		}

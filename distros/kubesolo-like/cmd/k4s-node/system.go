@@ -46,6 +46,9 @@ func setupSystem() error {
 	if err := sharedRoot(); err != nil {
 		return err
 	}
+	if err := stateTmpfs(); err != nil {
+		return err
+	}
 	// Sticky world-writable directories, as on any Linux system.
 	for d, mode := range map[string]fs.FileMode{"/tmp": fs.ModeSticky | 0o777, "/var/lock": fs.ModeSticky | 0o777, "/var/log": 0o755} {
 		err := os.MkdirAll(d, 0o755)
@@ -178,6 +181,31 @@ func mounted(dir string) bool {
 func sharedRoot() error {
 	if err := unix.Mount("", "/", "", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("make / rshared: %w", err)
+	}
+	return nil
+}
+
+// stateTmpfs mounts a tmpfs, sized as a share of RAM, on each directory whose
+// filesystem the kubelet measures: its root dir (nodefs) and containerd's
+// (imagefs). cAdvisor finds no filesystem for the kernel's "rootfs", so the
+// kubelet would not start with them on /; their own tmpfs also bounds them,
+// so eviction (kubelet.yaml: evictionHard) acts before RAM runs out.
+func stateTmpfs() error {
+	for _, m := range []struct {
+		dir, opts string
+	}{
+		{"/var/lib/kubelet", "mode=0700,size=20%"},
+		{"/var/lib/containerd", "mode=0711,size=30%"},
+	} {
+		if mounted(m.dir) {
+			continue
+		}
+		if err := os.MkdirAll(m.dir, 0o700); err != nil {
+			return err
+		}
+		if err := unix.Mount("tmpfs", m.dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, m.opts); err != nil {
+			return fmt.Errorf("mount tmpfs on %s: %w", m.dir, err)
+		}
 	}
 	return nil
 }
