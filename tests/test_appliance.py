@@ -157,3 +157,20 @@ def _quiet(check) -> bool:
         return check()
     except OSError:
         return False
+
+
+@pytest.mark.slow
+@pytest.mark.boot
+def test_flash_image_is_the_node(tmp_path: Path) -> None:
+    """The xz-compressed image (the flash artifact) boots the same node."""
+    require_tool("qemu-system-x86_64")
+    vm = Appliance("distros/kubesolo-like:initramfs-xz", tmp_path / "console.log", memory_mib=1024)
+    try:
+        vm.start()
+        t_ready = vm.wait("node Ready", vm.node_ready, READY_TIMEOUT_S)
+        vm.kubectl("create", "deployment", "web", "--image=k4s.local/demo:v1", "--port=8080")
+        t_deploy = vm.wait("the Deployment running", lambda: vm.rollout_done("web", 1), 20 * 60)
+        print(f"\nxz appliance in {vm.memory_mib} MiB: Ready {t_ready:.0f} s, Deployment running {t_deploy:.0f} s")
+    finally:
+        vm.stop()
+        print("--- console tail ---\n" + vm.console_text()[-4000:])
