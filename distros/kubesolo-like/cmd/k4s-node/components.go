@@ -274,6 +274,10 @@ func (n *node) start(c string) error {
 	case "containerd":
 		waitFor(c, func() error { return dialUnix("/run/containerd/containerd.sock") })
 		waitFor("images", importImages)
+	case "kubelet":
+		// kube-proxy reads its node's addresses at start and restarts itself when they
+		// appear later: start what follows once the kubelet has registered the node.
+		waitFor("node registration", func() error { return n.call("GET", "/api/v1/nodes/"+n.name, nil, nil) })
 	}
 	return nil
 }
