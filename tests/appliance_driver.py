@@ -83,7 +83,8 @@ class Appliance:
     def start(self, timeout: float = 3600) -> None:
         for guest in (6443, *self.forwards):
             self.forwards.setdefault(guest, free_port())
-        vm_args = ["-memory", str(self.memory_mib), "-accel", "tcg"]
+        self.pidfile = self.console.with_suffix(".qemu.pid")
+        vm_args = ["-memory", str(self.memory_mib), "-accel", "tcg", "-pidfile", str(self.pidfile)]
         for guest, host in self.forwards.items():
             vm_args += ["-forward", f"{host}:{guest}"]
         self.proc = subprocess.Popen(
@@ -105,6 +106,11 @@ class Appliance:
         raise RuntimeError(f"pants run did not start QEMU within {timeout} s")
 
     def stop(self) -> None:
+        # QEMU is not in pants run's process group: stop it by its pid file.
+        try:
+            os.kill(int(self.pidfile.read_text().strip()), signal.SIGKILL)
+        except (OSError, ValueError, AttributeError):
+            pass
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()

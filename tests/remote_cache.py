@@ -20,20 +20,24 @@ def free_port() -> int:
 
 
 class BuildGrid:
-    def __init__(self, data: Path, port: int | None = None) -> None:
+    def __init__(self, data: Path, port: int | None = None, auth: Path | None = None) -> None:
         self.data = data
         self.port = port or free_port()
+        self.auth = auth  # credentials dir (build-support/remote-cache/credentials): TLS + tokens
         self.proc: subprocess.Popen | None = None
 
     @property
     def address(self) -> str:
+        if self.auth:
+            return f"grpcs://localhost:{self.port}"
         return f"grpc://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 300) -> "BuildGrid":
         self.data.mkdir(parents=True, exist_ok=True)
         log = (self.data / "server.log").open("wb")
         self.proc = subprocess.Popen(
-            [str(REPO / "build-support/remote-cache/buildgrid"), "--port", str(self.port), "--data", str(self.data)],
+            [str(REPO / "build-support/remote-cache/buildgrid"), "--port", str(self.port), "--data", str(self.data),
+             *(("--auth", str(self.auth)) if self.auth else ())],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.monotonic() + timeout

@@ -43,6 +43,7 @@ CHECKS: dict[str, tuple[list[str], str]] = {
     "bridge": ([], r"CNI bridge plugin v1\.10\.0"),
     "loopback": ([], r"CNI loopback plugin v1\.10\.0"),
     "host-local": ([], r"CNI host-local plugin v1\.10\.0"),
+    "nft": (["--version"], r"nftables v1\.1\.0 \(k4s pure-Go nft\)"),
 }
 
 PROFILES: dict[str, set[str]] = {
@@ -56,8 +57,9 @@ PROFILES: dict[str, set[str]] = {
         "kube-proxy", "containerd", "containerd-shim-runc-v2", "runc", "kube-router", "coredns",
     },
     "kubesolo-like": {
-        "kine", "kube-apiserver", "kube-controller-manager", "kubelet", "containerd",
-        "containerd-shim-runc-v2", "runc", "bridge", "loopback", "host-local", "coredns",
+        "kine", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet",
+        "kube-proxy", "nft", "containerd", "containerd-shim-runc-v2", "runc", "bridge", "loopback",
+        "host-local", "coredns",
     },
     "talos-like": {
         "etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager", "kubelet",

@@ -37,6 +37,7 @@ func vm(args []string) error {
 	fs.Var(&machine, "machine-arg", "QEMU machine arguments (repeatable; default -machine q35)")
 	var fwds multiFlag
 	fs.Var(&fwds, "forward", "host port:guest port (tcp), bound to 127.0.0.1 (repeatable)")
+	pidfile := fs.String("pidfile", "", "QEMU writes its process id here (for scripts and tests that stop the VM)")
 	dryRun := fs.Bool("print", false, "print the qemu command line instead of running it (after writing the -identity files)")
 	identityDir := fs.String("identity", "", "cluster identity directory (CA, admin kubeconfig; see identity.go): "+
 		"appends the CA to the initramfs for the guest")
@@ -76,6 +77,9 @@ func vm(args []string) error {
 		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", f.host, f.guest)
 	}
 	argv = append(argv, "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0")
+	if *pidfile != "" {
+		argv = append(argv, "-pidfile", *pidfile)
+	}
 	if *identityDir != "" {
 		hostPort := 0
 		for _, f := range forwards {
