@@ -182,3 +182,12 @@ def test_k4stool_refuses_escapes() -> None:
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "ok" in r.stdout
+
+
+def test_damaged_module_cache_names_the_cache() -> None:
+    """A damaged zip in the module proxy named cache: the error says which cache to
+    delete (k4stool classifies it, TestCheckModcacheDamage), not "a bug in k4s"."""
+    from k4s_plugin.rules.errors import explain
+
+    msg = explain(Address("p", target_name="t"), "module download", "E_MODCACHE", "zip: not a valid zip file")
+    assert "kuties_go_mod_proxy" in msg and "Fix:" in msg and "bug in k4s" not in msg

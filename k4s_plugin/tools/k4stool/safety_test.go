@@ -186,3 +186,15 @@ func TestReplaceOutsideTheModuleIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A damaged zip in the module proxy cache gets its own code, whose advice names the
+// cache to delete (the rules' E_MODCACHE fix), not a generic download failure.
+func TestCheckModcacheDamage(t *testing.T) {
+	err := classifyGoError("E_DOWNLOAD", errors.New("go: github.com/x/y@v1.0.0: zip: not a valid zip file"))
+	if code(err) != "E_MODCACHE" {
+		t.Errorf("classifyGoError = %v, want E_MODCACHE", err)
+	}
+	if got := code(classifyGoError("E_DOWNLOAD", errors.New("go: connection refused"))); got != "E_DOWNLOAD" {
+		t.Errorf("a network error became %s", got)
+	}
+}
