@@ -53,6 +53,19 @@ def require_tool(name: str) -> str:
     return path
 
 
+def go_test(module_dir: Path, package: str, run: str | None = None, timeout: int = 1200) -> None:
+    """`go test` of a Go package of this repo with the host's Go (static, module mode
+    read-only); fails the test with Go's output unless every test passes."""
+    go = require_tool("go")
+    r = subprocess.run(
+        [go, "test", "-count=1", *(("-run", run) if run else ()), package],
+        cwd=module_dir,
+        env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"},
+        capture_output=True, text=True, timeout=timeout,
+    )
+    assert r.returncode == 0 and "ok" in r.stdout, r.stdout + r.stderr
+
+
 @pytest.fixture(scope="session")
 def dist_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("dist")

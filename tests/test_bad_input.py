@@ -9,8 +9,6 @@ through `check_layout`, k4stool through `go test`. The end-to-end rows (a real
 
 from __future__ import annotations
 
-import os
-import subprocess
 
 import pytest
 from pants.engine.addresses import Address
@@ -20,7 +18,7 @@ from pants.testutil.rule_runner import RuleRunner
 from k4s_plugin import register
 from k4s_plugin.rules.layout import BUSYBOX, LayoutEntry, check_layout
 
-from .conftest import REPO, require_tool
+from .conftest import REPO, go_test
 
 # (target kind, field, BUILD value as Python source, text the error must contain)
 BB = "go_busybox"
@@ -171,17 +169,7 @@ def test_k4stool_refuses_escapes() -> None:
     that are flags, linker flags that write files, patch names with `..` (a new-file
     and a delete hunk), tars that write through their own symlinks, go.mod `replace`
     directories outside the module."""
-    go = require_tool("go")
-    r = subprocess.run(
-        [go, "test", "-count=1", "-run", "Check|Patch|Unpack|Replace", "./k4stool/"],
-        cwd=REPO / "k4s_plugin" / "tools",
-        env={**os.environ, "CGO_ENABLED": "0"},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "ok" in r.stdout
+    go_test(REPO / "k4s_plugin" / "tools", "./k4stool/", run="Check|Patch|Unpack|Replace")
 
 
 def test_damaged_module_cache_names_the_cache() -> None:

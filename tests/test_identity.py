@@ -19,7 +19,7 @@ from k4s_plugin import register
 from k4s_plugin.rules.run import API_PORT, RunInitramfsFieldSet, identity_dir_name
 from k4s_plugin.targets import InitramfsClusterIdentityField, InitramfsTarget
 
-from .conftest import REPO, require_tool
+from .conftest import REPO, go_test, require_tool
 
 TOOLS = REPO / "k4s_plugin" / "tools"
 
@@ -30,17 +30,7 @@ def test_k4stool_identity() -> None:
     replaces it, the kubeconfig names the host port forwarded to 6443 (a later
     `-forward 16443:6443` wins), identity.cpio holds exactly etc/k4s/identity/ca.{crt,key}
     and its directories, and initrd.img is the image, zeros to a multiple of 4, then it."""
-    go = require_tool("go")
-    r = subprocess.run(
-        [go, "test", "-count=1", "-run", "Identity", "./k4stool/"],
-        cwd=TOOLS,
-        env={**os.environ, "CGO_ENABLED": "0"},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "ok" in r.stdout
+    go_test(TOOLS, "./k4stool/", run="Identity")
 
 
 def test_cluster_identity_field() -> None:

@@ -5,18 +5,8 @@ components' output is drained past over-long lines."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-
-from .conftest import REPO, require_tool
+from .conftest import REPO, go_test
 
 
 def test_k4s_node_unit_tests() -> None:
-    go = require_tool("go")
-    r = subprocess.run(
-        [go, "test", "-count=1", "./cmd/k4s-node/"],
-        cwd=REPO / "distros" / "kubesolo-like",
-        env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"},
-        capture_output=True, text=True, timeout=1200,
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
+    go_test(REPO / "distros" / "kubesolo-like", "./cmd/k4s-node/")
