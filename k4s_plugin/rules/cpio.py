@@ -140,19 +140,16 @@ async def infer_initramfs_images(request: InferInitramfsImagesDependency) -> Inf
 
 
 async def _images(field_set: InitramfsFieldSet, addresses: list[Address]) -> list[OciImage]:
-    out = []
-    for address in addresses:
-        wrapped = await Get(
-            WrappedTarget,
-            WrappedTargetRequest(address, description_of_origin=f"the `images` field of {field_set.address}"),
-        )
-        if not isinstance(wrapped.target, OciImageTarget):
+    """The `images` field's oci_image targets, built concurrently."""
+    origin = f"the `images` field of {field_set.address}"
+    wrapped = await MultiGet(Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin=origin)) for a in addresses)
+    for address, w in zip(addresses, wrapped):
+        if not isinstance(w.target, OciImageTarget):
             raise target_error(
-                field_set.address, "images", f"names {address}, a `{wrapped.target.alias}` target, "
+                field_set.address, "images", f"names {address}, a `{w.target.alias}` target, "
                 "not an `oci_image`.", "List `oci_image` targets only.",
             )
-        out.append(await Get(OciImage, OciImageFieldSet, OciImageFieldSet.create(wrapped.target)))
-    return out
+    return list(await MultiGet(Get(OciImage, OciImageFieldSet, OciImageFieldSet.create(w.target)) for w in wrapped))
 
 
 def _check_command(field_set: InitramfsFieldSet, field, commands) -> None:
@@ -253,10 +250,10 @@ async def build_initramfs(field_set: InitramfsFieldSet) -> Archive:
         dst = f"{IMAGES_DIR}/{address.target_name}.tar"
         entries.append(LayoutEntry(dst, "file", field_set.images.alias, f"image {image.name}"))
         records.append({"path": dst, "type": "file", "src": f"{IMAGES_PREFIX}{address.target_name}/{image.path}", "mode": 0o644})
-    image_digests = [
-        await Get(Digest, AddPrefix(image.digest, f"{IMAGES_PREFIX}{address.target_name}"))
+    image_digests = await MultiGet(
+        Get(Digest, AddPrefix(image.digest, f"{IMAGES_PREFIX}{address.target_name}"))
         for address, image in zip(image_addresses, images)
-    ]
+    )
 
     kmods = await Get(
         KernelModules,
