@@ -83,70 +83,6 @@ def test_knftables_kube_proxy_syncs(nft_binary: Path, tmp_path: Path) -> None:
     assert "--- SKIP" not in r.stdout
 
 
-# kube-proxy's base rules as its own unit test expects them (pkg/proxy/nftables/
-# proxier_test.go, baseRules), plus the service shapes of TestOverallNFTablesRules.
-KUBE_PROXY_RULES = """
-add table ip kube-proxy { comment "rules for kube-proxy" ; }
-add set ip kube-proxy cluster-ips { type ipv4_addr ; comment "Active ClusterIPs" ; }
-add set ip kube-proxy nodeport-ips { type ipv4_addr ; comment "IPs that accept NodePort traffic" ; }
-add set ip kube-proxy hairpin-connections { type ipv4_addr . ipv4_addr . inet_proto . inet_service ; comment "service hairpin connections" ; }
-add map ip kube-proxy firewall-ips { type ipv4_addr . inet_proto . inet_service : verdict ; comment "destinations that are subject to LoadBalancerSourceRanges" ; }
-add map ip kube-proxy no-endpoint-nodeports { type inet_proto . inet_service : verdict ; comment "vmap to drop or reject packets to service nodeports with no endpoints" ; }
-add map ip kube-proxy no-endpoint-services { type ipv4_addr . inet_proto . inet_service : verdict ; comment "vmap to drop or reject packets to services with no endpoints" ; }
-add map ip kube-proxy service-ips { type ipv4_addr . inet_proto . inet_service : verdict ; comment "ClusterIP, ExternalIP and LoadBalancer IP traffic" ; }
-add map ip kube-proxy service-nodeports { type inet_proto . inet_service : verdict ; comment "NodePort traffic" ; }
-add chain ip kube-proxy cluster-ips-check
-add chain ip kube-proxy filter-prerouting-pre-dnat { type filter hook prerouting priority -110 ; }
-add chain ip kube-proxy filter-output-pre-dnat { type filter hook output priority -110 ; }
-add chain ip kube-proxy filter-forward { type filter hook forward priority 0 ; }
-add chain ip kube-proxy filter-input { type filter hook input priority 0 ; }
-add chain ip kube-proxy filter-output { type filter hook output priority 0 ; }
-add chain ip kube-proxy firewall-check
-add chain ip kube-proxy masquerading
-add chain ip kube-proxy nat-output { type nat hook output priority -100 ; }
-add chain ip kube-proxy nat-postrouting { type nat hook postrouting priority 100 ; }
-add chain ip kube-proxy nat-prerouting { type nat hook prerouting priority -100 ; }
-add chain ip kube-proxy nodeport-endpoints-check
-add chain ip kube-proxy reject-chain { comment "helper for @no-endpoint-services / @no-endpoint-nodeports" ; }
-add chain ip kube-proxy services
-add chain ip kube-proxy service-endpoints-check
-add rule ip kube-proxy cluster-ips-check ip daddr @cluster-ips reject comment "Reject traffic to invalid ports of ClusterIPs"
-add rule ip kube-proxy cluster-ips-check ip daddr { 172.30.0.0/16 } drop comment "Drop traffic to unallocated ClusterIPs"
-add rule ip kube-proxy filter-prerouting-pre-dnat ct state new jump firewall-check
-add rule ip kube-proxy filter-forward ct state new jump service-endpoints-check
-add rule ip kube-proxy filter-forward ct state new jump cluster-ips-check
-add rule ip kube-proxy filter-input ct state new jump nodeport-endpoints-check
-add rule ip kube-proxy filter-input ct state new jump service-endpoints-check
-add rule ip kube-proxy filter-output ct state new jump service-endpoints-check
-add rule ip kube-proxy filter-output-pre-dnat ct state new jump firewall-check
-add rule ip kube-proxy filter-output ct state new jump cluster-ips-check
-add rule ip kube-proxy firewall-check ip daddr . meta l4proto . th dport vmap @firewall-ips
-add rule ip kube-proxy masquerading mark and 0x4000 != 0 mark set mark xor 0x4000 masquerade fully-random
-add rule ip kube-proxy masquerading ct status dnat ip saddr . ip daddr . meta l4proto . th dport @hairpin-connections masquerade fully-random
-add rule ip kube-proxy nat-output jump services
-add rule ip kube-proxy nat-postrouting jump masquerading
-add rule ip kube-proxy nat-prerouting jump services
-add rule ip kube-proxy nodeport-endpoints-check ip daddr @nodeport-ips meta l4proto . th dport vmap @no-endpoint-nodeports
-add rule ip kube-proxy reject-chain reject
-add rule ip kube-proxy services ip daddr @cluster-ips ip saddr != 10.0.0.0/8 mark set mark or 0x4000 comment "masquerade clusterIP traffic from outside cluster"
-add rule ip kube-proxy services ip daddr . meta l4proto . th dport vmap @service-ips
-add rule ip kube-proxy services ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports
-add element ip kube-proxy nodeport-ips { 192.168.0.2 }
-add rule ip kube-proxy service-endpoints-check ip daddr . meta l4proto . th dport vmap @no-endpoint-services
-add chain ip kube-proxy service-42NFTM6N-ns2/svc2/tcp/p80
-add chain ip kube-proxy external-42NFTM6N-ns2/svc2/tcp/p80
-add rule ip kube-proxy external-42NFTM6N-ns2/svc2/tcp/p80 ip saddr 10.0.0.0/8 goto service-42NFTM6N-ns2/svc2/tcp/p80 comment "short-circuit pod traffic"
-add rule ip kube-proxy external-42NFTM6N-ns2/svc2/tcp/p80 fib saddr type local mark set mark or 0x4000 comment "masquerade local traffic"
-add rule ip kube-proxy service-42NFTM6N-ns2/svc2/tcp/p80 meta l4proto tcp dnat ip addr . port to numgen random mod 2 map { 0 : 10.180.0.4 . 80 , 1 : 10.180.0.5 . 80 }
-add element ip kube-proxy service-ips { 172.30.0.42 . tcp . 80 : goto service-42NFTM6N-ns2/svc2/tcp/p80 }
-add element ip kube-proxy no-endpoint-nodeports { tcp . 3001 comment "ns2/svc2:p80" : drop }
-add element ip kube-proxy hairpin-connections { 10.180.0.4 . 10.180.0.4 . tcp . 80 }
-add counter ip kube-proxy localhost-nodeport-rejected-tcp
-add chain ip kube-proxy localhost-nodeport-reject-tcp
-add rule ip kube-proxy localhost-nodeport-reject-tcp counter name "localhost-nodeport-rejected-tcp" reject
-add rule ip kube-proxy nodeport-endpoints-check ip daddr 127.0.0.0/8 meta l4proto . th dport vmap @no-endpoint-nodeports
-add rule ip kube-proxy service-42NFTM6N-ns2/svc2/tcp/p80 ip saddr != { 203.0.113.0/25 , 198.51.100.7 } drop
-"""
 
 
 def _in_netns(script: str, nft: str, tmp_path: Path) -> subprocess.CompletedProcess:
@@ -155,8 +91,11 @@ def _in_netns(script: str, nft: str, tmp_path: Path) -> subprocess.CompletedProc
 
 
 def test_cli_matches_c_nft(nft_binary: Path, tmp_path: Path) -> None:
-    """`nft -f` of kube-proxy's base rules: the C nft lists the same ruleset."""
-    (tmp_path / "rules.nft").write_text(KUBE_PROXY_RULES)
+    """`nft -f` of a kube-proxy first sync (the text knftables sends, built with its own
+    types by cmd/nft/kubeproxy_test.go): the C nft lists the same ruleset."""
+    r = _run(["go", "test", "-count=1", "-run", "TestWriteKubeProxyTransaction", "./cmd/nft/"], cwd=MODULE,
+             env={**_go_env(), "K4S_NFT_TRANSACTION": str(tmp_path / "rules.nft")})
+    assert r.returncode == 0, r.stdout + r.stderr
     script = '"$NFT" -f rules.nft; "$C_NFT" list ruleset'
     ours = _in_netns(script, str(nft_binary), tmp_path)
     theirs = _in_netns(script, C_NFT, tmp_path)

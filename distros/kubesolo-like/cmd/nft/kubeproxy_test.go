@@ -8,7 +8,10 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strconv"
+	"strings"
+	"testing"
 	"time"
 
 	"sigs.k8s.io/knftables"
@@ -429,3 +432,23 @@ var (
 	svc7 = service{name: "ns7/svc7/tcp/p443", hash: "ABCDEFGH", clusterIP: "172.30.0.47", port: 443,
 		endpoints: []endpoint{{"10.180.0.7", 443}}}
 )
+
+// TestWriteKubeProxyTransaction renders the first full sync of the services
+// above as the text knftables feeds to `nft -f -`, and writes it to the file
+// K4S_NFT_TRANSACTION names (tests/test_nft.py applies it with both nfts).
+func TestWriteKubeProxyTransaction(t *testing.T) {
+	s := newSyncer(knftables.NewFake(knftables.IPv4Family, "kube-proxy"))
+	tx, err := s.sync([]service{svc1, svc2, svc3, svc5, svc6}, true, true, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := tx.String()
+	if !strings.Contains(text, "add table ip kube-proxy") || !strings.Contains(text, "numgen random mod") {
+		t.Fatalf("not a kube-proxy first sync:\n%s", text)
+	}
+	if out := os.Getenv("K4S_NFT_TRANSACTION"); out != "" {
+		if err := os.WriteFile(out, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
