@@ -18,17 +18,19 @@ HERE = Path(__file__).parent
 # Pants itself: wheels tagged cp39 (see ./pants for how they install on 3.11).
 PANTS = ["pantsbuild.pants==2.17.1", "pantsbuild.pants.testutil==2.17.1"]
 
-# Pants 2.17.1's own requirements (its wheel METADATA) plus ours.
+# Pants 2.17.1's own requirements (its wheel METADATA) plus ours. Every pin must have
+# wheels for CPython 3.9-3.11 on manylinux x86_64 and aarch64: ./pants installs with
+# --only-binary=:all: (a source build took minutes on a fresh machine).
 REQUIREMENTS = [
     "ansicolors==1.1.8",
     "chevron==0.14.0",
     "fasteners==0.16.3",
-    "ijson==3.1.4",
+    "ijson==3.2.3",  # 3.1.4 (Pants' pin) has no cp311 wheels: pip would compile it
     "importlib-resources==5.0.7",
     "node-semver==0.9.0",
     "packaging==21.3",
     "pex==2.1.137",
-    "psutil==5.9.0",
+    "psutil==5.9.8",  # 5.9.0 (Pants' pin) has no cp311 wheels; 5.9.8 has abi3 ones
     "python-lsp-jsonrpc==1.0.0",
     "PyYAML==6.0.1",
     "setproctitle==1.3.2",
@@ -42,6 +44,8 @@ REQUIREMENTS = [
     "six==1.16.0",
     "ujson==5.10.0",
     "pyparsing==3.0.9",
+    # builds k4s's plugin wheel (pip wheel --no-build-isolation, with setuptools above)
+    "wheel==0.45.1",
     # tests (pantsbuild.pants.testutil 2.17.1 wants pytest <7.1)
     "pytest==7.0.1",
     "attrs==23.2.0",
