@@ -116,6 +116,39 @@ BUILDGRID = [
 ]
 
 
+# cyclonedx-python-lib[json-validation], which validates k4s's SBOMs against the
+# CycloneDX 1.5 schema (build-support/sbom-check), in its own venv.
+SBOM_CHECK = [
+    "arrow==1.4.0",
+    "attrs==26.1.0",
+    "boolean.py==5.0",
+    "cyclonedx-python-lib==11.12.0",
+    "defusedxml==0.7.1",
+    "fqdn==1.6.0",
+    "idna==3.20",
+    "isoduration==20.11.0",
+    "jsonpointer==3.12",
+    "jsonschema==4.26.0",
+    "jsonschema-specifications==2025.9.1",
+    "lark==1.3.1",
+    "license-expression==30.4.4",
+    "packageurl-python==0.17.6",
+    "py-serializable==2.2.0",
+    "python-dateutil==4.0.0",
+    "referencing==0.37.0",
+    "rfc3339-validator==0.1.4",
+    "rfc3986-validator==0.1.1",
+    "rfc3987-syntax==1.1.0",
+    "rpds-py==2026.9.1",
+    "six==1.17.0",
+    "sortedcontainers==2.4.0",
+    "typing_extensions==4.16.0",
+    "tzdata==2026.6",
+    "uri-template==1.3.0",
+    "webcolors==25.10.0",
+]
+
+
 def hashes(pin: str) -> list[str]:
     name, version = pin.split("==")
     req = urllib.request.Request(
@@ -146,3 +179,4 @@ if __name__ == "__main__":
     write(HERE / "pants.lock", PANTS)
     write(HERE / "requirements.lock", REQUIREMENTS)
     write(HERE / "remote-cache" / "buildgrid.lock", BUILDGRID)
+    write(HERE / "sbom" / "sbom-check.lock", SBOM_CHECK)

@@ -89,3 +89,30 @@ def kernel_module_problem(name: str) -> str | None:
     if not _KMOD.fullmatch(name or ""):
         return "a kernel module name has only letters, digits, '_' and '-'"
     return None
+
+
+# A size: a number and an optional unit, binary (KiB, MiB, GiB) or decimal (kB, MB, GB).
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|kB|KB|MB|GB)?")
+_SIZE_UNITS = {None: 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30,
+               "kB": 1000, "KB": 1000, "MB": 1000**2, "GB": 1000**3}
+
+
+def size_bytes(value: str) -> int | None:
+    """`"40MiB"` -> 41943040; None when `value` is not a size."""
+    m = _SIZE.fullmatch(value.strip())
+    if not m:
+        return None
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2)])
+
+
+def size_problem(value: str) -> str | None:
+    if size_bytes(value) is None:
+        return "it is not a size (a number with an optional unit: B, KiB, MiB, GiB, kB, MB, GB)"
+    if size_bytes(value) == 0:
+        return "it is zero"
+    return None
+
+
+def format_size(n: int) -> str:
+    """41943040 -> '41,943,040 B (40.0 MiB)'."""
+    return f"{n:,} B ({n / (1 << 20):.1f} MiB)"

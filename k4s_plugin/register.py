@@ -6,7 +6,7 @@ rewrite, compile, and cpio, each a cached Pants Process.
 
 from pants.backend.go.util_rules import goroot
 
-from k4s_plugin.rules import compile, cpio, go, kmods, modules, oci, package, rewrite, run, tools
+from k4s_plugin.rules import budget, compile, cpio, go, kmods, modules, oci, package, rewrite, run, sbom, tools
 from k4s_plugin.targets import GoBusyboxTarget, InitramfsTarget, OciImageTarget
 
 
@@ -23,8 +23,10 @@ def rules():
         *rewrite.rules(),
         *compile.rules(),
         *cpio.rules(),
+        *budget.rules(),
         *oci.rules(),
         *package.rules(),
+        *sbom.rules(),
         *run.rules(),
         *kmods.rules(),
     ]

@@ -491,6 +491,31 @@ class InitramfsCompressionField(StringField):
     )
 
 
+class InitramfsMaxSizeField(StringField):
+    alias = "max_size"
+    default = None
+    help = softwrap(
+        """
+        A size budget for the packed (compressed) image, e.g. `"40MiB"` for a 64 MiB
+        flash part that must also hold a kernel; units B, KiB, MiB, GiB, kB, MB, GB
+        (a bare number is bytes). A bigger image fails the build, with its size, the
+        budget and the biggest contributors: the files of the image and the Go
+        modules in `bb` (the size report of `build-support/bb-size`). Unset: no budget.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        if value is not None:
+            _check(grammar.size_problem(value), cls.alias, address, value,
+                   'Write a size such as "40MiB" or "41943040".')
+        return value
+
+    def bytes(self) -> Optional[int]:
+        return None if self.value is None else grammar.size_bytes(self.value)
+
+
 class InitramfsOutputPathField(_RelativeOutputPathField):
     help = softwrap(
         """
@@ -742,6 +767,7 @@ class InitramfsTarget(Target):
         InitramfsKernelModulesDirField,
         InitramfsImagesField,
         InitramfsNodeComponentsField,
+        InitramfsMaxSizeField,
         InitramfsOutputPathField,
         InitramfsKernelField,
         InitramfsVmMemoryField,

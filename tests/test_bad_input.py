@@ -90,6 +90,9 @@ FIELD_ROWS = [
     (IR, "vm_cpus", "0", "at least 1"),
     (IR, "vm_accel", '"hvf"', "tcg"),
     (IR, "compression", '"lz4"', "zstd"),
+    (IR, "max_size", '"forty megs"', "not a size"),
+    (IR, "max_size", '"40 MiBs"', "not a size"),
+    (IR, "max_size", '"0MiB"', "it is zero"),
 ]
 
 

@@ -170,6 +170,7 @@ BAD = [
     (f"{SMALL}:bad_ldflags", "ldflags", "-o /tmp/k4s-escape/bb"),
     (f"{SMALL}:bad_output_path", "output_path", "/tmp/k4s-escape/abs.cpio"),
     (f"{SMALL}:bad_onto_bbin", "files_mapping", "cannot hold other entries"),
+    (f"{SMALL}:bad_over_budget", "max_size", "65,536 B (0.1 MiB), and the packed image is"),
 ]
 
 

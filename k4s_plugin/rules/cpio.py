@@ -29,6 +29,7 @@ from pants.engine.target import (
 )
 
 from k4s_plugin.rules.addresses import field_address
+from k4s_plugin.rules.budget import SizeBudgetMet, SizeBudgetRequest
 from k4s_plugin.rules.compile import BB, BusyboxBinary
 from k4s_plugin.rules.kmods import KernelModules, KernelModulesRequest
 from k4s_plugin.rules.layout import BUSYBOX, LayoutEntry, check_layout
@@ -49,6 +50,7 @@ from k4s_plugin.targets import (
     InitramfsInitField,
     InitramfsKernelModulesDirField,
     InitramfsKernelModulesField,
+    InitramfsMaxSizeField,
     InitramfsShellField,
     InitramfsUinitArgsField,
     InitramfsUinitField,
@@ -81,14 +83,18 @@ class InitramfsFieldSet(FieldSet):
     kernel_modules_dir: InitramfsKernelModulesDirField
     images: InitramfsImagesField
     node_components: InitramfsNodeComponentsField
+    max_size: InitramfsMaxSizeField
 
 
 @dataclass(frozen=True)
 class Archive:
-    """A digest holding one file, `path`: the (compressed) cpio."""
+    """A digest holding one file, `path`: the (compressed) cpio. `files` are the regular
+    files laid into it, (path in the image, path in `inputs`), for the SBOM."""
 
     digest: Digest
     path: str
+    files: tuple[tuple[str, str], ...] = ()
+    inputs: Digest | None = None
 
 
 def archive_name(compression: str) -> str:
@@ -294,7 +300,13 @@ async def build_initramfs(field_set: InitramfsFieldSet) -> Archive:
             description=f"Pack {field_set.address} ({len(records)} entries, {field_set.compression.value})",
         ),
     )
-    return Archive(result.output_digest, f"__k4s_archive/{out}")
+    files = tuple(sorted((r["path"], r["src"]) for r in records if r["type"] == "file"))
+    archive = Archive(result.output_digest, f"__k4s_archive/{out}", files, input_digest)
+    if field_set.max_size.value is not None:
+        await Get(SizeBudgetMet, SizeBudgetRequest(
+            field_set.address, field_set.max_size.bytes(), archive.digest, archive.path, files, input_digest, bb_field_set,
+        ))
+    return archive
 
 
 def rules():

@@ -155,6 +155,7 @@ class K4sStep:
 class K4sStepResult:
     output_digest: Digest
     stderr: str
+    stdout: str = ""
 
 
 logger = logging.getLogger(__name__)
@@ -186,7 +187,7 @@ async def run_k4s_step(req: K4sStep, toolchain: GoToolchain) -> K4sStepResult:
         code = m.group(1) if m else "E_INTERNAL"
         detail = stderr[m.end():].strip() if m else (stderr + result.stdout.decode(errors="replace")).strip()
         raise K4sStepError(explain(req.address, req.step, code, detail))
-    return K4sStepResult(result.output_digest, stderr)
+    return K4sStepResult(result.output_digest, stderr, result.stdout.decode(errors="replace"))
 
 
 def rules():

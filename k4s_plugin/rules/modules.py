@@ -11,12 +11,13 @@ from pants.engine.addresses import Address
 from pants.engine.fs import (
     AddPrefix,
     Digest,
+    DigestSubset,
     GlobMatchErrorBehavior,
     MergeDigests,
     PathGlobs,
     Snapshot,
 )
-from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import FieldSet
 from pants.util.frozendict import FrozenDict
 
@@ -35,6 +36,9 @@ from k4s_plugin.targets import (
 )
 
 MODULES_TAR = "__k4s_modules.tar"
+# The modules the commands use, with go.sum hashes and patches (k4stool download
+# -modules-json): what the SBOM lists (rules/sbom.py).
+MODULES_JSON = "__k4s_modules.json"
 PATCHES_DIR = "__k4s_patches"
 
 
@@ -78,9 +82,11 @@ def tag_args(field_set: GoBusyboxFieldSet) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class ModuleSources:
-    """`__k4s_modules.tar`: the packages the commands need, laid out as a module cache."""
+    """`__k4s_modules.tar`: the packages the commands need, laid out as a module cache;
+    and, apart (so the rewrite's inputs are the tar alone), `__k4s_modules.json`."""
 
     digest: Digest
+    modules_json: Digest
 
 
 @rule(desc="Download Go modules for a go_busybox")
@@ -120,19 +126,25 @@ async def download_modules(field_set: GoBusyboxFieldSet, tool: K4sDownloadTool) 
                 MODULES_TAR,
                 "-dlcache",
                 GO_MOD_PROXY_CACHE[1],
+                "-modules-json",
+                MODULES_JSON,
                 *tag_args(field_set),
                 *(a for p in patch_paths for a in ("-patch", f"{PATCHES_DIR}/{p}")),
                 "--",
                 *field_set.commands.value,
             ),
             input_digest=input_digest,
-            output_files=(MODULES_TAR,),
+            output_files=(MODULES_TAR, MODULES_JSON),
             description=f"Download Go modules for {field_set.address}",
             extra_env=target_env(field_set),
             caches=FrozenDict({GO_MOD_PROXY_CACHE[0]: GO_MOD_PROXY_CACHE[1]}),
         ),
     )
-    return ModuleSources(result.output_digest)
+    tar, modules_json = await MultiGet(
+        Get(Digest, DigestSubset(result.output_digest, PathGlobs([MODULES_TAR]))),
+        Get(Digest, DigestSubset(result.output_digest, PathGlobs([MODULES_JSON]))),
+    )
+    return ModuleSources(tar, modules_json)
 
 
 def rules():

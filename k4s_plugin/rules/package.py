@@ -6,14 +6,15 @@ import dataclasses
 from dataclasses import dataclass
 
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
-from pants.engine.fs import CreateDigest, Digest, DigestEntries, FileEntry
-from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.fs import CreateDigest, Digest, DigestEntries, FileEntry, MergeDigests
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.unions import UnionRule
 
 from k4s_plugin.rules.compile import BB, BusyboxBinary
 from k4s_plugin.rules.cpio import Archive, InitramfsFieldSet
 from k4s_plugin.rules.modules import GoBusyboxFieldSet
 from k4s_plugin.rules.oci import OciImage, OciImageFieldSet
+from k4s_plugin.rules.sbom import SBOM_SUFFIX, Sbom, SbomRequest
 from k4s_plugin.targets import (
     COMPRESSIONS,
     GoBusyboxOutputPathField,
@@ -58,12 +59,21 @@ async def package_go_busybox(field_set: PackageGoBusyboxFieldSet) -> BuiltPackag
 
 @rule(desc="Package an initramfs")
 async def package_initramfs(field_set: PackageInitramfsFieldSet) -> BuiltPackage:
-    archive = await Get(Archive, InitramfsFieldSet, base_field_set(field_set, InitramfsFieldSet))
+    base = base_field_set(field_set, InitramfsFieldSet)
+    archive, busybox = await MultiGet(
+        Get(Archive, InitramfsFieldSet, base), Get(GoBusyboxFieldSet, InitramfsFieldSet, base)
+    )
+    sbom = await Get(Sbom, SbomRequest(field_set.address, busybox, archive, field_set.compression.value))
     path = field_set.output_path.value_or_default(
         file_ending=COMPRESSIONS[field_set.compression.value]
     )
-    digest = await _move(archive.digest, archive.path, path, executable=False)
-    return BuiltPackage(digest, (BuiltPackageArtifact(path),))
+    image = await _move(archive.digest, archive.path, path, executable=False)
+    sbom_file = await _move(sbom.digest, sbom.path, path + SBOM_SUFFIX, executable=False)
+    digest = await Get(Digest, MergeDigests([image, sbom_file]))
+    return BuiltPackage(
+        digest,
+        (BuiltPackageArtifact(path), BuiltPackageArtifact(path + SBOM_SUFFIX, extra_log_lines=("SBOM (CycloneDX 1.5)",))),
+    )
 
 
 @dataclass(frozen=True)

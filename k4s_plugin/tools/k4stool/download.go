@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 )
 
@@ -35,6 +36,7 @@ func download(args []string) error {
 	gomod := fset.String("gomod", ".", "directory holding go.mod and go.sum")
 	out := fset.String("out", "modules.tar", "output tar")
 	dlcache := fset.String("dlcache", "", "directory kept across runs as a module proxy cache (optional)")
+	modulesJSON := fset.String("modules-json", "", "also write the modules the commands use (path, version, go.sum hash, patches), for the SBOM (optional)")
 	var tags multiFlag
 	fset.Var(&tags, "tag", "Go build tag (repeatable)")
 	var patchFiles multiFlag
@@ -47,8 +49,9 @@ func download(args []string) error {
 
 	work := mustAbs(".")
 	dir := mustAbs(*gomod)
-	if !within(work, dir) || !within(work, *out) || (*dlcache != "" && !within(work, *dlcache)) {
-		return errorf("E_BAD_PATH", "-gomod, -out and -dlcache must be inside the working directory")
+	if !within(work, dir) || !within(work, *out) || (*dlcache != "" && !within(work, *dlcache)) ||
+		(*modulesJSON != "" && !within(work, *modulesJSON)) {
+		return errorf("E_BAD_PATH", "-gomod, -out, -dlcache and -modules-json must be inside the working directory")
 	}
 	modcache := filepath.Join(work, ".k4s-modcache")
 	if err := os.RemoveAll(modcache); err != nil {
@@ -78,7 +81,8 @@ func download(args []string) error {
 		return err
 	}
 
-	if err := applyPatches(dir, env, patchFiles); err != nil {
+	patched, err := applyPatches(dir, env, patchFiles)
+	if err != nil {
 		return err
 	}
 
@@ -201,8 +205,49 @@ func download(args []string) error {
 	if err != nil {
 		return err
 	}
+	if *modulesJSON != "" {
+		if err := writeModulesJSON(*modulesJSON, after, mods, patched); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(os.Stderr, "k4s: packed %d files from %d modules\n", n, len(mods))
 	return nil
+}
+
+// usedModule is one module whose packages the commands compile, as the SBOM
+// lists it: Sum is go.sum's hash of the module's content (h1:...), empty for a
+// module replaced by a local directory; Patches are the patch files applied to it.
+type usedModule struct {
+	Path    string   `json:"path"`
+	Version string   `json:"version"`
+	Sum     string   `json:"sum"`
+	Patches []string `json:"patches"`
+}
+
+// writeModulesJSON writes the modules (path@version keys of mods) sorted by path,
+// with their go.sum hashes and the patches applied to them.
+func writeModulesJSON(path string, gosum []byte, mods map[string]bool, patched map[string][]string) error {
+	sums := map[string]string{}
+	for _, line := range strings.Split(string(gosum), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && !strings.HasSuffix(f[1], "/go.mod") {
+			sums[f[0]+"@"+f[1]] = f[2]
+		}
+	}
+	list := []usedModule{}
+	for key := range mods {
+		p, v, _ := strings.Cut(key, "@")
+		patches := patched[p]
+		if patches == nil {
+			patches = []string{}
+		}
+		list = append(list, usedModule{Path: p, Version: v, Sum: sums[key], Patches: patches})
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].Path < list[j].Path })
+	data, err := json.MarshalIndent(list, "", " ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o644)
 }
 
 // checkReplaces refuses go.mod `replace` directives that point at a directory

@@ -34,33 +34,35 @@ type modulePatch struct {
 }
 
 // applyPatches applies the patch files to the modules they name. dir is the
-// main module's directory; env the go environment of the download step.
-func applyPatches(dir string, env []string, patchFiles []string) error {
+// main module's directory; env the go environment of the download step. It
+// returns, per module path, the patch files (as given) that changed it.
+func applyPatches(dir string, env []string, patchFiles []string) (map[string][]string, error) {
 	if len(patchFiles) == 0 {
-		return nil
+		return nil, nil
 	}
 	var all []*gitdiff.File
-	var origin []string
+	var origin, originPath []string
 	for _, pf := range patchFiles {
 		data, err := os.ReadFile(pf)
 		if err != nil {
-			return errorf("E_PATCH", "%s: %v", pf, err)
+			return nil, errorf("E_PATCH", "%s: %v", pf, err)
 		}
 		files, _, err := gitdiff.Parse(bytes.NewReader(data))
 		if err != nil {
-			return errorf("E_PATCH", "%s: not a unified diff: %v", filepath.Base(pf), err)
+			return nil, errorf("E_PATCH", "%s: not a unified diff: %v", filepath.Base(pf), err)
 		}
 		if len(files) == 0 {
-			return errorf("E_PATCH", "%s: holds no file changes", filepath.Base(pf))
+			return nil, errorf("E_PATCH", "%s: holds no file changes", filepath.Base(pf))
 		}
 		for _, f := range files {
 			for _, name := range []string{f.OldName, f.NewName} {
 				if name != "" && !cleanRelative(name) {
-					return errorf("E_PATCH", "%s: file name %q is not a clean relative path (no '..', '.', empty or absolute elements); name files <module path>/<file in module>", filepath.Base(pf), name)
+					return nil, errorf("E_PATCH", "%s: file name %q is not a clean relative path (no '..', '.', empty or absolute elements); name files <module path>/<file in module>", filepath.Base(pf), name)
 				}
 			}
 			all = append(all, f)
 			origin = append(origin, filepath.Base(pf))
+			originPath = append(originPath, pf)
 		}
 	}
 
@@ -68,7 +70,7 @@ func applyPatches(dir string, env []string, patchFiles []string) error {
 	// so a nested module such as go.etcd.io/etcd/server/v3 beats go.etcd.io/etcd).
 	out, _, err := run(dir, env, goBinary(), "list", "-m", "-f", "{{.Path}}", "all")
 	if err != nil {
-		return classifyGoError("E_DOWNLOAD", err)
+		return nil, classifyGoError("E_DOWNLOAD", err)
 	}
 	var modules []string
 	sc := bufio.NewScanner(strings.NewReader(out))
@@ -80,10 +82,10 @@ func applyPatches(dir string, env []string, patchFiles []string) error {
 	sort.Slice(modules, func(i, j int) bool { return len(modules[i]) > len(modules[j]) })
 
 	var patches []modulePatch
-	byModule := map[string]bool{}
+	byModule := map[string][]string{}
 	for i, f := range all {
 		if f.IsBinary || f.IsRename || f.IsCopy {
-			return errorf("E_PATCH", "%s: %s: only text changes to existing or new files are supported", origin[i], f.NewName)
+			return nil, errorf("E_PATCH", "%s: %s: only text changes to existing or new files are supported", origin[i], f.NewName)
 		}
 		name := f.NewName
 		if f.IsDelete {
@@ -97,21 +99,23 @@ func applyPatches(dir string, env []string, patchFiles []string) error {
 			}
 		}
 		if mod == "" {
-			return errorf("E_PATCH", "%s: %s does not start with the path of a module in go.mod's build list; name files <module path>/<file in module>", origin[i], name)
+			return nil, errorf("E_PATCH", "%s: %s does not start with the path of a module in go.mod's build list; name files <module path>/<file in module>", origin[i], name)
 		}
 		patches = append(patches, modulePatch{origin[i], f, strings.TrimPrefix(name, mod+"/"), mod})
-		byModule[mod] = true
+		if ps := byModule[mod]; len(ps) == 0 || ps[len(ps)-1] != originPath[i] {
+			byModule[mod] = append(ps, originPath[i])
+		}
 	}
 
 	dirs := map[string]string{}
 	for mod := range byModule {
 		out, _, err := run(dir, env, goBinary(), "mod", "download", "-json", mod)
 		if err != nil {
-			return classifyGoError("E_DOWNLOAD", err)
+			return nil, classifyGoError("E_DOWNLOAD", err)
 		}
 		var info struct{ Path, Version, Dir, Error string }
 		if err := json.Unmarshal([]byte(out), &info); err != nil || info.Dir == "" {
-			return errorf("E_DOWNLOAD", "module %s: %s", mod, info.Error)
+			return nil, errorf("E_DOWNLOAD", "module %s: %s", mod, info.Error)
 		}
 		dirs[mod] = info.Dir
 		fmt.Fprintf(os.Stderr, "k4s: patching %s@%s\n", info.Path, info.Version)
@@ -120,39 +124,39 @@ func applyPatches(dir string, env []string, patchFiles []string) error {
 	for _, p := range patches {
 		target := filepath.Join(dirs[p.module], filepath.FromSlash(p.name))
 		if !within(dirs[p.module], target) {
-			return errorf("E_PATCH", "%s: %s/%s is outside the module", p.patchFile, p.module, p.name)
+			return nil, errorf("E_PATCH", "%s: %s/%s is outside the module", p.patchFile, p.module, p.name)
 		}
 		var src []byte
 		if !p.file.IsNew {
 			src, err = os.ReadFile(target)
 			if err != nil {
-				return errorf("E_PATCH", "%s: %s/%s: %v", p.patchFile, p.module, p.name, err)
+				return nil, errorf("E_PATCH", "%s: %s/%s: %v", p.patchFile, p.module, p.name, err)
 			}
 		}
 		var dst bytes.Buffer
 		if err := gitdiff.Apply(&dst, bytes.NewReader(src), p.file); err != nil {
-			return errorf("E_PATCH", "%s does not apply to %s/%s at the version go.mod pins: %v", p.patchFile, p.module, p.name, err)
+			return nil, errorf("E_PATCH", "%s does not apply to %s/%s at the version go.mod pins: %v", p.patchFile, p.module, p.name, err)
 		}
 		if err := os.Chmod(filepath.Dir(target), 0o755); err != nil && !os.IsNotExist(err) {
-			return err
+			return nil, err
 		}
 		if p.file.IsDelete {
 			if err := os.Remove(target); err != nil {
-				return err
+				return nil, err
 			}
 			continue
 		}
 		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-			return err
+			return nil, err
 		}
 		if err := os.WriteFile(target+".k4s-tmp", dst.Bytes(), 0o644); err != nil {
-			return err
+			return nil, err
 		}
 		if err := os.Rename(target+".k4s-tmp", target); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return byModule, nil
 }
 
 // cleanRelative reports whether a patch's file name is a plain relative path:

@@ -113,7 +113,7 @@ func TestPatchFileNamesStayInTheModule(t *testing.T) {
 	if err != nil || len(files) != 2 {
 		t.Fatalf("the test patch does not parse: %v %d", err, len(files))
 	}
-	err = applyPatches(dir, os.Environ(), []string{patch})
+	_, err = applyPatches(dir, os.Environ(), []string{patch})
 	if code(err) != "E_PATCH" || !strings.Contains(err.Error(), "not a clean relative path") {
 		t.Fatalf("applyPatches = %v, want E_PATCH naming the file", err)
 	}

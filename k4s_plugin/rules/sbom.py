@@ -1,0 +1,171 @@
+"""The SBOM of an initramfs: CycloneDX 1.5 JSON, written beside the image by `pants
+package` (`<image>.cdx.json`).
+
+CycloneDX rather than SPDX: scanners (grype, trivy, Dependency-Track) read both, but
+CycloneDX has a field for exactly what a k4s image needs to say about a patched
+upstream module (`pedigree.patches`), purls and hashes on every component, and one
+obvious shape for "firmware made of an application made of libraries". Go modules use
+the purl form `pkg:golang/<module>@<version>` and the Go standard library
+`pkg:golang/stdlib@<version>`, the names syft gives them, so vulnerability databases
+match them.
+
+Everything comes from build outputs, never from the host: the modules the commands
+compile (the download step's `go list -deps`, with go.sum's `h1:` hashes), the patches
+(their files' SHA-256), the Go SDK's version, and the SHA-256 of every regular file in
+the image (bb, kernel modules, OCI archives, `files`). No timestamp, a serial number
+derived from the image's hash: the same image gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from pants.engine.addresses import Address
+from pants.engine.fs import CreateDigest, Digest, DigestContents, DigestEntries, FileContent, FileEntry, PathGlobs
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+
+import k4s_plugin
+from k4s_plugin.rules.compile import BusyboxBinary
+from k4s_plugin.rules.cpio import Archive
+from k4s_plugin.rules.go import GoToolchain
+from k4s_plugin.rules.modules import PATCHES_DIR, GoBusyboxFieldSet, ModuleSources
+
+SBOM_SUFFIX = ".cdx.json"
+# A fixed namespace for the BOM's serial number (uuid5 of the image's SHA-256).
+_SERIAL_NAMESPACE = uuid.UUID("6f1b0e52-4b8c-5c1e-9a57-6b3473a1c0de")
+
+
+@dataclass(frozen=True)
+class SbomRequest:
+    """The SBOM of `archive`, the initramfs `address` built around `busybox`."""
+
+    address: Address
+    busybox: GoBusyboxFieldSet
+    archive: Archive
+    compression: str
+
+
+@dataclass(frozen=True)
+class Sbom:
+    """A digest holding one file, `path`: the CycloneDX JSON."""
+
+    digest: Digest
+    path: str
+
+
+def go_purl(path: str, version: str) -> str:
+    return f"pkg:golang/{quote(path, safe='/')}@{quote(version, safe='')}" if version else f"pkg:golang/{quote(path, safe='/')}"
+
+
+def _sha256(hex_digest: str) -> list[dict]:
+    return [{"alg": "SHA-256", "content": hex_digest}]
+
+
+def _file_hashes(entries: DigestEntries) -> dict[str, str]:
+    return {e.path: e.file_digest.fingerprint for e in entries if isinstance(e, FileEntry)}
+
+
+def _module_component(module: dict, patch_hashes: dict[str, str]) -> dict:
+    component = {
+        "type": "library",
+        "bom-ref": go_purl(module["path"], module["version"]),
+        "name": module["path"],
+        "version": module["version"],
+        "purl": go_purl(module["path"], module["version"]),
+    }
+    properties = []
+    if module["sum"]:
+        properties.append({"name": "k4s:go.sum", "value": module["sum"]})
+    else:
+        properties.append({"name": "k4s:replaced-by-local-directory", "value": "true"})
+    patches = []
+    for given in module["patches"]:
+        path = given.removeprefix(f"{PATCHES_DIR}/")
+        patches.append({"type": "unofficial", "diff": {"url": path}})
+        properties.append({"name": "k4s:patch", "value": f"{path} sha256:{patch_hashes[path]}"})
+    if patches:
+        component["pedigree"] = {"patches": patches}
+    component["properties"] = properties
+    return component
+
+
+@rule(desc="Write the SBOM of an initramfs")
+async def initramfs_sbom(request: SbomRequest, toolchain: GoToolchain) -> Sbom:
+    busybox, modules = await MultiGet(
+        Get(BusyboxBinary, GoBusyboxFieldSet, request.busybox),
+        Get(ModuleSources, GoBusyboxFieldSet, request.busybox),
+    )
+    assert request.archive.inputs is not None
+    patches = await Get(Digest, PathGlobs(request.busybox.patches.paths()))
+    used_contents, input_entries, archive_entries, patch_entries = await MultiGet(
+        Get(DigestContents, Digest, modules.modules_json),
+        Get(DigestEntries, Digest, request.archive.inputs),
+        Get(DigestEntries, Digest, request.archive.digest),
+        Get(DigestEntries, Digest, patches),
+    )
+    used = json.loads(used_contents[0].content)
+    input_hashes = _file_hashes(input_entries)
+    image_hash = _file_hashes(archive_entries)[request.archive.path]
+    patch_hashes = _file_hashes(patch_entries)
+
+    go_version = toolchain.version.removeprefix("go")
+    stdlib = {
+        "type": "library",
+        "bom-ref": go_purl("stdlib", go_version),
+        "name": "stdlib",
+        "version": go_version,
+        "purl": go_purl("stdlib", go_version),
+        "description": "The Go standard library and runtime (the Go SDK that compiled bb)",
+    }
+    module_components = [_module_component(m, patch_hashes) for m in used]
+
+    files, file_refs, bb_ref = [], [], None
+    for image_path, src in request.archive.files:
+        ref = f"file:{image_path}"
+        component = {"type": "file", "bom-ref": ref, "name": image_path, "hashes": _sha256(input_hashes[src])}
+        if image_path == "bbin/bb":
+            bb_ref = ref
+            component.update(
+                type="application",
+                name="bb",
+                description="u-root busybox (gobusybox): the commands below in one Go binary",
+                properties=[{"name": "k4s:path", "value": image_path}]
+                + [{"name": "k4s:command", "value": f"{n} {p}"} for n, p in sorted(busybox.commands.items())],
+            )
+        elif image_path.startswith("lib/modules/"):
+            component["properties"] = [{"name": "k4s:kernel-release", "value": image_path.split("/")[2]}]
+        files.append(component)
+        file_refs.append(ref)
+
+    image_ref = f"image:{request.address.spec}"
+    bom = {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.5",
+        "serialNumber": f"urn:uuid:{uuid.uuid5(_SERIAL_NAMESPACE, image_hash)}",
+        "version": 1,
+        "metadata": {
+            "tools": {"components": [{"type": "application", "name": "k4s", "version": k4s_plugin.__version__}]},
+            "component": {
+                "type": "firmware",
+                "bom-ref": image_ref,
+                "name": request.address.spec,
+                "hashes": _sha256(image_hash),
+                "properties": [{"name": "k4s:compression", "value": request.compression}],
+            },
+        },
+        "components": files + [stdlib] + module_components,
+        "dependencies": [
+            {"ref": image_ref, "dependsOn": file_refs},
+            *([{"ref": bb_ref, "dependsOn": [stdlib["bom-ref"]] + [m["bom-ref"] for m in module_components]}] if bb_ref else []),
+        ],
+    }
+    path = "__k4s_sbom" + SBOM_SUFFIX
+    digest = await Get(Digest, CreateDigest([FileContent(path, (json.dumps(bom, indent=1, sort_keys=True) + "\n").encode())]))
+    return Sbom(digest, path)
+
+
+def rules():
+    return collect_rules()
