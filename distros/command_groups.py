@@ -66,6 +66,20 @@ CONTAINERD_PATCHES = (
 )
 KUBE_ROUTER_PATCH = "//distros/patches/kube-router-flags.patch"
 
+# Size cuts for flash images: build tags that leave out what an appliance never
+# configures, each with the patch that defines its tag where upstream has none.
+# README "Image size" has the saving of each (bb bytes before/after).
+#   CoreDNS with only a cluster DNS's plugins (kubernetes, forward, cache, errors,
+#   health, ready, loop, reload, loadbalance, hosts, log, metrics, acl, bind, whoami).
+COREDNS_CLUSTER_TAGS = ("k4s_coredns_cluster",)
+COREDNS_CLUSTER_PATCH = "//distros/patches/coredns-cluster-plugins.patch"
+#   kine with only its (pure-Go) SQLite driver: no PostgreSQL, MySQL, NATS, T4, S3.
+KINE_SQLITE_TAGS = ("k4s_kine_sqlite",)
+KINE_SQLITE_PATCH = "//distros/patches/kine-sqlite-only.patch"
+#   containerd without the devmapper and ZFS snapshotters and its OTLP tracing plugin
+#   (upstream's own tags; the appliance uses overlayfs).
+CONTAINERD_TRIM_TAGS = ("no_devmapper", "no_zfs", "no_tracing")
+
 # Version strings (-X) that upstream Makefiles set. Keep them equal to go.mod.
 K8S_VERSION = "v1.37.2"
 K8S_LDFLAGS = (
@@ -90,3 +104,10 @@ STRIP = ("-s", "-w")
 
 # The architectures every profile is built for.
 ARCHES = ("amd64", "arm64")
+
+# Size budgets (initramfs `max_size`; a bigger image fails the build with what to cut).
+# A Kubernetes profile's flash image fits 40 MiB: a 64 MiB part keeps room for a
+# kernel, or for a second (A/B) image with a small kernel. The uncompressed images,
+# which the kernel unpacks into RAM, stay under 200 MiB.
+FLASH_BUDGET = "40MiB"
+CPIO_BUDGET = "200MiB"

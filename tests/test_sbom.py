@@ -101,3 +101,18 @@ def test_modules_list_go_test() -> None:
     """k4stool download's modules list (what the SBOM is made from): go.sum hashes,
     patches per module, sorted (k4stool/download_test.go)."""
     go_test(REPO / "k4s_plugin" / "tools", "./k4stool/", run="WriteModulesJSON")
+
+
+def test_every_profile_image_has_a_budget() -> None:
+    """Each profile's images declare `max_size`; a Kubernetes profile's flash (xz) image
+    fits 40 MiB (README "Image size")."""
+    from k4s_plugin.grammar import size_bytes
+
+    r = run_pants("peek", "distros::")
+    assert r.returncode == 0, r.output
+    images = [t for t in json.loads(r.stdout) if t["target_type"] == "initramfs"]
+    assert len(images) >= 17
+    for t in images:
+        assert t.get("max_size"), f"{t['address']} has no max_size"
+        if t.get("compression") == "xz" and not t["address"].startswith("distros/uroot"):
+            assert size_bytes(t["max_size"]) <= 40 << 20, t["address"]

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"sort"
@@ -19,7 +20,6 @@ import (
 	"github.com/u-root/mkuimage/cpio"
 	"github.com/u-root/mkuimage/fileflag"
 	"github.com/u-root/mkuimage/uimage"
-	"github.com/ulikunitz/xz"
 )
 
 func init() { subcommands["cpio"] = cpioMain }
@@ -50,6 +50,7 @@ func cpioMain(args []string) error {
 	fs := flag.NewFlagSet("cpio", flag.ExitOnError)
 	manPath := fs.String("manifest", "manifest.json", "archive manifest")
 	out := fs.String("out", "initramfs.cpio", "output archive")
+	xzPath := fs.String("xz", "", "xz-utils' xz, for compression xz (absolute path)")
 	fs.Parse(args)
 
 	data, err := os.ReadFile(*manPath)
@@ -128,7 +129,7 @@ func cpioMain(args []string) error {
 	}
 	defer f.Close()
 	bw := bufio.NewWriterSize(f, 1<<20)
-	cw, closeCompressor, err := compressor(m.Compression, bw)
+	cw, closeCompressor, err := compressor(m.Compression, *xzPath, bw)
 	if err != nil {
 		return err
 	}
@@ -157,8 +158,10 @@ func cpioMain(args []string) error {
 }
 
 // compressor wraps w in the compression the Linux kernel can unpack an
-// initramfs from.
-func compressor(kind string, w io.Writer) (io.Writer, func() error, error) {
+// initramfs from. xz uses xz-utils (xzPath): its `-9e` encoder makes flash images
+// about 23% smaller than the pure-Go encoder (49.2 MB against 63.8 MB for the
+// kubesolo-like image), single-threaded so that its output is deterministic.
+func compressor(kind, xzPath string, w io.Writer) (io.Writer, func() error, error) {
 	switch kind {
 	case "", "none":
 		return w, func() error { return nil }, nil
@@ -169,13 +172,29 @@ func compressor(kind string, w io.Writer) (io.Writer, func() error, error) {
 		}
 		return gz, gz.Close, nil
 	case "xz":
-		// The kernel's XZ decoder supports only CRC32 (or no) integrity checks.
-		cfg := xz.WriterConfig{CheckSum: xz.CRC32}
-		xw, err := cfg.NewWriter(w)
+		if xzPath == "" || !filepath.IsAbs(xzPath) {
+			return nil, nil, errorf("E_COMPRESSION", "compression xz needs -xz with the absolute path of xz-utils' xz")
+		}
+		// The kernel's XZ decoder supports only CRC32 (or no) integrity checks; it
+		// allocates the dictionary (64 MiB at -9) while it unpacks the initramfs.
+		cmd := exec.Command(xzPath, "--format=xz", "--check=crc32", "--lzma2=preset=9e", "--threads=1", "--stdout", "--quiet")
+		cmd.Stdout = w
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		in, err := cmd.StdinPipe()
 		if err != nil {
 			return nil, nil, err
 		}
-		return xw, xw.Close, nil
+		if err := cmd.Start(); err != nil {
+			return nil, nil, errorf("E_COMPRESSION", "starting %s: %v", xzPath, err)
+		}
+		return in, func() error {
+			in.Close()
+			if err := cmd.Wait(); err != nil {
+				return errorf("E_COMPRESSION", "%s: %v: %s", xzPath, err, stderr.String())
+			}
+			return nil
+		}, nil
 	case "zstd":
 		zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<23))
 		if err != nil {
