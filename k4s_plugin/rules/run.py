@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import platform
+
 import re
 from dataclasses import dataclass
 
@@ -38,6 +40,11 @@ QEMU = {
     "amd64": ("qemu-system-x86_64", ("-machine", "q35")),
     "arm64": ("qemu-system-aarch64", ("-machine", "virt", "-cpu", "max")),
 }
+# The kernel's serial console per architecture: the PC's 16550 UART, the virt
+# machine's PL011.
+CONSOLE = {"amd64": "ttyS0", "arm64": "ttyAMA0"}
+# KVM runs only the host's own architecture.
+HOST_GOARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), "")
 
 # The guest's kube-apiserver port: the admin kubeconfig of `cluster_identity` points at
 # the host port forwarded to it.
@@ -124,6 +131,9 @@ async def run_initramfs(field_set: RunInitramfsFieldSet, build_root: BuildRoot) 
             "Set `kernel` to a `file` target with a kernel image for that architecture.",
         )
 
+    accel = field_set.vm_accel.value
+    if accel == "auto" and goarch != HOST_GOARCH:
+        accel = "tcg"  # no KVM probe for a foreign architecture
     digest = await Get(Digest, MergeDigests(digests))
     args = [
         "{chroot}/" + tools.k4stool, "vm",
@@ -131,7 +141,8 @@ async def run_initramfs(field_set: RunInitramfsFieldSet, build_root: BuildRoot) 
         "-initrd", "{chroot}/" + archive.path,
         "-memory", str(field_set.vm_memory.value),
         "-cpus", str(field_set.vm_cpus.value),
-        "-accel", field_set.vm_accel.value,
+        "-accel", accel,
+        "-console", CONSOLE[goarch],
         *kernel_args,
         *(a for m in machine for a in ("-machine-arg", m)),
         *(a for f in field_set.vm_port_forwards.value or () for a in ("-forward", f)),

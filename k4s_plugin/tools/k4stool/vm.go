@@ -32,6 +32,7 @@ func vm(args []string) error {
 	memory := fs.Int("memory", 1024, "MiB of RAM")
 	cpus := fs.Int("cpus", 2, "virtual CPUs")
 	appendArgs := fs.String("append", "", "extra kernel command line")
+	console := fs.String("console", "ttyS0", "the kernel's serial console: ttyS0 (x86 PC), ttyAMA0 (arm64 virt's PL011)")
 	accel := fs.String("accel", "auto", "auto, kvm or tcg")
 	var machine multiFlag
 	fs.Var(&machine, "machine-arg", "QEMU machine arguments (repeatable; default -machine q35)")
@@ -63,7 +64,7 @@ func vm(args []string) error {
 	argv = append(argv, "-accel", *accel, "-m", fmt.Sprint(*memory),
 		"-smp", fmt.Sprint(*cpus), "-nographic", "-no-reboot",
 		"-kernel", *kernel, "-initrd", *initrd,
-		"-append", strings.TrimSpace("console=ttyS0 panic=-1 "+*appendArgs))
+		"-append", strings.TrimSpace("console="+*console+" panic=-1 "+*appendArgs))
 	forwards, err := parseForwards(fwds)
 	if err != nil {
 		return err
