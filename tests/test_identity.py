@@ -242,6 +242,7 @@ def test_guest_sees_identity(k4stool: Path, tmp_path: Path) -> None:
 
     go = require_tool("go")
     qemu = require_tool("qemu-system-x86_64")
+    xz = require_tool("xz")  # k4stool packs compression xz with xz-utils
     kernels = sorted(glob.glob("/boot/vmlinuz-*"))
     if not kernels:
         pytest.fail("no kernel in /boot: install Debian's linux-image-amd64 (.ci/run does)")
@@ -268,7 +269,7 @@ def test_guest_sees_identity(k4stool: Path, tmp_path: Path) -> None:
         }))
         image = tmp_path / f"image-{compression}"
         subprocess.run(
-            [str(k4stool), "cpio", "-manifest", str(manifest), "-out", str(image)],
+            [str(k4stool), "cpio", "-manifest", str(manifest), "-out", str(image), "-xz", xz],
             check=True, timeout=300,
         )
         identity = tmp_path / "clusters" / "guest"
