@@ -13,12 +13,11 @@ from dataclasses import dataclass
 
 from pants.core.target_types import FileSourceField
 from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
+from pants.core.util_rules.system_binaries import BinaryPathRequest, BinaryPaths, BinaryPathTest
 from pants.engine.addresses import Address
 from pants.engine.fs import AddPrefix, CreateDigest, Digest, FileContent, MergeDigests
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.unions import UnionRule
-from pants.core.util_rules.system_binaries import BinaryPathRequest, BinaryPaths, BinaryPathTest
-from pants.util.frozendict import FrozenDict
 from pants.engine.target import (
     DependenciesRequest,
     FieldSet,
@@ -29,6 +28,7 @@ from pants.engine.target import (
     WrappedTarget,
     WrappedTargetRequest,
 )
+from pants.util.frozendict import FrozenDict
 
 from k4s_plugin.rules.addresses import field_address
 from k4s_plugin.rules.budget import SizeBudgetMet, SizeBudgetRequest
