@@ -223,10 +223,10 @@ def main() -> None:
     r["noop_pantsd_s"] = a.pants("package", UROOT, pantsd=True).seconds
     a.stop_pantsd()
     dist = a.root / "dist" / "distros.uroot"
-    a.pants("package", "distros/uroot:bb", "distros/uroot:initramfs_xz")
+    a.pants("package", "distros/uroot:bb", "distros/uroot:initramfs-xz")
     r["bb_bytes"] = (dist / "bb").stat().st_size
     r["cpio_bytes"] = (dist / "initramfs.cpio").stat().st_size
-    r["cpio_xz_bytes"] = (dist / "initramfs_xz.cpio.xz").stat().st_size
+    r["cpio_xz_bytes"] = (dist / "initramfs-xz.cpio.xz").stat().st_size
 
     build = a.root / "distros" / "uroot" / "BUILD"
     build.write_text(build.read_text().replace(
