@@ -7,13 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pants.engine.addresses import Address
-from pants.engine.fs import Digest, DigestEntries, FileEntry, MergeDigests
+from pants.engine.fs import Digest, DigestEntries, MergeDigests
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 
 from k4s_plugin.grammar import format_size
 from k4s_plugin.rules.compile import BB, BusyboxBinary
 from k4s_plugin.rules.errors import target_error
-from k4s_plugin.rules.go import K4sStep, K4sStepResult
+from k4s_plugin.rules.go import K4sStep, K4sStepResult, file_digests
 from k4s_plugin.rules.modules import GoBusyboxFieldSet, GoModule
 from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 
@@ -40,7 +40,7 @@ class SizeBudgetMet:
 
 
 def _sizes(entries: DigestEntries) -> dict[str, int]:
-    return {e.path: e.file_digest.serialized_bytes_length for e in entries if isinstance(e, FileEntry)}
+    return {path: d.serialized_bytes_length for path, d in file_digests(entries).items()}
 
 
 def _module_table(report: str) -> str:

@@ -15,7 +15,7 @@ from pants.core.target_types import FileSourceField
 from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
 from pants.core.util_rules.system_binaries import BinaryPathRequest, BinaryPaths, BinaryPathTest
 from pants.engine.addresses import Address
-from pants.engine.fs import AddPrefix, CreateDigest, Digest, FileContent, MergeDigests
+from pants.engine.fs import EMPTY_DIGEST, AddPrefix, CreateDigest, Digest, FileContent, MergeDigests
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.unions import UnionRule
 from pants.engine.target import (
@@ -96,7 +96,7 @@ class Archive:
     digest: Digest
     path: str
     files: tuple[tuple[str, str], ...] = ()
-    inputs: Digest | None = None
+    inputs: Digest = EMPTY_DIGEST
 
 
 def archive_name(compression: str) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pants.backend.go.util_rules.goroot import GoRoot
 from pants.engine.addresses import Address
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
-from pants.engine.fs import Digest, DigestContents, DigestEntries, FileEntry
+from pants.engine.fs import Digest, DigestContents, DigestEntries, FileDigest, FileEntry
 from pants.core.util_rules.system_binaries import LnBinary
 from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
@@ -92,11 +92,16 @@ class VerifiedProcess:
     process: Process
 
 
+def file_digests(entries: DigestEntries) -> dict[str, FileDigest]:
+    """Path -> digest (SHA-256 `fingerprint`, `serialized_bytes_length`) of every file."""
+    return {e.path: e.file_digest for e in entries if isinstance(e, FileEntry)}
+
+
 async def _corrupt_outputs(digest: Digest) -> list[str]:
     entries, contents = await MultiGet(
         Get(DigestEntries, Digest, digest), Get(DigestContents, Digest, digest)
     )
-    expected = {e.path: e.file_digest for e in entries if isinstance(e, FileEntry)}
+    expected = file_digests(entries)
     bad = []
     for fc in contents:
         want = expected.get(fc.path)

@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from pants.engine.addresses import Address
-from pants.engine.fs import CreateDigest, Digest, DigestContents, DigestEntries, FileContent, FileEntry, PathGlobs
+from pants.engine.fs import CreateDigest, Digest, DigestContents, DigestEntries, FileContent, PathGlobs
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 
 import k4s_plugin
 from k4s_plugin.rules.compile import BusyboxBinary
 from k4s_plugin.rules.cpio import Archive
-from k4s_plugin.rules.go import GoToolchain
+from k4s_plugin.rules.go import GoToolchain, file_digests
 from k4s_plugin.rules.modules import PATCHES_DIR, GoBusyboxFieldSet, ModuleSources
 
 SBOM_SUFFIX = ".cdx.json"
@@ -65,7 +65,7 @@ def _sha256(hex_digest: str) -> list[dict]:
 
 
 def _file_hashes(entries: DigestEntries) -> dict[str, str]:
-    return {e.path: e.file_digest.fingerprint for e in entries if isinstance(e, FileEntry)}
+    return {path: d.fingerprint for path, d in file_digests(entries).items()}
 
 
 def _module_component(module: dict, patch_hashes: dict[str, str]) -> dict:
@@ -98,7 +98,6 @@ async def initramfs_sbom(request: SbomRequest, toolchain: GoToolchain) -> Sbom:
         Get(BusyboxBinary, GoBusyboxFieldSet, request.busybox),
         Get(ModuleSources, GoBusyboxFieldSet, request.busybox),
     )
-    assert request.archive.inputs is not None
     patches = await Get(Digest, PathGlobs(request.busybox.patches.paths()))
     used_contents, input_entries, archive_entries, patch_entries = await MultiGet(
         Get(DigestContents, Digest, modules.modules_json),
