@@ -53,6 +53,30 @@ CNI_PLUGINS = (
 )
 COREDNS = ("github.com/coredns/coredns",)
 
+# The appliance's first-party commands (distros/node, the local module k4s.dev/node):
+# the node supervisor k4s-node (u-root's uinit; starts the initramfs' `node_components`)
+# and the pure-Go `nft` that kube-proxy's and flannel's nftables modes run. A profile
+# that lists them replaces k4s.dev/node with ../node in go.mod and sets
+# `local_modules=NODE_LOCAL_MODULES`.
+K4S_NODE = ("k4s.dev/node/cmd/k4s-node", "k4s.dev/node/cmd/nft")
+NODE_LOCAL_MODULES = ("//distros/node",)
+
+# The pods' images, carried in the initramfs (no registry): distros/pod-images.
+POD_IMAGES = ("//distros/pod-images:pause", "//distros/pod-images:demo")
+
+# Kernel modules an appliance node loads (k4s-node, at boot): virtio for QEMU; overlay,
+# bridge, veth and br_netfilter for containers and the CNI bridge; nf_tables and the
+# nft expressions kube-proxy's and flannel's nftables modes use, for IPv4 and IPv6;
+# nf_conntrack_netlink, through which kube-proxy clears stale UDP conntrack entries.
+NODE_KERNEL_MODULES = (
+    "virtio_pci", "virtio_net", "overlay", "bridge", "br_netfilter", "veth",
+    "nf_tables", "nft_ct", "nft_nat", "nft_chain_nat", "nft_masq", "nft_numgen",
+    "nft_fib_ipv4", "nft_fib_ipv6", "nft_fib_inet", "nft_reject_ipv4", "nft_reject_ipv6",
+    "nft_reject_inet", "nf_conntrack_netlink",
+)
+# flannel's VXLAN backend (the flannel.1 device).
+VXLAN_KERNEL_MODULES = ("vxlan",)
+
 # Pure-Go changes to upstream modules, as go_busybox `patches`.
 FLANNEL_PATCH = "//distros/patches/flannel-purego.patch"
 COREDNS_PATCH = "//distros/patches/coredns-flags.patch"

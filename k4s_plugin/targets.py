@@ -280,6 +280,23 @@ class GoBusyboxPatchesField(StringSequenceField, AsyncFieldMixin):
         return value
 
 
+class GoBusyboxLocalModulesField(StringSequenceField, AsyncFieldMixin):
+    alias = "local_modules"
+    default = ()
+    help = softwrap(
+        """
+        Addresses of `files` targets holding first-party Go modules that this busybox's
+        `go.mod` replaces with a relative directory, e.g. `replace k4s.dev/node =>
+        ../node` with `local_modules=["//distros/node"]`: several profiles can then build
+        the same first-party commands (list them in `commands` by import path). Each
+        target's files (its `go.mod`, `go.sum` and Go sources) join the module download
+        and the rewrite at their paths in the repository, so the `replace` resolves
+        inside the sandbox; a `replace` that points at a directory no listed target
+        provides fails the build. Inferred dependencies, like an initramfs's `busybox`.
+        """
+    )
+
+
 class _RelativeOutputPathField(OutputPathField):
     """`output_path`, checked to stay under `dist/` (Pants itself panics and retries
     forever on an absolute one)."""
@@ -318,6 +335,7 @@ class GoBusyboxTarget(Target):
         GoBusyboxLdflagsField,
         GoBusyboxCommandNamesField,
         GoBusyboxPatchesField,
+        GoBusyboxLocalModulesField,
         GoBusyboxOutputPathField,
     )
     help = softwrap(

@@ -1,11 +1,12 @@
-"""The kubesolo-like appliance as its user meets it, in a 1 GiB VM under QEMU (TCG):
-`./pants run distros/kubesolo-like:initramfs` prints an admin kubeconfig; a stock
+"""Each appliance profile (kubesolo-like: one bridge; k3s-like: flannel VXLAN) as its
+user meets it, in a 1 GiB VM under QEMU (TCG): `./pants run distros/<profile>:initramfs`
+prints an admin kubeconfig; a stock
 kubectl through the forwarded port sees the node Ready, runs a Deployment of 2
 replicas without `nodeName` (the scheduler places them), reaches it through a
 ClusterIP Service by its DNS name from another pod, through a NodePort from the host,
 mounts a ConfigMap and a Secret, execs, reads logs and port-forwards; anonymous
-requests and an unprivileged ServiceAccount are denied. Slow: the kubesolo-like build
-and many minutes of TCG."""
+requests and an unprivileged ServiceAccount are denied. Slow: a profile build and many
+minutes of TCG."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ import pytest
 from .appliance_driver import Appliance, free_port
 from .conftest import require_tool
 
-TARGET = "distros/kubesolo-like:initramfs"
+# The profiles whose images boot as a node (distros/*/BUILD: uinit="k4s-node").
+NODE_PROFILES = ["kubesolo-like", "k3s-like"]
 NODE_PORT = 30080
 READY_TIMEOUT_S = 45 * 60
 
@@ -57,9 +59,11 @@ spec:
 
 @pytest.mark.slow
 @pytest.mark.boot
-def test_appliance_runs_standard_workloads(tmp_path: Path) -> None:
+@pytest.mark.parametrize("profile", NODE_PROFILES)
+def test_appliance_runs_standard_workloads(profile: str, tmp_path: Path) -> None:
     require_tool("qemu-system-x86_64")
-    vm = Appliance(TARGET, tmp_path / "console.log", memory_mib=1024, forwards={NODE_PORT: free_port()})
+    vm = Appliance(f"distros/{profile}:initramfs", tmp_path / "console.log", memory_mib=1024,
+                   forwards={NODE_PORT: free_port()})
     try:
         vm.start()
         assert vm.kubeconfig and vm.kubeconfig.stat().st_mode & 0o077 == 0, "kubeconfig must be 0600"
@@ -137,7 +141,7 @@ def test_appliance_runs_standard_workloads(tmp_path: Path) -> None:
 
         mem = vm.mem_available_at_ready()
         print(
-            f"\nappliance in {vm.memory_mib} MiB (TCG): node Ready {t_ready:.0f} s after QEMU "
+            f"\n{profile} appliance in {vm.memory_mib} MiB (TCG): node Ready {t_ready:.0f} s after QEMU "
             f"started, 2 replicas ready {t_deploy:.0f} s, Service by DNS name {t_svc:.0f} s; "
             f"MemAvailable at Ready {mem} MiB"
         )
@@ -161,16 +165,17 @@ def _quiet(check) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.boot
-def test_flash_image_is_the_node(tmp_path: Path) -> None:
+@pytest.mark.parametrize("profile", NODE_PROFILES)
+def test_flash_image_is_the_node(profile: str, tmp_path: Path) -> None:
     """The xz-compressed image (the flash artifact) boots the same node."""
     require_tool("qemu-system-x86_64")
-    vm = Appliance("distros/kubesolo-like:initramfs-xz", tmp_path / "console.log", memory_mib=1024)
+    vm = Appliance(f"distros/{profile}:initramfs-xz", tmp_path / "console.log", memory_mib=1024)
     try:
         vm.start()
         t_ready = vm.wait("node Ready", vm.node_ready, READY_TIMEOUT_S)
         vm.kubectl("create", "deployment", "web", "--image=k4s.local/demo:v1", "--port=8080")
         t_deploy = vm.wait("the Deployment running", lambda: vm.rollout_done("web", 1), 20 * 60)
-        print(f"\nxz appliance in {vm.memory_mib} MiB: Ready {t_ready:.0f} s, Deployment running {t_deploy:.0f} s")
+        print(f"\n{profile} xz appliance in {vm.memory_mib} MiB: Ready {t_ready:.0f} s, Deployment running {t_deploy:.0f} s")
     finally:
         vm.stop()
         print("--- console tail ---\n" + vm.console_text()[-4000:])

@@ -65,6 +65,7 @@ FIELD_ROWS = [
     (BB, "build_tags", '["-o"]', "not a Go build tag"),
     (BB, "goarch", '"sparc"', "arm64"),
     (BB, "goos", '"darwin"', "linux"),
+    (BB, "local_modules", '["//:a", 1]', "string"),
     # initramfs
     (IR, "init", '"../bin/sh"', "one path element"),
     (IR, "uinit", '"a/b"', "one path element"),

@@ -243,7 +243,7 @@ def test_profiles_are_parametrized_and_read_like_the_table() -> None:
     # The appliance schedules with kube-scheduler (README: why not KubeSolo's webhook)
     # and proxies Services with kube-proxy on the pure-Go nft.
     assert "k8s.io/kubernetes/cmd/kube-scheduler" in kubesolo["commands"]
-    assert "k4s.dev/distros/kubesolo-like/cmd/nft" in kubesolo["commands"]
+    assert "k4s.dev/node/cmd/nft" in kubesolo["commands"]
     assert "github.com/u-root/u-root/cmds/core/*" in kubesolo["commands"]
     assert k3s["command_names"] == {"github.com/flannel-io/flannel": "flanneld"}
     assert "//distros/patches/runc-purego.patch" in k3s["patches"]

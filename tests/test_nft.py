@@ -1,4 +1,4 @@
-"""The pure-Go `nft` (distros/kubesolo-like/cmd/nft) that kube-proxy's nftables mode
+"""The pure-Go `nft` (distros/node/cmd/nft) that kube-proxy's nftables mode
 drives through sigs.k8s.io/knftables. Built with the host Go (CGO_ENABLED=0) and run as
 root in fresh network namespaces, next to Debian's C nft (`apt-get install nftables`),
 which is the reference: both must leave the kernel in the same state, as the C nft
@@ -16,7 +16,7 @@ import pytest
 
 from .conftest import REPO, require_tool
 
-MODULE = REPO / "distros" / "kubesolo-like"
+MODULE = REPO / "distros" / "node"
 C_NFT = "/usr/sbin/nft"
 
 
@@ -93,7 +93,15 @@ def _in_netns(script: str, nft: str, tmp_path: Path) -> subprocess.CompletedProc
 def test_cli_matches_c_nft(nft_binary: Path, tmp_path: Path) -> None:
     """`nft -f` of a kube-proxy first sync (the text knftables sends, built with its own
     types by cmd/nft/kubeproxy_test.go): the C nft lists the same ruleset."""
-    r = _run(["go", "test", "-count=1", "-run", "TestWriteKubeProxyTransaction", "./cmd/nft/"], cwd=MODULE,
+    ours, theirs = _apply_with_both("TestWriteKubeProxyTransaction", nft_binary, tmp_path)
+    assert "dnat ip to numgen random mod 2 map" in theirs
+    assert ours == theirs
+
+
+def _apply_with_both(go_test: str, nft_binary: Path, tmp_path: Path) -> tuple[str, str]:
+    """The ruleset the C nft lists after `nft -f` of the transaction `go_test` writes,
+    applied with this nft and with the C nft, each in a fresh network namespace."""
+    r = _run(["go", "test", "-count=1", "-run", go_test, "./cmd/nft/"], cwd=MODULE,
              env={**_go_env(), "K4S_NFT_TRANSACTION": str(tmp_path / "rules.nft")})
     assert r.returncode == 0, r.stdout + r.stderr
     script = '"$NFT" -f rules.nft; "$C_NFT" list ruleset'
@@ -101,8 +109,17 @@ def test_cli_matches_c_nft(nft_binary: Path, tmp_path: Path) -> None:
     theirs = _in_netns(script, C_NFT, tmp_path)
     assert theirs.returncode == 0, theirs.stderr
     assert ours.returncode == 0, ours.stderr
-    assert "dnat ip to numgen random mod 2 map" in theirs.stdout
-    assert ours.stdout == theirs.stdout
+    return ours.stdout, theirs.stdout
+
+
+def test_cli_matches_c_nft_for_flannel(nft_binary: Path, tmp_path: Path) -> None:
+    """`nft -f` of flanneld's nftables transaction (its table, the fully-random probe,
+    forward accepts, masquerade rules; built with knftables' types by
+    cmd/nft/flannel_test.go), which the k3s-like node runs: the C nft lists the same
+    ruleset."""
+    ours, theirs = _apply_with_both("TestWriteFlannelTransaction", nft_binary, tmp_path)
+    assert "masquerade fully-random" in theirs and "meta mark 0x00004000 return" in theirs
+    assert ours == theirs
 
 
 def test_cli_errors_and_check(nft_binary: Path, tmp_path: Path) -> None:

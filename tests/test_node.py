@@ -9,4 +9,4 @@ from .conftest import REPO, go_test
 
 
 def test_k4s_node_unit_tests() -> None:
-    go_test(REPO / "distros" / "kubesolo-like", "./cmd/k4s-node/")
+    go_test(REPO / "distros" / "node", "./cmd/k4s-node/")

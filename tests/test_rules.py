@@ -15,7 +15,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from pants.core.target_types import FilesGeneratorTarget, FileTarget, RelocatedFiles
+from pants.core.target_types import FilesGeneratorTarget, FileTarget, GenericTarget, RelocatedFiles
 from pants.core.target_types import rules as core_target_type_rules
 from pants.core.util_rules import source_files
 from pants.engine.addresses import Address
@@ -54,7 +54,7 @@ def rule_runner() -> RuleRunner:
             QueryRule(OciImage, [OciImageFieldSet]),
             QueryRule(DigestContents, [Digest]),
         ],
-        target_types=[*register.target_types(), FilesGeneratorTarget, FileTarget, RelocatedFiles],
+        target_types=[*register.target_types(), FilesGeneratorTarget, FileTarget, GenericTarget, RelocatedFiles],
     )
     rr.set_options(
         [], env_inherit={"PATH", "GOPROXY", "GOSUMDB", "GONOSUMDB", "GOPRIVATE", "GOFLAGS"}
@@ -132,6 +132,36 @@ def test_compile_runs_on_host(rule_runner: RuleRunner, tmp_path: Path) -> None:
     (tmp_path / "hello").symlink_to("bb")
     out = subprocess.run([tmp_path / "hello", "x"], capture_output=True, text=True, check=True)
     assert out.stdout == "hello from k4s x\n"
+
+
+def test_local_module_commands(rule_runner: RuleRunner, tmp_path: Path) -> None:
+    """A first-party module outside the BUILD directory (as distros/node for the
+    profiles): go.mod replaces it with ../lib, `local_modules` brings its files."""
+    gomod = (SMALL / "go.mod").read_text()
+    rule_runner.write_files({
+        "small/go.mod": gomod + "\nrequire k4s.dev/lib v0.0.0\n\nreplace k4s.dev/lib => ../lib\n",
+        "lib/go.mod": "module k4s.dev/lib\n\ngo 1.24\n",
+        "lib/go.sum": "",
+        "lib/cmds/greet/main.go": 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("greetings from a local module") }\n',
+        "lib/BUILD": 'files(name="lib", sources=["go.mod", "go.sum", "**/*.go"])',
+    })
+    build = 'go_busybox(name="bb", commands=["k4s.dev/lib/cmds/greet"]{})'
+    fs = busybox(rule_runner, build.format(', local_modules=["//lib"]'))
+    bb = tmp_path / "bb"
+    bb.write_bytes(contents(rule_runner, rule_runner.request(BusyboxBinary, [fs]).digest)[BB])
+    bb.chmod(0o755)
+    out = subprocess.run([bb, "greet"], capture_output=True, text=True, check=True)
+    assert out.stdout == "greetings from a local module\n"
+    # Without `local_modules`, the replace points at a directory the sandbox lacks.
+    with pytest.raises(ExecutionError) as exc:
+        rule_runner.request(ModuleSources, [busybox(rule_runner, build.format(""))])
+    msg = str(exc.value)
+    assert "E_REPLACE_MISSING" in msg and "`local_modules` field of small:bb" in msg, msg
+    # A target without sources is refused by name.
+    rule_runner.write_files({"lib/BUILD": 'files(name="lib", sources=["go.mod", "go.sum", "**/*.go"])\ntarget(name="none")'})
+    with pytest.raises(ExecutionError) as exc:
+        rule_runner.request(ModuleSources, [busybox(rule_runner, build.format(', local_modules=["//lib:none"]'))])
+    assert "`local_modules` field of small:bb names lib:none" in str(exc.value), str(exc.value)
 
 
 def test_compile_arm64(rule_runner: RuleRunner) -> None:

@@ -5,6 +5,13 @@ package tools
 
 import (
 	_ "github.com/k3s-io/kine"
+	// The node supervisor and the pure-Go nft (distros/node, a local module).
+	_ "k4s.dev/node/cmd/k4s-node"
+	_ "k4s.dev/node/cmd/nft"
+	// The CNI plugins the flannel network delegates to (k4s-node writes their config).
+	_ "github.com/containernetworking/plugins/plugins/main/bridge"
+	_ "github.com/containernetworking/plugins/plugins/main/loopback"
+	_ "github.com/containernetworking/plugins/plugins/ipam/host-local"
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"

@@ -7,14 +7,17 @@ require (
 	github.com/containernetworking/plugins v1.10.0
 	github.com/coredns/coredns v1.15.0
 	github.com/elastic/go-seccomp-bpf v1.6.0
-	github.com/google/nftables v0.3.0
 	github.com/k3s-io/kine v0.17.5
-	github.com/mdlayher/netlink v1.11.2
 	github.com/opencontainers/runc v1.5.3
 	github.com/u-root/u-root v0.16.0
-	golang.org/x/sys v0.49.0
 	k8s.io/kubernetes v1.37.2
-	sigs.k8s.io/knftables v0.0.22
+)
+
+require (
+	github.com/google/nftables v0.3.0 // indirect
+	github.com/mdlayher/netlink v1.11.2 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+	sigs.k8s.io/knftables v0.0.22 // indirect
 )
 
 require (
@@ -414,6 +417,7 @@ require (
 	gopkg.in/ini.v1 v1.67.3 // indirect
 	gopkg.in/natefinch/lumberjack.v2 v2.2.1 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
+	k4s.dev/node v0.0.0
 	k8s.io/api v0.37.2 // indirect
 	k8s.io/apiextensions-apiserver v0.0.0 // indirect
 	k8s.io/apimachinery v0.37.2 // indirect
@@ -494,3 +498,5 @@ replace (
 	k8s.io/sample-apiserver => k8s.io/sample-apiserver v0.37.2
 	k8s.io/streaming => k8s.io/streaming v0.37.2
 )
+
+replace k4s.dev/node => ../node

@@ -20,8 +20,9 @@ import (
 	_ "github.com/containernetworking/plugins/plugins/main/loopback"
 	_ "github.com/containernetworking/plugins/plugins/ipam/host-local"
 	_ "github.com/coredns/coredns"
-	// The demo image's HTTP server (BUILD: pod-bb).
-	_ "github.com/u-root/u-root/cmds/exp/srvfiles"
+	// The node supervisor and the pure-Go nft (distros/node, a local module).
+	_ "k4s.dev/node/cmd/k4s-node"
+	_ "k4s.dev/node/cmd/nft"
 
 	_ "github.com/u-root/u-root/cmds/core/backoff"
 	_ "github.com/u-root/u-root/cmds/core/base64"

@@ -77,9 +77,14 @@ _FIXES: dict[str, tuple[str | None, str]] = {
     ),
     "E_LDFLAGS": ("ldflags", "Keep to `-s`, `-w` and `-X importpath.name=value`."),
     "E_REPLACE_OUTSIDE": (
-        "sources",
-        "Replace modules with module@version, or with a directory inside the "
-        "go_busybox's module directory whose files are in `sources`.",
+        "local_modules",
+        "Replace modules with module@version, or with a directory of this repository "
+        "whose `files` target (go.mod, go.sum, Go files) is listed in `local_modules`.",
+    ),
+    "E_REPLACE_MISSING": (
+        "local_modules",
+        "List the `files` target of the replacing module (its go.mod, go.sum and Go "
+        "files) in `local_modules`, or fix the `replace` directory in go.mod.",
     ),
     "E_MODCACHE": (
         None,

@@ -18,9 +18,18 @@ from pants.engine.fs import (
     Snapshot,
 )
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.engine.target import FieldSet
+from pants.engine.target import (
+    FieldSet,
+    InferDependenciesRequest,
+    InferredDependencies,
+    SourcesField,
+    WrappedTarget,
+    WrappedTargetRequest,
+)
+from pants.engine.unions import UnionRule
 from pants.util.frozendict import FrozenDict
 
+from k4s_plugin.rules.addresses import field_address
 from k4s_plugin.rules.errors import target_error
 from k4s_plugin.rules.go import GO_MOD_PROXY_CACHE, K4sStep, K4sStepResult
 from k4s_plugin.rules.tools import K4sDownloadTool
@@ -31,6 +40,7 @@ from k4s_plugin.targets import (
     GoBusyboxGoarchField,
     GoBusyboxGoosField,
     GoBusyboxLdflagsField,
+    GoBusyboxLocalModulesField,
     GoBusyboxModSourcesField,
     GoBusyboxPatchesField,
 )
@@ -54,22 +64,68 @@ class GoBusyboxFieldSet(FieldSet):
     ldflags: GoBusyboxLdflagsField
     command_names: GoBusyboxCommandNamesField
     patches: GoBusyboxPatchesField
+    local_modules: GoBusyboxLocalModulesField
 
 
 @dataclass(frozen=True)
 class GoModule:
-    """The go.mod/go.sum of a go_busybox, in a digest, and their directory."""
+    """The go.mod/go.sum of a go_busybox and its first-party sources, with those of its
+    `local_modules` at their repository paths, in a digest; and the go.mod directory."""
 
     address: Address
     digest: Digest
     dir: str
 
 
+async def _local_module_addresses(field: GoBusyboxLocalModulesField) -> list[Address]:
+    return [await field_address(field, v) for v in field.value or ()]
+
+
+@dataclass(frozen=True)
+class GoBusyboxLocalModulesDependencyFieldSet(FieldSet):
+    required_fields = (GoBusyboxLocalModulesField,)
+
+    local_modules: GoBusyboxLocalModulesField
+
+
+class InferGoBusyboxLocalModulesDependency(InferDependenciesRequest):
+    infer_from = GoBusyboxLocalModulesDependencyFieldSet
+
+
+@rule(desc="Infer the local module dependencies of a go_busybox")
+async def infer_local_modules(request: InferGoBusyboxLocalModulesDependency) -> InferredDependencies:
+    return InferredDependencies(await _local_module_addresses(request.field_set.local_modules))
+
+
 @rule
 async def go_module(field_set: GoBusyboxFieldSet) -> GoModule:
-    files = await Get(SourceFiles, SourceFilesRequest([field_set.sources]))
+    addresses = await _local_module_addresses(field_set.local_modules)
+    origin = f"the `local_modules` field of {field_set.address}"
+    wrapped = await MultiGet(
+        Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin=origin)) for a in addresses
+    )
+    local_sources = []
+    for address, w in zip(addresses, wrapped):
+        if not w.target.has_field(SourcesField):
+            raise target_error(
+                field_set.address, "local_modules", f"names {address}, a `{w.target.alias}` target "
+                "without sources.", "Name a `files` target that holds the module's go.mod, go.sum "
+                "and Go files.",
+            )
+        local_sources.append(w.target[SourcesField])
+    files, *local = await MultiGet(
+        Get(SourceFiles, SourceFilesRequest([field_set.sources])),
+        *(Get(SourceFiles, SourceFilesRequest([s])) for s in local_sources),
+    )
+    for address, sources in zip(addresses, local):
+        if not any(os.path.basename(f) == "go.mod" for f in sources.files):
+            raise target_error(
+                field_set.address, "local_modules", f"names {address}, whose files hold no go.mod.",
+                "Add the module's go.mod and go.sum to that target's `sources`.",
+            )
     gomod = next(f for f in files.files if f.endswith("go.mod"))
-    return GoModule(field_set.address, files.snapshot.digest, os.path.dirname(gomod) or ".")
+    digest = await Get(Digest, MergeDigests([files.snapshot.digest, *(s.snapshot.digest for s in local)]))
+    return GoModule(field_set.address, digest, os.path.dirname(gomod) or ".")
 
 
 def target_env(field_set: GoBusyboxFieldSet) -> FrozenDict[str, str]:
@@ -148,4 +204,4 @@ async def download_modules(field_set: GoBusyboxFieldSet, tool: K4sDownloadTool) 
 
 
 def rules():
-    return collect_rules()
+    return (*collect_rules(), UnionRule(InferDependenciesRequest, InferGoBusyboxLocalModulesDependency))

@@ -252,7 +252,9 @@ func writeModulesJSON(path string, gosum []byte, mods map[string]bool, patched m
 
 // checkReplaces refuses go.mod `replace` directives that point at a directory
 // outside the sandbox: the go command would read host files that are in no
-// cache key (a remote cache would then serve results built from them).
+// cache key (a remote cache would then serve results built from them). Inside
+// the sandbox, every file is an input Pants tracks: the module's own files and
+// those of the go_busybox's `local_modules`.
 func checkReplaces(work, dir string, env []string) error {
 	out, _, err := run(dir, env, goBinary(), "mod", "edit", "-json")
 	if err != nil {
@@ -275,8 +277,12 @@ func checkReplaces(work, dir string, env []string) error {
 		if !filepath.IsAbs(target) {
 			target = filepath.Join(dir, target)
 		}
-		if !within(dir, target) {
-			return errorf("E_REPLACE_OUTSIDE", "go.mod replaces %s with the directory %s, outside the go_busybox's module directory; k4s builds only from files Pants tracks", r.Old.Path, r.New.Path)
+		if !within(work, target) {
+			return errorf("E_REPLACE_OUTSIDE", "go.mod replaces %s with the directory %s, outside the repository files this build was given; k4s builds only from files Pants tracks: replace it with a directory of the repository and list that module's `files` target in the go_busybox's `local_modules`", r.Old.Path, r.New.Path)
+		}
+		if _, err := os.Stat(filepath.Join(target, "go.mod")); err != nil {
+			rel, _ := filepath.Rel(work, target)
+			return errorf("E_REPLACE_MISSING", "go.mod replaces %s with the directory %s, but no go.mod is there (%s): list that module's `files` target (its go.mod, go.sum and Go files) in the go_busybox's `local_modules`", r.Old.Path, r.New.Path, filepath.ToSlash(rel))
 		}
 	}
 	return nil

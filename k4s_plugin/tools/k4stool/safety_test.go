@@ -156,8 +156,9 @@ func TestUnpackTreeDoesNotWriteThroughSymlinks(t *testing.T) {
 	}
 }
 
-// go.mod `replace` with a directory outside the module directory is refused
-// before the go command reads it.
+// go.mod `replace` with a directory outside the sandbox (the working directory,
+// which holds only files Pants tracks) is refused before the go command reads it;
+// one inside it must hold a module (a `local_modules` target's files).
 func TestReplaceOutsideTheModuleIsRefused(t *testing.T) {
 	goroot, err := exec.Command("go", "env", "GOROOT").Output()
 	if err != nil {
@@ -167,6 +168,10 @@ func TestReplaceOutsideTheModuleIsRefused(t *testing.T) {
 	work := t.TempDir()
 	mod := filepath.Join(work, "m")
 	os.MkdirAll(filepath.Join(mod, "inside"), 0o755)
+	os.WriteFile(filepath.Join(mod, "inside", "go.mod"), []byte("module example.com/x\n"), 0o644)
+	os.MkdirAll(filepath.Join(work, "node"), 0o755)
+	os.WriteFile(filepath.Join(work, "node", "go.mod"), []byte("module example.com/x\n"), 0o644)
+	os.MkdirAll(filepath.Join(work, "empty"), 0o755)
 	env, err := goEnv(work)
 	if err != nil {
 		t.Fatal(err)
@@ -178,6 +183,9 @@ func TestReplaceOutsideTheModuleIsRefused(t *testing.T) {
 		{"example.com/x => ../../etc", "E_REPLACE_OUTSIDE"},
 		{"example.com/x => /etc", "E_REPLACE_OUTSIDE"},
 		{"example.com/x => ./inside", ""},
+		{"example.com/x => ../node", ""},
+		{"example.com/x => ../empty", "E_REPLACE_MISSING"},
+		{"example.com/x => ../absent", "E_REPLACE_MISSING"},
 		{"example.com/x => example.com/y v1.0.0", ""},
 	} {
 		os.WriteFile(filepath.Join(mod, "go.mod"), []byte("module example.com/m\n\ngo 1.24\n\nreplace "+tc.replace+"\n"), 0o644)

@@ -42,7 +42,7 @@ func (n *node) configure() error {
 			return err
 		}
 	}
-	for _, d := range []string{"/etc/cni/net.d", "/etc/containerd", "/etc/coredns"} {
+	for _, d := range []string{"/etc/cni/net.d", "/etc/containerd", "/etc/coredns", "/etc/kube-flannel"} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
@@ -52,7 +52,7 @@ func (n *node) configure() error {
 		return err
 	}
 	n.pki = p
-	for _, c := range []string{"admin", "controller-manager", "scheduler", "kubelet", "kube-proxy", "coredns"} {
+	for _, c := range []string{"admin", "controller-manager", "scheduler", "kubelet", "kube-proxy", "coredns", "flannel"} {
 		if err := p.kubeconfig(n.dir(c+".kubeconfig"), c, n.apiURL()); err != nil {
 			return err
 		}
@@ -83,17 +83,6 @@ disabled_plugins = ["io.containerd.ttrpc.v1.task"]
   # ramdisks), so the node needs no tmpfs copy of the whole image.
   NoPivotRoot = true
 `, pauseImage),
-		"/etc/cni/net.d/10-k4s-bridge.conflist": fmt.Sprintf(`{
-  "cniVersion": "1.0.0",
-  "name": "k4s",
-  "plugins": [
-    {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false,
-     "ipam": {"type": "host-local", "ranges": [[{"subnet": "%s"}]],
-              "routes": [{"dst": "0.0.0.0/0"}], "dataDir": "/run/cni/ipam"}},
-    {"type": "loopback"}
-  ]
-}
-`, podCIDR),
 		n.dir("kubelet.yaml"): fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 authentication:
@@ -109,12 +98,12 @@ clusterDomain: cluster.local
 resolvConf: /etc/resolv.conf
 tlsCertFile: %s
 tlsPrivateKeyFile: %s
-podCIDR: %s
+%s
 # The root filesystem is RAM: evict before the kernel's OOM killer has to act.
 evictionHard: {memory.available: "100Mi", nodefs.available: "10%%", imagefs.available: "10%%"}
 imageGCHighThresholdPercent: 100
 serializeImagePulls: false
-`, p.path("ca.crt"), clusterDNS, p.path("kubelet-serving.crt"), p.path("kubelet-serving.key"), podCIDR),
+`, p.path("ca.crt"), clusterDNS, p.path("kubelet-serving.crt"), p.path("kubelet-serving.key"), n.kubeletPodCIDR()),
 		n.dir("admission.yaml"): `apiVersion: apiserver.config.k8s.io/v1
 kind: AdmissionConfiguration
 plugins:
@@ -141,6 +130,23 @@ rules:
 - level: Metadata
 `,
 		"/etc/coredns/Corefile": n.corefile(),
+	}
+	if n.runs("flanneld") {
+		// The CNI configuration follows from flanneld's subnet.env (flannel.go).
+		files[flannelNetConf] = flannelNetConfig()
+	} else {
+		// One node, one static pod network: a bridge with host-local addresses.
+		files["/etc/cni/net.d/10-k4s-bridge.conflist"] = fmt.Sprintf(`{
+  "cniVersion": "1.0.0",
+  "name": "k4s",
+  "plugins": [
+    {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false,
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": "%s"}]],
+              "routes": [{"dst": "0.0.0.0/0"}], "dataDir": "/run/cni/ipam"}},
+    {"type": "loopback"}
+  ]
+}
+`, podCIDR)
 	}
 	for path, content := range files {
 		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
@@ -223,7 +229,12 @@ func (n *node) args(c string) ([]string, error) {
 			"--profiling=false",
 			"--cluster-cidr=" + clusterCIDR,
 			"--service-cluster-ip-range=" + serviceCIDR,
+			// With flannel, each node's pod subnet is allocated here (spec.podCIDR),
+			// as in k3s; the single-node bridge uses a fixed one (kubelet.yaml).
+			fmt.Sprintf("--allocate-node-cidrs=%t", n.runs("flanneld")),
 		}, nil
+	case "flanneld":
+		return n.flanneldArgs(), nil
 	case "kube-scheduler":
 		kc := n.dir("scheduler.kubeconfig")
 		return []string{"kube-scheduler",
@@ -257,6 +268,15 @@ func (n *node) args(c string) ([]string, error) {
 	return nil, fmt.Errorf("unknown component %q (known: %s)", c, strings.Join(allComponents, ", "))
 }
 
+// kubeletPodCIDR is kubelet.yaml's podCIDR line: the fixed single-node pod network,
+// or none when kube-controller-manager allocates it (flannel).
+func (n *node) kubeletPodCIDR() string {
+	if n.runs("flanneld") {
+		return "# podCIDR: allocated by kube-controller-manager (spec.podCIDR), read by flanneld"
+	}
+	return "podCIDR: " + podCIDR
+}
+
 // start runs a component under supervision and waits until it is ready.
 func (n *node) start(c string) error {
 	args, err := n.args(c)
@@ -278,6 +298,8 @@ func (n *node) start(c string) error {
 		// kube-proxy reads its node's addresses at start and restarts itself when they
 		// appear later: start what follows once the kubelet has registered the node.
 		waitFor("node registration", func() error { return n.call("GET", "/api/v1/nodes/"+n.name, nil, nil) })
+	case "flanneld":
+		waitFor("pod network", writeFlannelCNIConfig)
 	}
 	return nil
 }

@@ -35,7 +35,7 @@ const (
 	podCIDR     = "10.42.0.0/24"
 )
 
-var allComponents = []string{"kine", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "kubelet", "coredns", "kube-proxy"}
+var allComponents = []string{"kine", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "kubelet", "flanneld", "coredns", "kube-proxy"}
 
 func main() {
 	log.SetFlags(0)
@@ -69,17 +69,23 @@ func main() {
 	ip := nodeIP()
 	log.Printf("node %s, address %s", name, ip)
 
-	n := &node{name: name, ip: ip, data: *data, apiPort: *apiPort, extra: extra.byComponent()}
-	if err := n.configure(); err != nil {
-		halt("configuration failed: %v", err)
-	}
-	start := time.Now()
+	var run []string
 	for _, c := range strings.Split(*components, ",") {
 		c = strings.TrimSpace(c)
 		if _, err := os.Stat("/bbin/" + c); *system && err != nil {
 			log.Printf("%s: not in this image's busybox; not started", c)
 			continue
 		}
+		run = append(run, c)
+	}
+	// flanneld finds its node by NODE_NAME (it is not a pod).
+	os.Setenv("NODE_NAME", name)
+	n := &node{name: name, ip: ip, data: *data, apiPort: *apiPort, extra: extra.byComponent(), components: run}
+	if err := n.configure(); err != nil {
+		halt("configuration failed: %v", err)
+	}
+	start := time.Now()
+	for _, c := range run {
 		if err := n.start(c); err != nil {
 			halt("%s: %v", c, err)
 		}
@@ -156,6 +162,8 @@ type node struct {
 	apiPort int
 	pki     *pki
 	extra   map[string][]string
+	// components are the components this node runs, in start order.
+	components []string
 
 	clientOnce sync.Once
 	client     *http.Client // the node's own admin client, shared by every API call
@@ -181,6 +189,15 @@ func (e extraArgs) byComponent() map[string][]string {
 
 func (n *node) dir(parts ...string) string {
 	return filepath.Join(append([]string{n.data}, parts...)...)
+}
+
+func (n *node) runs(component string) bool {
+	for _, c := range n.components {
+		if c == component {
+			return true
+		}
+	}
+	return false
 }
 
 func (n *node) apiURL() string { return fmt.Sprintf("https://127.0.0.1:%d", n.apiPort) }

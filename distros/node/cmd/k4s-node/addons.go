@@ -80,10 +80,30 @@ func (n *node) addons() []struct {
 	k4s := obj{"app.kubernetes.io/managed-by": "k4s-node"}
 	dnsLabels := obj{"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS", "app.kubernetes.io/managed-by": "k4s-node"}
 	ports := []obj{{"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53, "protocol": "TCP"}}
-	return []struct {
+	type addon = struct {
 		path string
 		obj  map[string]any
-	}{
+	}
+	var flannel []addon
+	if n.runs("flanneld") {
+		// What flannel's own manifest grants it (kube-flannel.yml), for its user.
+		flannel = []addon{
+			{"/apis/rbac.authorization.k8s.io/v1/clusterroles", obj{
+				"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta(flannelUser, "", k4s),
+				"rules": []obj{
+					{"apiGroups": []string{""}, "resources": []string{"pods"}, "verbs": []string{"get"}},
+					{"apiGroups": []string{""}, "resources": []string{"nodes"}, "verbs": []string{"get", "list", "watch"}},
+					{"apiGroups": []string{""}, "resources": []string{"nodes/status"}, "verbs": []string{"patch"}},
+				},
+			}},
+			{"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", obj{
+				"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": meta(flannelUser, "", k4s),
+				"roleRef":  obj{"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": flannelUser},
+				"subjects": []obj{{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": flannelUser}},
+			}},
+		}
+	}
+	return append(flannel, []addon{
 		{"/apis/rbac.authorization.k8s.io/v1/clusterroles", obj{
 			"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta(corednsUser, "", k4s),
 			"rules": []obj{
@@ -110,7 +130,7 @@ func (n *node) addons() []struct {
 			"endpoints":   []obj{{"addresses": []string{n.ip.String()}, "conditions": obj{"ready": true}, "nodeName": n.name}},
 			"ports":       ports,
 		}},
-	}
+	}...)
 }
 
 func (n *node) applyAddons() error {

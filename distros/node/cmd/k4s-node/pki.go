@@ -162,6 +162,7 @@ func ensurePKI(dir, nodeName string, ips []net.IP) (*pki, error) {
 		{"scheduler", "system:kube-scheduler", nil, false, false},
 		{"kube-proxy", "system:kube-proxy", nil, false, false},
 		{"coredns", corednsUser, nil, false, false},
+		{"flannel", flannelUser, nil, false, false},
 		{"kubelet", "system:node:" + nodeName, []string{"system:nodes"}, false, false},
 		{"kubelet-serving", "system:node:" + nodeName, []string{"system:nodes"}, true, false},
 	}
