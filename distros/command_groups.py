@@ -79,6 +79,8 @@ VXLAN_KERNEL_MODULES = ("vxlan",)
 
 # Pure-Go changes to upstream modules, as go_busybox `patches`.
 FLANNEL_PATCH = "//distros/patches/flannel-purego.patch"
+# flanneld in nftables mode on a node without iptables (the k3s-like node).
+FLANNEL_NFTABLES_PATCH = "//distros/patches/flannel-nftables-only.patch"
 COREDNS_PATCH = "//distros/patches/coredns-flags.patch"
 RUNC_PATCHES = (
     "//distros/patches/runc-purego.patch",
