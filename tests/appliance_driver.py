@@ -79,6 +79,8 @@ class Appliance:
     proc: subprocess.Popen | None = None
     started: float = 0.0
     kubeconfig: Path | None = None
+    # An agent joining another node's cluster prints no kubeconfig of its own.
+    expect_kubeconfig: bool = True
 
     def start(self, timeout: float = 3600) -> None:
         for guest in (6443, *self.forwards):
@@ -96,8 +98,8 @@ class Appliance:
         while time.monotonic() < deadline:
             text = self.console.read_text(errors="replace")
             m = re.search(r"k4s: admin kubeconfig: (\S+)", text)
-            if m and "qemu-system" in text:
-                self.kubeconfig = Path(m.group(1))
+            if (m or not self.expect_kubeconfig) and "qemu-system" in text:
+                self.kubeconfig = Path(m.group(1)) if m else None
                 self.started = time.monotonic()  # QEMU is being exec'ed now
                 return
             if self.proc.poll() is not None:

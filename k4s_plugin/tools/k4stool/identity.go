@@ -35,7 +35,8 @@ import (
 //	ca.crt, ca.key             the cluster CA, made once and reused
 //	admin.crt, admin.key       a client certificate (O=system:masters)
 //	admin.kubeconfig           for kubectl, pointing at the forwarded apiserver
-//	identity.cpio              etc/k4s/identity/ca.{crt,key}: what the node gets
+//	join-token                 a bootstrap token (<id>.<secret>) with which agents join
+//	identity.cpio              etc/k4s/identity/ca.{crt,key} and join-token: what the node gets
 //	initrd.img                 the image, padded to 4 bytes, then identity.cpio
 //
 // The image built by Pants stays generic and cacheable and never holds a
@@ -121,6 +122,10 @@ func prepareIdentity(req identityRequest, log io.Writer) (*identityResult, error
 	}
 	res.Kubeconfig = p("admin.kubeconfig")
 
+	token, err := loadOrCreateJoinToken(p(joinTokenFile))
+	if err != nil {
+		return nil, identityErr(dir, err)
+	}
 	caPEM, err := os.ReadFile(p("ca.crt"))
 	if err != nil {
 		return nil, err
@@ -129,17 +134,11 @@ func prepareIdentity(req identityRequest, log io.Writer) (*identityResult, error
 	if err != nil {
 		return nil, err
 	}
-	arch, err := identityArchive(caPEM, caKeyPEM)
-	if err != nil {
+	if res.Initrd, err = writeIdentityInitrd(dir, req.Image, []identityFile{
+		{"ca.crt", caPEM, 0o644}, {"ca.key", caKeyPEM, 0o600}, {joinTokenFile, token, 0o600},
+	}); err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(p("identity.cpio"), arch, 0o600); err != nil {
-		return nil, err
-	}
-	if err := writeInitrd(p("initrd.img"), req.Image, arch); err != nil {
-		return nil, err
-	}
-	res.Initrd = p("initrd.img")
 
 	how := "new"
 	if !created {
@@ -408,18 +407,40 @@ func kubeconfig(name, server string, caDER []byte, cert *x509.Certificate, key *
 	return []byte(s.String())
 }
 
+// identityFile is a file of etc/k4s/identity for the node.
+type identityFile struct {
+	name string
+	data []byte
+	mode uint64
+}
+
+// writeIdentityInitrd writes identity.cpio (the files) and initrd.img (the
+// image, then identity.cpio) into dir and returns initrd.img's path.
+func writeIdentityInitrd(dir, image string, files []identityFile) (string, error) {
+	arch, err := identityArchive(files)
+	if err != nil {
+		return "", err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, "identity.cpio"), arch, 0o600); err != nil {
+		return "", err
+	}
+	initrd := filepath.Join(dir, "initrd.img")
+	return initrd, writeInitrd(initrd, image, arch)
+}
+
 // identityArchive is the newc cpio the node gets: etc, etc/k4s,
-// etc/k4s/identity (0700) and the CA's certificate (0644) and key (0600).
-// Reproducible like the image's records: mtime 0, uid/gid 0, inodes 1..n.
-// The directories' modes match the image's, since the kernel applies an
-// archive's mode to a directory that already exists.
-func identityArchive(caCert, caKey []byte) ([]byte, error) {
+// etc/k4s/identity (0700) and the files (the CA's certificate 0644, its key
+// and the join token 0600). Reproducible like the image's records: mtime 0,
+// uid/gid 0, inodes 1..n. The directories' modes match the image's, since the
+// kernel applies an archive's mode to a directory that already exists.
+func identityArchive(files []identityFile) ([]byte, error) {
 	recs := []cpio.Record{
 		cpio.Directory("etc", 0o755),
 		cpio.Directory("etc/k4s", 0o755),
 		cpio.Directory(identityGuestDir, 0o700),
-		cpio.StaticRecord(caCert, cpio.Info{Name: identityGuestDir + "/ca.crt", Mode: cpio.S_IFREG | 0o644}),
-		cpio.StaticRecord(caKey, cpio.Info{Name: identityGuestDir + "/ca.key", Mode: cpio.S_IFREG | 0o600}),
+	}
+	for _, f := range files {
+		recs = append(recs, cpio.StaticRecord(f.data, cpio.Info{Name: identityGuestDir + "/" + f.name, Mode: cpio.S_IFREG | f.mode}))
 	}
 	var buf bytes.Buffer
 	w := cpio.Newc.Writer(&buf)

@@ -90,7 +90,7 @@ func TestIdentityChainAndModes(t *testing.T) {
 	}
 	for name, want := range map[string]os.FileMode{
 		"ca.key": 0o600, "admin.key": 0o600, "admin.kubeconfig": 0o600, "identity.cpio": 0o600,
-		"initrd.img": 0o600, "ca.crt": 0o644, "admin.crt": 0o644,
+		"initrd.img": 0o600, "ca.crt": 0o644, "admin.crt": 0o644, joinTokenFile: 0o600,
 	} {
 		st, err := os.Stat(filepath.Join(dir, name))
 		if err != nil {
@@ -100,12 +100,12 @@ func TestIdentityChainAndModes(t *testing.T) {
 		}
 	}
 	entries, _ := os.ReadDir(dir)
-	if len(entries) != 7 {
+	if len(entries) != 8 {
 		var names []string
 		for _, e := range entries {
 			names = append(names, e.Name())
 		}
-		t.Errorf("identity directory holds %v, want the 7 files (no temporary files left)", names)
+		t.Errorf("identity directory holds %v, want the 8 files (no temporary files left)", names)
 	}
 	kc := res.Kubeconfig
 	for _, want := range []string{
@@ -301,6 +301,10 @@ func TestIdentityArchive(t *testing.T) {
 	}
 	caPEM, _ := os.ReadFile(filepath.Join(dir, "ca.crt"))
 	keyPEM, _ := os.ReadFile(filepath.Join(dir, "ca.key"))
+	token, _ := os.ReadFile(filepath.Join(dir, joinTokenFile))
+	if !joinTokenFormat.Match(token) {
+		t.Fatalf("join-token %q is not a bootstrap token", token)
+	}
 	type rec struct {
 		name    string
 		mode    uint64
@@ -312,6 +316,7 @@ func TestIdentityArchive(t *testing.T) {
 		{"etc/k4s/identity", cpio.S_IFDIR | 0o700, nil},
 		{"etc/k4s/identity/ca.crt", cpio.S_IFREG | 0o644, caPEM},
 		{"etc/k4s/identity/ca.key", cpio.S_IFREG | 0o600, keyPEM},
+		{"etc/k4s/identity/join-token", cpio.S_IFREG | 0o600, token},
 	}
 	recs := readArchive(t, arch)
 	if len(recs) != len(want) {
@@ -336,7 +341,7 @@ func TestIdentityArchive(t *testing.T) {
 		t.Error("identity.cpio has no trailer or is not padded to 4 bytes")
 	}
 	// Reproducible: the same CA gives the same archive.
-	again, err := identityArchive(caPEM, keyPEM)
+	again, err := identityArchive([]identityFile{{"ca.crt", caPEM, 0o644}, {"ca.key", keyPEM, 0o600}, {joinTokenFile, token, 0o600}})
 	if err != nil || !bytes.Equal(again, arch) {
 		t.Error("identity.cpio is not reproducible")
 	}
@@ -393,7 +398,65 @@ func TestIdentityInitrdAfterArchive(t *testing.T) {
 	initrd, _ := os.ReadFile(res.Initrd)
 	first := readArchive(t, initrd[:img.Len()])
 	second := readArchive(t, initrd[(img.Len()+3)&^3:])
-	if len(first) != 2 || first[1].Name != "etc/motd" || len(second) != 5 || second[4].Name != "etc/k4s/identity/ca.key" {
+	if len(first) != 2 || first[1].Name != "etc/motd" || len(second) != 6 || second[4].Name != "etc/k4s/identity/ca.key" || second[5].Name != "etc/k4s/identity/join-token" {
 		t.Errorf("archives read back: %d and %d records", len(first), len(second))
+	}
+}
+
+// An agent's initrd holds the server's CA certificate, join token and URL,
+// never the CA key; the token is made once and reused.
+func TestJoinArchive(t *testing.T) {
+	server := t.TempDir()
+	newIdentity(t, server, 100, false, 6443)
+	token, _ := os.ReadFile(filepath.Join(server, joinTokenFile))
+	again, err := loadOrCreateJoinToken(filepath.Join(server, joinTokenFile))
+	if err != nil || !bytes.Equal(again, token) {
+		t.Fatalf("join token not reused: %q, %q, %v", token, again, err)
+	}
+	agent := filepath.Join(t.TempDir(), "agent")
+	img := filepath.Join(t.TempDir(), "image")
+	os.WriteFile(img, bytes.Repeat([]byte{0xa5}, 100), 0o644)
+	initrd, err := prepareJoin(joinRequest{Dir: agent, Cluster: server, Server: "https://192.168.76.1:6443", Image: img}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(initrd)
+	recs := readArchive(t, data[100:])
+	got := map[string]string{}
+	for _, r := range recs {
+		var content []byte
+		if r.ReaderAt != nil && r.FileSize > 0 {
+			content, _ = io.ReadAll(io.NewSectionReader(r.ReaderAt, 0, int64(r.FileSize)))
+		}
+		got[r.Name] = string(content)
+	}
+	caPEM, _ := os.ReadFile(filepath.Join(server, "ca.crt"))
+	if got["etc/k4s/identity/ca.crt"] != string(caPEM) || got["etc/k4s/identity/join-token"] != string(token) ||
+		got["etc/k4s/identity/server"] != "https://192.168.76.1:6443" {
+		t.Errorf("agent identity: %v", got)
+	}
+	if _, ok := got["etc/k4s/identity/ca.key"]; ok {
+		t.Error("the agent got the CA key")
+	}
+	for _, bad := range []joinRequest{
+		{Dir: agent, Cluster: server, Server: "192.168.76.1:6443", Image: img},
+		{Dir: agent, Cluster: t.TempDir(), Server: "https://192.168.76.1:6443", Image: img},
+	} {
+		if _, err := prepareJoin(bad, io.Discard); code(err) == "" {
+			t.Errorf("prepareJoin(%+v) = %v, want a coded error", bad, err)
+		}
+	}
+}
+
+func TestLanNetdev(t *testing.T) {
+	args, err := lanNetdev("17001:17002")
+	if err != nil || len(args) != 4 || args[1] != "socket,id=n1,udp=127.0.0.1:17002,localaddr=127.0.0.1:17001" ||
+		args[3] != "virtio-net-pci,netdev=n1,mac=52:54:00:4b:42:69" {
+		t.Errorf("lanNetdev = %v, %v", args, err)
+	}
+	for _, bad := range []string{"17001", "a:b", "0:1", "5:5", "1:70000"} {
+		if _, err := lanNetdev(bad); code(err) != "E_USAGE" {
+			t.Errorf("lanNetdev(%q) = %v", bad, err)
+		}
 	}
 }

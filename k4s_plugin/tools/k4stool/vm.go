@@ -31,7 +31,8 @@ func vm(args []string) error {
 	initrd := fs.String("initrd", "", "initramfs")
 	memory := fs.Int("memory", 1024, "MiB of RAM")
 	cpus := fs.Int("cpus", 2, "virtual CPUs")
-	appendArgs := fs.String("append", "", "extra kernel command line")
+	var appendArgs multiFlag
+	fs.Var(&appendArgs, "append", "extra kernel command line (repeatable: the target's kernel_args, then yours, e.g. k4s.node-name=w1)")
 	console := fs.String("console", "ttyS0", "the kernel's serial console: ttyS0 (x86 PC), ttyAMA0 (arm64 virt's PL011)")
 	accel := fs.String("accel", "auto", "auto, kvm or tcg")
 	var machine multiFlag
@@ -45,6 +46,11 @@ func vm(args []string) error {
 	apiPort := fs.Int("api-port", 6443, "the guest's apiserver port, for the admin kubeconfig")
 	newIdentity := fs.Bool("new-identity", false, "with -identity: delete the directory's contents and make a new CA")
 	target := fs.String("target", "", "the target's address, for messages")
+	joinDir := fs.String("join", "", "the identity directory of a server (.k4s/clusters/<server target>): boot this image as an agent "+
+		"that joins that server's cluster (its CA certificate and join token; see join.go); needs -join-server")
+	joinServer := fs.String("join-server", "", "with -join: the server's apiserver URL as the agent reaches it, e.g. https://192.168.76.1:6443")
+	lan := fs.String("lan", "", "<local port>:<remote port>: a second network card on a private network with another VM "+
+		"(UDP on 127.0.0.1; the other VM uses the ports the other way round), for a cluster of VMs")
 	fs.Parse(args)
 
 	if *kernel == "" {
@@ -64,7 +70,7 @@ func vm(args []string) error {
 	argv = append(argv, "-accel", *accel, "-m", fmt.Sprint(*memory),
 		"-smp", fmt.Sprint(*cpus), "-nographic", "-no-reboot",
 		"-kernel", *kernel, "-initrd", *initrd,
-		"-append", strings.TrimSpace("console="+*console+" panic=-1 "+*appendArgs))
+		"-append", strings.TrimSpace("console="+*console+" panic=-1 "+strings.Join(appendArgs, " ")))
 	forwards, err := parseForwards(fwds)
 	if err != nil {
 		return err
@@ -78,10 +84,30 @@ func vm(args []string) error {
 		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", f.host, f.guest)
 	}
 	argv = append(argv, "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0")
+	if *lan != "" {
+		lanArgs, err := lanNetdev(*lan)
+		if err != nil {
+			return err
+		}
+		argv = append(argv, lanArgs...)
+	}
 	if *pidfile != "" {
 		argv = append(argv, "-pidfile", *pidfile)
 	}
-	if *identityDir != "" {
+	if *joinDir != "" {
+		if *identityDir == "" {
+			return errorf("E_USAGE", "-join needs the agent's own identity directory (set `cluster_identity=True` on the initramfs target)")
+		}
+		initrd, err := prepareJoin(joinRequest{Dir: *identityDir, Cluster: *joinDir, Server: *joinServer, Image: *initrd}, os.Stderr)
+		if err != nil {
+			return err
+		}
+		for i := range argv {
+			if argv[i] == "-initrd" {
+				argv[i+1] = initrd
+			}
+		}
+	} else if *identityDir != "" {
 		hostPort := 0
 		for _, f := range forwards {
 			if f.guest == *apiPort {
@@ -112,6 +138,23 @@ func vm(args []string) error {
 }
 
 type forward struct{ host, guest int }
+
+// lanNetdev is QEMU's second network card for -lan <local>:<remote>: a UDP
+// socket netdev between two VMs on 127.0.0.1 (one VM's local port is the
+// other's remote), with a MAC address of its own per local port (two VMs on
+// one segment must not share QEMU's default MAC).
+func lanNetdev(v string) ([]string, error) {
+	l, r, ok := strings.Cut(v, ":")
+	local, errL := strconv.Atoi(l)
+	remote, errR := strconv.Atoi(r)
+	if !ok || errL != nil || errR != nil || local < 1 || local > 65535 || remote < 1 || remote > 65535 || local == remote {
+		return nil, errorf("E_USAGE", "-lan %q: want <local port>:<remote port>, e.g. 17001:17002 (and 17002:17001 for the other VM)", v)
+	}
+	return []string{
+		"-netdev", fmt.Sprintf("socket,id=n1,udp=127.0.0.1:%d,localaddr=127.0.0.1:%d", remote, local),
+		"-device", fmt.Sprintf("virtio-net-pci,netdev=n1,mac=52:54:00:4b:%02x:%02x", local>>8, local&0xff),
+	}, nil
+}
 
 // parseForwards reads "<host port>:<guest port>" values; a later value for the
 // same guest port replaces an earlier one, so `pants run <target> -- -forward

@@ -34,7 +34,7 @@ func (n *node) corefile() string {
     health 127.0.0.1:8080
     ready 127.0.0.1:8181
     acl {
-        allow net %s %s/32 127.0.0.0/8
+        allow net %s 127.0.0.0/8
         block
     }
     kubernetes cluster.local in-addr.arpa ip6.arpa {
@@ -49,7 +49,17 @@ func (n *node) corefile() string {
     reload
     loadbalance
 }
-`, clusterDNS, n.ip, clusterCIDR, n.ip, n.dir("coredns.kubeconfig"), forward)
+`, clusterDNS, n.ip, strings.Join(n.dnsClients(), " "), n.dir("coredns.kubeconfig"), forward)
+}
+
+// dnsClients are the networks CoreDNS answers: pods, this node, and the other
+// nodes (whose pods' queries arrive masqueraded as their node).
+func (n *node) dnsClients() []string {
+	out := []string{clusterCIDR, n.ip.String() + "/32"}
+	if n.lan != nil {
+		out = append(out, n.lan.network().String())
+	}
+	return out
 }
 
 func hasNameserver(path string) bool {
@@ -65,10 +75,13 @@ func hasNameserver(path string) bool {
 // addons are the API objects the node's components need, applied once the
 // apiserver is ready (as k3s applies its manifests): create, or leave what
 // is there.
-func (n *node) addons() []struct {
+// addon is an API object to create at the path (a collection) once.
+type addon struct {
 	path string
 	obj  map[string]any
-} {
+}
+
+func (n *node) addons() []addon {
 	type obj = map[string]any
 	meta := func(name, ns string, labels obj) obj {
 		m := obj{"name": name, "labels": labels}
@@ -80,14 +93,11 @@ func (n *node) addons() []struct {
 	k4s := obj{"app.kubernetes.io/managed-by": "k4s-node"}
 	dnsLabels := obj{"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS", "app.kubernetes.io/managed-by": "k4s-node"}
 	ports := []obj{{"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53, "protocol": "TCP"}}
-	type addon = struct {
-		path string
-		obj  map[string]any
-	}
-	var flannel []addon
+	// Joining nodes (join.go), then flanneld's role: what flannel's own manifest
+	// (kube-flannel.yml) grants it, for its user.
+	out := n.joinAddons()
 	if n.runs("flanneld") {
-		// What flannel's own manifest grants it (kube-flannel.yml), for its user.
-		flannel = []addon{
+		out = append(out, []addon{
 			{"/apis/rbac.authorization.k8s.io/v1/clusterroles", obj{
 				"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta(flannelUser, "", k4s),
 				"rules": []obj{
@@ -101,9 +111,9 @@ func (n *node) addons() []struct {
 				"roleRef":  obj{"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": flannelUser},
 				"subjects": []obj{{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": flannelUser}},
 			}},
-		}
+		}...)
 	}
-	return append(flannel, []addon{
+	return append(out, []addon{
 		{"/apis/rbac.authorization.k8s.io/v1/clusterroles", obj{
 			"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta(corednsUser, "", k4s),
 			"rules": []obj{

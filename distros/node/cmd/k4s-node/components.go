@@ -47,16 +47,24 @@ func (n *node) configure() error {
 			return err
 		}
 	}
-	p, err := ensurePKI(n.dir("pki"), n.name, []net.IP{n.ip})
-	if err != nil {
-		return err
-	}
-	n.pki = p
-	for _, c := range []string{"admin", "controller-manager", "scheduler", "kubelet", "kube-proxy", "coredns", "flannel"} {
-		if err := p.kubeconfig(n.dir(c+".kubeconfig"), c, n.apiURL()); err != nil {
+	if n.agent() {
+		// An agent bootstraps its kubelet's credentials from the server (join.go).
+		if err := n.configureAgent(); err != nil {
 			return err
 		}
+	} else {
+		p, err := ensurePKI(n.dir("pki"), n.name, []net.IP{n.ip})
+		if err != nil {
+			return err
+		}
+		n.pki = p
+		for _, c := range []string{"admin", "controller-manager", "scheduler", "kubelet", "kube-proxy", "coredns", "flannel"} {
+			if err := p.kubeconfig(n.dir(c+".kubeconfig"), c, n.apiURL()); err != nil {
+				return err
+			}
+		}
 	}
+	p := n.pki
 	files := map[string]string{
 		"/etc/containerd/config.toml": fmt.Sprintf(`version = 3
 root = "/var/lib/containerd"
@@ -96,14 +104,13 @@ failSwapOn: false
 clusterDNS: [%s]
 clusterDomain: cluster.local
 resolvConf: /etc/resolv.conf
-tlsCertFile: %s
-tlsPrivateKeyFile: %s
+%s
 %s
 # The root filesystem is RAM: evict before the kernel's OOM killer has to act.
 evictionHard: {memory.available: "100Mi", nodefs.available: "10%%", imagefs.available: "10%%"}
 imageGCHighThresholdPercent: 100
 serializeImagePulls: false
-`, p.path("ca.crt"), clusterDNS, p.path("kubelet-serving.crt"), p.path("kubelet-serving.key"), n.kubeletPodCIDR()),
+`, p.path("ca.crt"), clusterDNS, n.kubeletServingCert(), n.kubeletPodCIDR()),
 		n.dir("admission.yaml"): `apiVersion: apiserver.config.k8s.io/v1
 kind: AdmissionConfiguration
 plugins:
@@ -207,6 +214,8 @@ func (n *node) args(c string) ([]string, error) {
 			"--proxy-client-cert-file=" + p("front-proxy-client.crt"),
 			"--proxy-client-key-file=" + p("front-proxy-client.key"),
 			"--authorization-mode=Node,RBAC",
+			// Joining nodes' kubelets authenticate with a bootstrap token (join.go).
+			fmt.Sprintf("--enable-bootstrap-token-auth=%t", n.join != nil),
 			"--enable-admission-plugins=NodeRestriction",
 			"--admission-control-config-file=" + n.dir("admission.yaml"),
 			"--anonymous-auth=false",
@@ -248,7 +257,7 @@ func (n *node) args(c string) ([]string, error) {
 	case "kube-proxy":
 		return []string{"kube-proxy",
 			"--proxy-mode=nftables",
-			"--kubeconfig=" + n.dir("kube-proxy.kubeconfig"),
+			"--kubeconfig=" + n.componentKubeconfig("kube-proxy"),
 			"--hostname-override=" + n.name,
 			"--cluster-cidr=" + clusterCIDR,
 			"--metrics-bind-address=127.0.0.1:10249",
@@ -258,6 +267,16 @@ func (n *node) args(c string) ([]string, error) {
 	case "containerd":
 		return []string{"containerd", "--config", "/etc/containerd/config.toml"}, nil
 	case "kubelet":
+		if n.agent() {
+			return []string{"kubelet",
+				"--config=" + n.dir("kubelet.yaml"),
+				"--bootstrap-kubeconfig=" + n.dir("bootstrap.kubeconfig"),
+				"--kubeconfig=" + nodeKubeconfig,
+				"--cert-dir=/var/lib/kubelet/pki",
+				"--hostname-override=" + n.name,
+				"--node-ip=" + n.ip.String(),
+			}, nil
+		}
 		return []string{"kubelet",
 			"--config=" + n.dir("kubelet.yaml"),
 			"--kubeconfig=" + n.dir("kubelet.kubeconfig"),
@@ -266,6 +285,25 @@ func (n *node) args(c string) ([]string, error) {
 		}, nil
 	}
 	return nil, fmt.Errorf("unknown component %q (known: %s)", c, strings.Join(allComponents, ", "))
+}
+
+// kubeletServingCert is kubelet.yaml's serving certificate: signed here with the
+// CA, or, on an agent, requested from the cluster (approved by the server's
+// k4s-node, join.go) and rotated, as the client certificate is.
+func (n *node) kubeletServingCert() string {
+	if n.agent() {
+		return "serverTLSBootstrap: true\nrotateCertificates: true"
+	}
+	return fmt.Sprintf("tlsCertFile: %s\ntlsPrivateKeyFile: %s", n.pki.path("kubelet-serving.crt"), n.pki.path("kubelet-serving.key"))
+}
+
+// componentKubeconfig is the kubeconfig of flanneld or kube-proxy: its own
+// user's on a server, the node's (the kubelet's, once bootstrapped) on an agent.
+func (n *node) componentKubeconfig(user string) string {
+	if n.agent() {
+		return nodeKubeconfig
+	}
+	return n.dir(user + ".kubeconfig")
 }
 
 // kubeletPodCIDR is kubelet.yaml's podCIDR line: the fixed single-node pod network,
@@ -291,12 +329,18 @@ func (n *node) start(c string) error {
 	case "kube-apiserver":
 		waitFor(c, func() error { return n.call("GET", "/readyz", nil, nil) })
 		waitFor("cluster add-ons", n.applyAddons)
+		if n.join != nil {
+			go n.approveServingCSRs()
+		}
 	case "containerd":
 		waitFor(c, func() error { return dialUnix("/run/containerd/containerd.sock") })
 		waitFor("images", importImages)
 	case "kubelet":
 		// kube-proxy reads its node's addresses at start and restarts itself when they
 		// appear later: start what follows once the kubelet has registered the node.
+		if n.agent() {
+			waitFor("node credentials", nodeCredentialsReady)
+		}
 		waitFor("node registration", func() error { return n.call("GET", "/api/v1/nodes/"+n.name, nil, nil) })
 	case "flanneld":
 		waitFor("pod network", writeFlannelCNIConfig)
@@ -420,7 +464,8 @@ func dialUnix(path string) error {
 	return err
 }
 
-// apiClient is the node's own admin client: one for every call, so that
+// apiClient is the node's own admin client (on an agent, the node's own
+// credentials, once its kubelet has them): one for every call, so that
 // polling reuses its connection instead of opening one per request.
 func (n *node) apiClient() (*http.Client, error) {
 	n.clientOnce.Do(func() {
@@ -431,7 +476,11 @@ func (n *node) apiClient() (*http.Client, error) {
 		}
 		pool := x509.NewCertPool()
 		pool.AppendCertsFromPEM(ca)
-		cert, err := tls.LoadX509KeyPair(n.pki.path("admin.crt"), n.pki.path("admin.key"))
+		certFile, keyFile := n.pki.path("admin.crt"), n.pki.path("admin.key")
+		if n.agent() {
+			certFile, keyFile = nodeClientCert, nodeClientCert // the node's own identity
+		}
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 		if err != nil {
 			n.clientErr = err
 			return

@@ -50,7 +50,7 @@ func flannelNetConfig() string {
 func (n *node) flanneldArgs() []string {
 	return []string{"flanneld",
 		"--kube-subnet-mgr",
-		"--kubeconfig-file=" + n.dir("flannel.kubeconfig"),
+		"--kubeconfig-file=" + n.componentKubeconfig("flannel"),
 		"--net-config-path=" + flannelNetConf,
 		"--subnet-file=" + flannelSubnetFile,
 		"--iface=" + n.ip.String(),

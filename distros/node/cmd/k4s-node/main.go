@@ -45,12 +45,21 @@ func main() {
 	components := flag.String("components", defaultComponents(), "components to run, in order (default: /etc/k4s/components, the initramfs' node_components)")
 	system := flag.Bool("system", os.Getpid() != 1 && isInitramfs(), "set up the machine: mounts, tmpfs root, modules, sysctls, network (default: when / is the initramfs)")
 	apiPort := flag.Int("api-port", 6443, "kube-apiserver's secure port")
+	lanFlag := flag.String("lan", "", "<interface>,<address>/<prefix>: the node's address on the network between the cluster's nodes, e.g. eth1,192.168.76.2/24 (default: the first interface's DHCP address)")
 	var extra extraArgs
 	flag.Var(&extra, "extra-arg", "<component>=<argument> to add to a component's command line (repeatable), e.g. kube-apiserver=--v=2")
+	// k4s.<flag>=<value> on the kernel command line sets a flag (cmdline.go).
+	if cmdline, err := os.ReadFile("/proc/cmdline"); err == nil {
+		applyKernelFlags(flag.CommandLine, string(cmdline))
+	}
 	flag.Parse()
+	lan, err := parseLAN(*lanFlag)
+	if err != nil {
+		halt("%v", err)
+	}
 
 	if *system {
-		if err := setupSystem(); err != nil {
+		if err := setupSystem(lan); err != nil {
 			halt("system setup failed: %v", err)
 		}
 	}
@@ -66,8 +75,12 @@ func main() {
 			log.Printf("sethostname: %v", err)
 		}
 	}
-	ip := nodeIP()
+	ip := nodeIP(lan)
 	log.Printf("node %s, address %s", name, ip)
+	joinMaterial, err := loadJoin(identityDir)
+	if err != nil {
+		halt("%v", err)
+	}
 
 	var run []string
 	for _, c := range strings.Split(*components, ",") {
@@ -80,7 +93,7 @@ func main() {
 	}
 	// flanneld finds its node by NODE_NAME (it is not a pod).
 	os.Setenv("NODE_NAME", name)
-	n := &node{name: name, ip: ip, data: *data, apiPort: *apiPort, extra: extra.byComponent(), components: run}
+	n := &node{name: name, ip: ip, lan: lan, data: *data, apiPort: *apiPort, extra: extra.byComponent(), components: run, join: joinMaterial}
 	if err := n.configure(); err != nil {
 		halt("configuration failed: %v", err)
 	}
@@ -137,9 +150,13 @@ func isInitramfs() bool {
 	return false
 }
 
-// nodeIP is the first global IPv4 address of an interface other than lo
-// (which holds the cluster DNS address), or 127.0.0.1.
-func nodeIP() net.IP {
+// nodeIP is the LAN address if the node has one (-lan), else the first global
+// IPv4 address of an interface other than lo (which holds the cluster DNS
+// address), or 127.0.0.1.
+func nodeIP(lan *lanConfig) net.IP {
+	if lan != nil {
+		return lan.addr.IP
+	}
 	ifaces, _ := net.Interfaces()
 	for _, ifc := range ifaces {
 		if ifc.Flags&net.FlagLoopback != 0 || ifc.Flags&net.FlagUp == 0 {
@@ -162,6 +179,8 @@ type node struct {
 	apiPort int
 	pki     *pki
 	extra   map[string][]string
+	lan     *lanConfig // nil: no network between nodes
+	join    *join      // nil: a node of its own
 	// components are the components this node runs, in start order.
 	components []string
 
@@ -200,6 +219,12 @@ func (n *node) runs(component string) bool {
 	return false
 }
 
-func (n *node) apiURL() string { return fmt.Sprintf("https://127.0.0.1:%d", n.apiPort) }
+// apiURL is the apiserver: this node's own, or an agent's server.
+func (n *node) apiURL() string {
+	if n.agent() {
+		return n.join.server
+	}
+	return fmt.Sprintf("https://127.0.0.1:%d", n.apiPort)
+}
 
 func goarch() string { return runtime.GOARCH }

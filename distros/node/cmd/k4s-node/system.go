@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io/fs"
 	"log"
+	"net"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -16,7 +18,7 @@ import (
 )
 
 // setupSystem prepares a diskless machine for Kubernetes.
-func setupSystem() error {
+func setupSystem(lan *lanConfig) error {
 	mounts := []struct {
 		src, dst, fstype, opts string
 		flags                  uintptr
@@ -73,7 +75,7 @@ func setupSystem() error {
 		}
 	}
 	enableCgroupControllers()
-	return setupNetwork()
+	return setupNetwork(lan)
 }
 
 // kubeletControllers are the cgroup v2 controllers the kubelet sets limits with.
@@ -251,7 +253,7 @@ func loadModules(list string) error {
 
 // setupNetwork brings up lo and configures the other interfaces with u-root's
 // dhclient (QEMU's user network answers DHCP).
-func setupNetwork() error {
+func setupNetwork(lan *lanConfig) error {
 	if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
 		return fmt.Errorf("ip link set lo up: %v: %s", err, out)
 	}
@@ -259,13 +261,23 @@ func setupNetwork() error {
 	if out, err := exec.Command("ip", "addr", "add", clusterDNS+"/32", "dev", "lo").CombinedOutput(); err != nil {
 		log.Printf("ip addr add %s/32 dev lo: %v: %s", clusterDNS, err, out)
 	}
-	if !nodeIP().IsLoopback() {
-		return nil
+	if nodeIP(nil).IsLoopback() {
+		// DHCP on every interface but the LAN (which has no DHCP server).
+		args := []string{"-ipv6=false", "-timeout", "15"}
+		ifaces, _ := net.Interfaces()
+		for _, ifc := range ifaces {
+			if ifc.Flags&net.FlagLoopback == 0 && (lan == nil || ifc.Name != lan.iface) {
+				args = append(args, "^"+regexp.QuoteMeta(ifc.Name)+"$")
+			}
+		}
+		cmd := exec.Command("dhclient", args...)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			log.Printf("dhclient: %v", err)
+		}
 	}
-	cmd := exec.Command("dhclient", "-ipv6=false", "-timeout", "15")
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	if err := cmd.Run(); err != nil {
-		log.Printf("dhclient: %v", err)
+	if lan != nil {
+		return lan.up()
 	}
 	return nil
 }

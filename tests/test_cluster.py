@@ -1,0 +1,128 @@
+"""Two k3s-like nodes as one cluster, in two QEMU VMs (TCG) on a private network between
+them (a UDP socket netdev on 127.0.0.1, `k4stool vm -lan`): the server
+(`distros/k3s-like:initramfs`) and an agent (`:initramfs-agent`) that joins it with the
+server's bootstrap token and CA certificate (`-join`), as `k3s agent` does. A stock
+kubectl sees both nodes Ready; a pod on the server reaches, by its DNS name, a Service
+whose pods run on the agent: flannel's VXLAN between the nodes, kube-proxy on both, the
+cluster DNS on the server. Slow: a profile build and two VMs under TCG."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from .appliance_driver import Appliance
+from .conftest import require_tool
+
+LAN = "192.168.76"
+
+WORKLOAD = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      nodeSelector: {kubernetes.io/hostname: agent-1}
+      containers:
+      - {name: web, image: "k4s.local/demo:v1", ports: [{containerPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  nodeSelector: {kubernetes.io/hostname: server}
+  containers:
+  - {name: client, image: "k4s.local/demo:v1", command: [/bbin/sleep, "3600"]}
+"""
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ready_nodes(vm: Appliance) -> set[str]:
+    r = vm.kubectl("get", "nodes", "-o", "json", check=False)
+    if r.returncode != 0:
+        return set()
+    return {
+        n["metadata"]["name"]
+        for n in json.loads(r.stdout)["items"]
+        for c in n["status"].get("conditions", [])
+        if c["type"] == "Ready" and c["status"] == "True"
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.boot
+def test_agent_joins_and_services_cross_nodes(tmp_path: Path) -> None:
+    require_tool("qemu-system-x86_64")
+    p_server, p_agent = free_udp_port(), free_udp_port()
+    server = Appliance(
+        "distros/k3s-like:initramfs", tmp_path / "server.log", memory_mib=1024,
+        extra_vm_args=("-lan", f"{p_server}:{p_agent}", "-append", f"k4s.lan=eth1,{LAN}.1/24 k4s.node-name=server"),
+    )
+    agent = Appliance(
+        "distros/k3s-like:initramfs-agent", tmp_path / "agent.log", memory_mib=1024, expect_kubeconfig=False,
+    )
+    try:
+        server.start()
+        assert server.kubeconfig
+        t_server = server.wait("the server Ready", lambda: "server" in ready_nodes(server), 45 * 60)
+        agent.extra_vm_args = (
+            "-lan", f"{p_agent}:{p_server}", "-append", f"k4s.lan=eth1,{LAN}.2/24 k4s.node-name=agent-1",
+            "-join", str(server.kubeconfig.parent), "-join-server", f"https://{LAN}.1:6443",
+        )
+        agent.start()
+        t_agent = agent.wait("the agent Ready", lambda: ready_nodes(server) == {"server", "agent-1"}, 30 * 60)
+
+        # The agent holds no CA key and bootstrapped its credentials: its node's
+        # client certificate was issued through a CSR.
+        csrs = json.loads(server.kubectl("get", "csr", "-o", "json").stdout)["items"]
+        signers = {(c["spec"]["signerName"], c["spec"]["username"]) for c in csrs}
+        assert any(s == "kubernetes.io/kube-apiserver-client-kubelet" for s, _ in signers), signers
+        assert ("kubernetes.io/kubelet-serving", "system:node:agent-1") in signers, signers
+
+        server.kubectl("apply", "-f", "-", input=WORKLOAD)
+        server.wait("web on the agent", lambda: server.rollout_done("web", 2), 20 * 60)
+        server.wait("client on the server", lambda: server.kubectl(
+            "get", "pod", "client", "-o", "jsonpath={.status.phase}").stdout == "Running", 10 * 60)
+        pods = json.loads(server.kubectl("get", "pods", "-o", "json").stdout)["items"]
+        where = {p["metadata"]["name"]: (p["spec"]["nodeName"], p["status"].get("podIP", "")) for p in pods}
+        web = [v for k, v in where.items() if k.startswith("web-")]
+        assert web and all(node == "agent-1" for node, _ in web), where
+        assert where["client"][0] == "server", where
+        # Each node's pods come from its own /24 of the cluster network (flannel).
+        assert where["client"][1].rsplit(".", 1)[0] != web[0][1].rsplit(".", 1)[0], where
+
+        def fetch_by_name() -> bool:
+            r = server.kubectl("exec", "client", "--", "wget", "-O", "-",
+                               "http://web.default.svc.cluster.local/etc/hostname", check=False, timeout=90)
+            return r.returncode == 0 and r.stdout.strip().startswith("web-")
+        t_svc = server.wait("web (on the agent) by DNS name from the client (on the server)", fetch_by_name, 10 * 60)
+        # kubectl exec and logs reach the agent's kubelet (its serving certificate).
+        web_pod = next(k for k in where if k.startswith("web-"))
+        assert server.kubectl("exec", web_pod, "--", "cat", "/etc/hostname").stdout.strip() == web_pod
+        print(f"\ntwo-node k3s-like cluster (TCG, 1 GiB each): server Ready {t_server:.0f} s, agent Ready "
+              f"{t_agent:.0f} s after its QEMU started, cross-node Service by DNS name at {t_svc:.0f} s")
+    finally:
+        agent.stop()
+        server.stop()
+        print("--- server console tail ---\n" + server.console_text()[-6000:])
+        if agent.console.exists():
+            print("--- agent console tail ---\n" + agent.console_text()[-6000:])
