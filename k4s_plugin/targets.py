@@ -717,8 +717,14 @@ class InitramfsClusterIdentityField(BoolField):
         runs reuse them. Every run writes `admin.kubeconfig` there (kubectl format, server
         `https://127.0.0.1:<host port>`, the port forwarded to the guest's 6443; see
         `vm_port_forwards`), and boots the image with a second cpio appended that holds
-        only `/etc/k4s/identity/ca.crt` and `ca.key`; the node signs its own certificates
-        with that CA. `export KUBECONFIG=.../admin.kubeconfig; kubectl get nodes`.
+        only `/etc/k4s/identity/ca.crt`, `ca.key` and `join-token` (a bootstrap token,
+        made once, with which agents join); the node signs its own certificates with
+        that CA. `export KUBECONFIG=.../admin.kubeconfig; kubectl get nodes`.
+
+        An agent joins a server's cluster instead: `pants run <agent target> -- -join
+        .k4s/clusters/<server target> -join-server https://<server>:6443` hands it the
+        server's `ca.crt` (never the key), `join-token` and URL, and its kubelet
+        bootstraps its credentials (README, "A cluster").
 
         For a new identity: `pants run <target> -- -new-identity`, or delete the
         directory. The image that `pants package` builds stays generic and cacheable and
@@ -735,10 +741,12 @@ class InitramfsNodeComponentsField(StringSequenceField):
         """
         For an appliance: the commands its node supervisor (`uinit`, e.g. k4s-node) starts,
         in order, as the distro's component table, e.g. `["kine", "kube-apiserver",
-        "kube-controller-manager", "kube-scheduler", "containerd", "kubelet", "coredns",
-        "kube-proxy"]`. Each must be a command of the busybox: the build fails naming the
-        missing one. Written to `etc/k4s/components`, one per line, where k4s-node reads
-        them.
+        "kube-controller-manager", "kube-scheduler", "containerd", "kubelet", "flanneld",
+        "coredns", "kube-proxy"]` (a k3s-like server) or `["containerd", "kubelet",
+        "flanneld", "kube-proxy"]` (an agent). With `flanneld`, k4s-node runs flannel's
+        VXLAN network (node subnets from kube-controller-manager); without it, one CNI
+        bridge. Each must be a command of the busybox: the build fails naming the missing
+        one. Written to `etc/k4s/components`, one per line, where k4s-node reads them.
         """
     )
 

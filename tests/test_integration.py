@@ -248,3 +248,34 @@ def test_profiles_are_parametrized_and_read_like_the_table() -> None:
     assert k3s["command_names"] == {"github.com/flannel-io/flannel": "flanneld"}
     assert "//distros/patches/runc-purego.patch" in k3s["patches"]
     assert "-X k8s.io/component-base/version.gitVersion=v1.37.2" in k3s["ldflags"]
+
+
+def test_node_components_are_in_their_busybox_and_known_to_k4s_node() -> None:
+    """Every image that boots as a node (`uinit="k4s-node"`) declares components that
+    its busybox's `commands` provide (by the name the command gets, or `command_names`)
+    and that k4s-node knows how to run (its component table); the build checks the
+    first against the resolved commands (test_rules: a wrong declaration fails naming
+    the field)."""
+    import re
+
+    known = re.search(r"var allComponents = \[\]string\{([^}]*)\}",
+                      (REPO / "distros/node/cmd/k4s-node/main.go").read_text())
+    assert known
+    known_names = set(re.findall(r'"([^"]+)"', known.group(1)))
+    r = run_pants("peek", "distros::")
+    assert r.returncode == 0, r.output
+    targets = {t["address"]: t for t in json.loads(r.stdout)}
+    nodes = [t for t in targets.values() if t["target_type"] == "initramfs" and t.get("uinit") == "k4s-node"]
+    assert {t["address"] for t in nodes} >= {
+        "distros/kubesolo-like:initramfs", "distros/k3s-like:initramfs", "distros/k3s-like:initramfs-agent",
+    }
+    for t in nodes:
+        spec, _, name = t["address"].partition(":")
+        bb = targets[f"{spec}:{t['busybox'].lstrip(':')}"]
+        names = {path.rstrip("/").split("/")[-1] for path in bb["commands"]} | set((bb["command_names"] or {}).values())
+        names |= {"k4s-node", "nft"}  # from k4s.dev/node/cmd/*
+        components = t["node_components"]
+        assert components, t["address"]
+        assert set(components) <= known_names, (t["address"], set(components) - known_names)
+        assert set(components) <= names, (t["address"], set(components) - names)
+        assert "k4s.dev/node/cmd/k4s-node" in bb["commands"] and bb["local_modules"] == ["//distros/node"]

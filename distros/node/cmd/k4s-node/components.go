@@ -201,6 +201,9 @@ func (n *node) args(c string) ([]string, error) {
 			"--kubelet-client-certificate=" + p("apiserver-kubelet-client.crt"),
 			"--kubelet-client-key=" + p("apiserver-kubelet-client.key"),
 			"--kubelet-certificate-authority=" + p("ca.crt"),
+			// Reach kubelets (logs, exec, port-forward) at their node IP, as k3s does:
+			// node names need not resolve (the node has no DNS for them).
+			"--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
 			"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 			"--service-account-key-file=" + p("sa.pub"),
 			"--service-account-signing-key-file=" + p("sa.key"),
