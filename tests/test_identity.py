@@ -28,7 +28,7 @@ def test_k4stool_identity() -> None:
     """identity_test.go: the CA and admin certificate verify as a chain (ClientAuth,
     O=system:masters), key files are 0600, the CA is reused and `-new-identity`
     replaces it, the kubeconfig names the host port forwarded to 6443 (a later
-    `-forward 16443:6443` wins), identity.cpio holds exactly etc/k4s/identity/ca.{crt,key}
+    `-forward 16443:6443` wins), identity.cpio holds exactly etc/k4s/identity/ca.{crt,key} and join-token
     and its directories, and initrd.img is the image, zeros to a multiple of 4, then it."""
     go_test(TOOLS, "./k4stool/", run="Identity")
 
