@@ -768,10 +768,13 @@ class InitramfsImagesField(StringSequenceField, AsyncFieldMixin):
     default = ()
     help = softwrap(
         """
-        Addresses of `oci_image` targets to carry in the image, as OCI image archives
-        under `var/lib/k4s/images/<target name>.tar`, for a node without a registry (as
-        k3s' `agent/images` tarballs): the node supervisor imports them into containerd
-        at boot. Inferred dependencies, like `busybox`.
+        Images to carry in the image, for a node without a registry (as k3s'
+        `agent/images` tarballs): the node supervisor imports them into containerd at
+        boot. Addresses of `oci_image` targets (under `var/lib/k4s/images/<target
+        name>.tar`) and of `file`/`files` targets of image archives you bring (`.tar`: an
+        OCI image layout, e.g. from `skopeo copy ... oci-archive:app.tar:app:v1`, or a
+        `docker save` archive; under `var/lib/k4s/images/<file name>`). Inferred
+        dependencies, like `busybox`.
         """
     )
 

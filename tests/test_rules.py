@@ -301,11 +301,27 @@ def test_initramfs_carries_images(rule_runner: RuleRunner, tmp_path: Path) -> No
     assert "var/lib/k4s/images/img.tar" in listing
 
 
-def test_initramfs_images_must_be_oci_images(rule_runner: RuleRunner) -> None:
-    with pytest.raises(ExecutionError) as exc:
-        archive(rule_runner, 'initramfs(name="i", busybox=":bb", images=[":motd"])')
-    msg = str(exc.value)
-    assert "`images` field of small:i" in msg and "not an `oci_image`" in msg
+def test_initramfs_images_are_oci_images_or_archives(rule_runner: RuleRunner, tmp_path: Path) -> None:
+    """`images` also takes file targets of image archives (an OCI layout or `docker
+    save` tar, as k3s takes any tarball in agent/images): carried as they are."""
+    rule_runner.write_files({"small/vendor/app.tar": b"an image archive"})
+    _, data = archive(
+        rule_runner,
+        'files(name="archives", sources=["vendor/app.tar"])\n'
+        'oci_image(name="img", busybox=":bb")\n'
+        'initramfs(name="i", busybox=":bb", images=[":img", ":archives"])',
+    )
+    require_tool("bsdtar")
+    (tmp_path / "a.cpio").write_bytes(data)
+    subprocess.run(["bsdtar", "-xf", "a.cpio", "var/lib/k4s/images"], cwd=tmp_path, check=True)
+    assert (tmp_path / "var/lib/k4s/images/app.tar").read_bytes() == b"an image archive"
+    assert (tmp_path / "var/lib/k4s/images/img.tar").stat().st_size > 0
+    for images, detail in (('[":motd"]', "not OCI image archives ending in `.tar`: small/motd.txt"),
+                           ('[":none"]', "neither an `oci_image` nor files")):
+        with pytest.raises(ExecutionError) as exc:
+            archive(rule_runner, f'target(name="none")\ninitramfs(name="i", busybox=":bb", images={images})')
+        msg = str(exc.value)
+        assert "`images` field of small:i" in msg and detail in msg, msg
 
 
 def test_node_components_must_be_commands(rule_runner: RuleRunner, tmp_path: Path) -> None:

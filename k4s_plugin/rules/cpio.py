@@ -147,17 +147,50 @@ async def infer_initramfs_images(request: InferInitramfsImagesDependency) -> Inf
     return InferredDependencies(await _image_addresses(request.field_set.images))
 
 
-async def _images(field_set: InitramfsFieldSet, addresses: list[Address]) -> list[OciImage]:
-    """The `images` field's oci_image targets, built concurrently."""
+@dataclass(frozen=True)
+class ImageArchive:
+    """One archive for `var/lib/k4s/images/<name>`: `src` in `digest`."""
+
+    name: str
+    digest: Digest
+    src: str
+    what: str  # for layout messages
+
+
+async def _images(field_set: InitramfsFieldSet, addresses: list[Address]) -> list[ImageArchive]:
+    """The `images` field's archives: `oci_image` targets, built concurrently, and the
+    `.tar` files of file targets (OCI image layouts or `docker save` archives, what
+    containerd imports), as k3s takes any tarball in agent/images."""
     origin = f"the `images` field of {field_set.address}"
     wrapped = await MultiGet(Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin=origin)) for a in addresses)
+    fix = "List `oci_image` targets, or `file`/`files` targets of OCI image archives (`.tar`)."
     for address, w in zip(addresses, wrapped):
-        if not isinstance(w.target, OciImageTarget):
+        if not isinstance(w.target, OciImageTarget) and not w.target.has_field(SourcesField):
             raise target_error(
                 field_set.address, "images", f"names {address}, a `{w.target.alias}` target, "
-                "not an `oci_image`.", "List `oci_image` targets only.",
+                "neither an `oci_image` nor files.", fix,
             )
-    return list(await MultiGet(Get(OciImage, OciImageFieldSet, OciImageFieldSet.create(w.target)) for w in wrapped))
+    ocis = [(a, w.target) for a, w in zip(addresses, wrapped) if isinstance(w.target, OciImageTarget)]
+    files = [(a, w.target) for a, w in zip(addresses, wrapped) if not isinstance(w.target, OciImageTarget)]
+    built = await MultiGet(Get(OciImage, OciImageFieldSet, OciImageFieldSet.create(t)) for _, t in ocis)
+    sources = await MultiGet(Get(SourceFiles, SourceFilesRequest([t[SourcesField]])) for _, t in files)
+    prefixed = await MultiGet(
+        Get(Digest, AddPrefix(image.digest, f"{IMAGES_PREFIX}{address.target_name}"))
+        for (address, _), image in zip(ocis, built)
+    )
+    out = [
+        ImageArchive(f"{address.target_name}.tar", digest, f"{IMAGES_PREFIX}{address.target_name}/{image.path}", f"image {image.name}")
+        for (address, _), image, digest in zip(ocis, built, prefixed)
+    ]
+    for (address, _), src in zip(files, sources):
+        not_tar = [f for f in src.files if not f.endswith(".tar")]
+        if not_tar or not src.files:
+            raise target_error(
+                field_set.address, "images", f"names {address}, whose files are not OCI image "
+                f"archives ending in `.tar`: {', '.join(not_tar) or 'it has none'}.", fix,
+            )
+        out.extend(ImageArchive(os.path.basename(f), src.snapshot.digest, f, f"image archive {f}") for f in src.files)
+    return out
 
 
 def _check_command(field_set: InitramfsFieldSet, field, commands) -> None:
@@ -272,16 +305,12 @@ async def build_initramfs(field_set: InitramfsFieldSet) -> Archive:
         entries.append(LayoutEntry(dst, "file", field, src))
         records.append({"path": dst, "type": "file", "src": src, "mode": 0o644})
 
-    image_addresses = await _image_addresses(field_set.images)
-    images = await _images(field_set, image_addresses)
-    for address, image in zip(image_addresses, images):
-        dst = f"{IMAGES_DIR}/{address.target_name}.tar"
-        entries.append(LayoutEntry(dst, "file", field_set.images.alias, f"image {image.name}"))
-        records.append({"path": dst, "type": "file", "src": f"{IMAGES_PREFIX}{address.target_name}/{image.path}", "mode": 0o644})
-    image_digests = await MultiGet(
-        Get(Digest, AddPrefix(image.digest, f"{IMAGES_PREFIX}{address.target_name}"))
-        for address, image in zip(image_addresses, images)
-    )
+    images = await _images(field_set, await _image_addresses(field_set.images))
+    for image in images:
+        dst = f"{IMAGES_DIR}/{image.name}"
+        entries.append(LayoutEntry(dst, "file", field_set.images.alias, image.what))
+        records.append({"path": dst, "type": "file", "src": image.src, "mode": 0o644})
+    image_digests = [image.digest for image in images]
 
     kmods = await Get(
         KernelModules,
