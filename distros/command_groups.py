@@ -79,7 +79,7 @@ VXLAN_KERNEL_MODULES = ("vxlan",)
 
 # Pure-Go changes to upstream modules, as go_busybox `patches`.
 FLANNEL_PATCH = "//distros/patches/flannel-purego.patch"
-# flanneld in nftables mode on a node without iptables (the k3s-like node).
+# flanneld in nftables mode on a node without iptables (the k3s-like and talos-like nodes).
 FLANNEL_NFTABLES_PATCH = "//distros/patches/flannel-nftables-only.patch"
 COREDNS_PATCH = "//distros/patches/coredns-flags.patch"
 RUNC_PATCHES = (

@@ -1,6 +1,6 @@
-"""Each appliance profile (kubesolo-like: one bridge; k3s-like: flannel VXLAN) as its
-user meets it, in a 1 GiB VM under QEMU (TCG): `./pants run distros/<profile>:initramfs`
-prints an admin kubeconfig; a stock
+"""Each appliance profile (kubesolo-like: one bridge; k3s-like: kine and flannel VXLAN;
+talos-like: etcd and flannel) as its user meets it, in a 1 GiB VM under QEMU (TCG):
+`./pants run distros/<profile>:initramfs` prints an admin kubeconfig; a stock
 kubectl through the forwarded port sees the node Ready, runs a Deployment of 2
 replicas without `nodeName` (the scheduler places them), reaches it through a
 ClusterIP Service by its DNS name from another pod, through a NodePort from the host,
@@ -23,7 +23,7 @@ from .appliance_driver import Appliance, free_port
 from .conftest import require_tool
 
 # The profiles whose images boot as a node (distros/*/BUILD: uinit="k4s-node").
-NODE_PROFILES = ["kubesolo-like", "k3s-like"]
+NODE_PROFILES = ["kubesolo-like", "k3s-like", "talos-like"]
 NODE_PORT = 30080
 READY_TIMEOUT_S = 45 * 60
 

@@ -63,7 +63,8 @@ PROFILES: dict[str, set[str]] = {
     },
     "talos-like": {
         "etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager", "kubelet",
-        "containerd", "containerd-shim-runc-v2", "runc", "flanneld", "coredns", "etcdctl",
+        "kube-proxy", "containerd", "containerd-shim-runc-v2", "runc", "flanneld", "coredns",
+        "nft", "bridge", "loopback", "host-local",
     },
     "k4s-stack": {"etcdctl", "containerd", "containerd-shim-runc-v2", "runc", "flanneld", "coredns"},
 }

@@ -6,6 +6,14 @@ package tools
 
 import (
 	_ "go.etcd.io/etcd/server/v3"
+	// The node supervisor and the pure-Go nft (distros/node, a local module).
+	_ "k4s.dev/node/cmd/k4s-node"
+	_ "k4s.dev/node/cmd/nft"
+	// kube-proxy, and the CNI plugins the flannel network delegates to.
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
+	_ "github.com/containernetworking/plugins/plugins/main/bridge"
+	_ "github.com/containernetworking/plugins/plugins/main/loopback"
+	_ "github.com/containernetworking/plugins/plugins/ipam/host-local"
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
@@ -40,7 +48,6 @@ import (
 	_ "github.com/joho/godotenv"
 	_ "k8s.io/klog/v2"
 	_ "github.com/coredns/coredns"
-	_ "go.etcd.io/etcd/etcdctl/v3"
 
 	_ "github.com/u-root/u-root/cmds/core/backoff"
 	_ "github.com/u-root/u-root/cmds/core/base64"

@@ -34,7 +34,7 @@ var (
 // configure writes the PKI, kubeconfigs and configuration files.
 func (n *node) configure() error {
 	// State only root may read: keys, the datastore (kine's socket is its only door).
-	for _, d := range []string{n.dir(), n.dir("kine"), n.dir("audit"), "/var/lib/kubelet"} {
+	for _, d := range []string{n.dir(), n.dir("kine"), n.dir("etcd"), n.dir("audit"), "/var/lib/kubelet"} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return err
 		}
@@ -192,8 +192,7 @@ func (n *node) args(c string) ([]string, error) {
 			"?_journal_mode=WAL&_busy_timeout=30000&_synchronous=NORMAL&_txlock=immediate&_stmt_cache_size=20&cache=shared",
 			"--listen-address", "unix://" + kineSocket(n), "--metrics-bind-address", "0"}, nil
 	case "kube-apiserver":
-		return []string{"kube-apiserver",
-			"--etcd-servers=unix://" + kineSocket(n),
+		return append([]string{"kube-apiserver",
 			fmt.Sprintf("--secure-port=%d", n.apiPort),
 			"--advertise-address=" + n.ip.String(),
 			"--tls-cert-file=" + p("apiserver.crt"), "--tls-private-key-file=" + p("apiserver.key"),
@@ -227,7 +226,9 @@ func (n *node) args(c string) ([]string, error) {
 			"--audit-policy-file=" + n.dir("audit-policy.yaml"),
 			"--audit-log-path=" + n.dir("audit", "audit.log"),
 			"--audit-log-maxsize=8", "--audit-log-maxbackup=1", // MiB, in RAM
-		}, nil
+		}, n.datastoreArgs()...), nil
+	case "etcd":
+		return n.etcdArgs(), nil
 	case "kube-controller-manager":
 		kc := n.dir("controller-manager.kubeconfig")
 		return []string{"kube-controller-manager",
@@ -329,6 +330,8 @@ func (n *node) start(c string) error {
 	switch c {
 	case "kine":
 		waitFor(c, func() error { return dialUnix(kineSocket(n)) })
+	case "etcd":
+		waitFor(c, func() error { return dial(etcdClientAddr) })
 	case "kube-apiserver":
 		waitFor(c, func() error { return n.call("GET", "/readyz", nil, nil) })
 		waitFor("cluster add-ons", n.applyAddons)
@@ -358,7 +361,8 @@ func kineSocket(n *node) string { return n.dir("kine", "kine.sock") }
 // the node fits small machines (1 GiB) without changing any component.
 var memoryShare = map[string]float64{
 	"kube-apiserver": 0.20, "kube-controller-manager": 0.06, "kube-scheduler": 0.04,
-	"kubelet": 0.06, "containerd": 0.05, "kine": 0.05, "kube-proxy": 0.04, "coredns": 0.04,
+	"kubelet": 0.06, "containerd": 0.05, "kine": 0.05, "etcd": 0.08, "kube-proxy": 0.04, "coredns": 0.04,
+	"flanneld": 0.03,
 }
 
 // goMemoryEnv is the Go runtime's memory settings for a component: GOGC=50 (the

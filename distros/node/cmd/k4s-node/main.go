@@ -35,7 +35,7 @@ const (
 	podCIDR     = "10.42.0.0/24"
 )
 
-var allComponents = []string{"kine", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "kubelet", "flanneld", "coredns", "kube-proxy"}
+var allComponents = []string{"kine", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "kubelet", "flanneld", "coredns", "kube-proxy"}
 
 func main() {
 	log.SetFlags(0)

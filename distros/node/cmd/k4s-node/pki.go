@@ -165,6 +165,11 @@ func ensurePKI(dir, nodeName string, ips []net.IP) (*pki, error) {
 		{"flannel", flannelUser, nil, false, false},
 		{"kubelet", "system:node:" + nodeName, []string{"system:nodes"}, false, false},
 		{"kubelet-serving", "system:node:" + nodeName, []string{"system:nodes"}, true, false},
+		// etcd (talos-like, k0s-like): its server and peer certificate, and the
+		// apiserver's client certificate for it (kubeadm makes a separate etcd CA;
+		// here the cluster CA signs them, and etcd listens on 127.0.0.1 only).
+		{"etcd", "etcd", nil, true, false},
+		{"apiserver-etcd-client", "kube-apiserver-etcd-client", nil, false, false},
 	}
 	for _, l := range leaves {
 		k, kDER, err := newKey()
@@ -181,6 +186,9 @@ func ensurePKI(dir, nodeName string, ips []net.IP) (*pki, error) {
 		}
 		if l.server {
 			t.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+			if l.name == "etcd" { // etcd's peer connections authenticate with it as a client too
+				t.ExtKeyUsage = append(t.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
+			}
 			t.DNSNames, t.IPAddresses = serverNames, serverIPs
 		}
 		issuer, issuerKey := p.caCert, p.caKey
