@@ -77,6 +77,31 @@ NODE_KERNEL_MODULES = (
 # flannel's VXLAN backend (the flannel.1 device).
 VXLAN_KERNEL_MODULES = ("vxlan",)
 
+def node_appliance(components, kernel_modules=NODE_KERNEL_MODULES):
+    """The `initramfs` fields of an image that boots as a node: u-root's init runs
+    k4s-node, which loads `kernel_modules` and starts `components` in order (the
+    distro's component table, each checked at build time to be a command of the
+    busybox); the pods' images without a registry; no shell (no console login); a
+    cluster identity handed over by `pants run` (the image holds no key), whose admin
+    kubeconfig reaches the apiserver through host port 6443. Use as
+    `initramfs(name=..., busybox=..., **node_appliance([...]))`."""
+    return dict(
+        node_components=list(components),
+        images=list(POD_IMAGES),
+        cluster_identity=True,
+        init="init",
+        uinit="k4s-node",
+        shell="",
+        kernel_modules=list(kernel_modules),
+        # A node is Ready in 1 GiB (tests/test_appliance.py); more RAM makes it faster.
+        vm_memory=1024,
+        vm_port_forwards=["6443:6443"],
+        # u-root's init mounts cgroup v1 hierarchies; the cpu controller stays bound to
+        # v1 after k4s-node unmounts them, and the kubelet needs it on cgroup v2.
+        kernel_args=["cgroup_no_v1=all"],
+    )
+
+
 # Pure-Go changes to upstream modules, as go_busybox `patches`.
 FLANNEL_PATCH = "//distros/patches/flannel-purego.patch"
 # flanneld in nftables mode on a node without iptables (the k3s-like and talos-like nodes).
