@@ -50,7 +50,7 @@ PROFILES: dict[str, set[str]] = {
     "k3s-like": {
         "kine", "kube-apiserver", "kube-scheduler", "kube-controller-manager", "kubelet",
         "kube-proxy", "containerd", "containerd-shim-runc-v2", "runc", "flanneld", "coredns",
-        "kubectl", "crictl", "nft", "bridge", "loopback", "host-local",
+        "nft", "bridge", "loopback", "host-local",
     },
     "k0s-like": {
         "etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager", "kubelet",
