@@ -1,11 +1,14 @@
-// Command k4s-node is the node supervisor of the kubesolo-like appliance, in
-// the spirit of k3s' server/agent loop: run as u-root's uinit, it prepares the
-// diskless machine (mounts, kernel modules, sysctls, network), writes a PKI
-// from the cluster identity handed to the node at boot (identity.go) and the
-// components' configuration, and then starts kine, kube-apiserver,
-// kube-controller-manager, kube-scheduler, containerd, the kubelet, CoreDNS
-// and kube-proxy in order, restarting any that exits, with their output on
-// the console prefixed by their name.
+// Command k4s-node is the node supervisor of k4s' appliance profiles
+// (k3s-like, talos-like, kubesolo-like), in the spirit of k3s' server/agent
+// loop: run as u-root's uinit, it prepares the diskless machine (mounts,
+// kernel modules, sysctls, network), writes a PKI from the cluster identity
+// handed to the node at boot (identity.go) or, on an agent, bootstraps the
+// kubelet's credentials from the server it joins (join.go), writes the
+// components' configuration, and then starts the image's component table
+// (/etc/k4s/components: e.g. kine or etcd, kube-apiserver,
+// kube-controller-manager, kube-scheduler, containerd, the kubelet, flanneld,
+// CoreDNS and kube-proxy) in order, restarting any that exits, with their
+// output on the console prefixed by their name.
 //
 // It never exits: u-root's init would start a root shell on the console.
 // A setup problem is printed on the console, with what to do, every minute.
