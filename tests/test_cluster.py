@@ -1,7 +1,8 @@
-"""Two k3s-like nodes as one cluster, in two QEMU VMs (TCG) on a private network between
-them (a UDP socket netdev on 127.0.0.1, `k4stool vm -lan`): the server
-(`distros/k3s-like:initramfs`) and an agent (`:initramfs-agent`) that joins it with the
-server's bootstrap token and CA certificate (`-join`), as `k3s agent` does. A stock
+"""Two nodes as one cluster, in two QEMU VMs (TCG) on a private network between them (a
+UDP socket netdev on 127.0.0.1, `k4stool vm -lan`): the server (`distros/<profile>:initramfs`;
+k3s-like with kine, talos-like with etcd) and a worker (k3s-like `:initramfs-agent`,
+talos-like `:initramfs-worker`) that joins it with the server's bootstrap token and CA
+certificate (`-join`), as `k3s agent` does. A stock
 kubectl sees both nodes Ready; a pod on the server reaches, by its DNS name, a Service
 whose pods run on the agent: flannel's VXLAN between the nodes, kube-proxy on both, the
 cluster DNS on the server. Slow: a profile build and two VMs under TCG."""
@@ -68,17 +69,22 @@ def ready_nodes(vm: Appliance) -> set[str]:
     }
 
 
+# profile -> its worker image (k3s: an agent; Talos: a worker).
+WORKERS = {"k3s-like": "initramfs-agent", "talos-like": "initramfs-worker"}
+
+
 @pytest.mark.slow
 @pytest.mark.boot
-def test_agent_joins_and_services_cross_nodes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("profile", sorted(WORKERS))
+def test_agent_joins_and_services_cross_nodes(profile: str, tmp_path: Path) -> None:
     require_tool("qemu-system-x86_64")
     p_server, p_agent = free_udp_port(), free_udp_port()
     server = Appliance(
-        "distros/k3s-like:initramfs", tmp_path / "server.log", memory_mib=1024,
+        f"distros/{profile}:initramfs", tmp_path / "server.log", memory_mib=1024,
         extra_vm_args=("-lan", f"{p_server}:{p_agent}", "-append", f"k4s.lan=eth1,{LAN}.1/24 k4s.node-name=server"),
     )
     agent = Appliance(
-        "distros/k3s-like:initramfs-agent", tmp_path / "agent.log", memory_mib=1024, expect_kubeconfig=False,
+        f"distros/{profile}:{WORKERS[profile]}", tmp_path / "agent.log", memory_mib=1024, expect_kubeconfig=False,
     )
     try:
         server.start()
@@ -118,7 +124,7 @@ def test_agent_joins_and_services_cross_nodes(tmp_path: Path) -> None:
         # kubectl exec and logs reach the agent's kubelet (its serving certificate).
         web_pod = next(k for k in where if k.startswith("web-"))
         assert server.kubectl("exec", web_pod, "--", "cat", "/etc/hostname").stdout.strip() == web_pod
-        print(f"\ntwo-node k3s-like cluster (TCG, 1 GiB each): server Ready {t_server:.0f} s, agent Ready "
+        print(f"\ntwo-node {profile} cluster (TCG, 1 GiB each): server Ready {t_server:.0f} s, agent Ready "
               f"{t_agent:.0f} s after its QEMU started, cross-node Service by DNS name at {t_svc:.0f} s")
     finally:
         agent.stop()
