@@ -724,7 +724,9 @@ class InitramfsClusterIdentityField(BoolField):
         An agent joins a server's cluster instead: `pants run <agent target> -- -join
         .k4s/clusters/<server target> -join-server https://<server>:6443` hands it the
         server's `ca.crt` (never the key), `join-token` and URL, and its kubelet
-        bootstraps its credentials (README, "A cluster").
+        bootstraps its credentials (README, "A cluster"). With `-- -machine-config
+        controlplane|worker` the node gets all of it as one Talos-style machine config
+        file instead (`controlplane.yaml`/`worker.yaml`, also written there).
 
         For a new identity: `pants run <target> -- -new-identity`, or delete the
         directory. The image that `pants package` builds stays generic and cacheable and

@@ -2,7 +2,8 @@
 UDP socket netdev on 127.0.0.1, `k4stool vm -lan`): the server (`distros/<profile>:initramfs`;
 k3s-like with kine, talos-like with etcd) and a worker (k3s-like `:initramfs-agent`,
 talos-like `:initramfs-worker`) that joins it with the server's bootstrap token and CA
-certificate (`-join`), as `k3s agent` does. A stock
+certificate (`-join`), as `k3s agent` does; talos-like machines get their settings and
+credentials as Talos-style machine configs (`-machine-config controlplane|worker`). A stock
 kubectl sees both nodes Ready; a pod on the server reaches, by its DNS name, a Service
 whose pods run on the agent: flannel's VXLAN between the nodes, kube-proxy on both, the
 cluster DNS on the server. Slow: a profile build and two VMs under TCG."""
@@ -79,9 +80,20 @@ WORKERS = {"k3s-like": "initramfs-agent", "talos-like": "initramfs-worker"}
 def test_agent_joins_and_services_cross_nodes(profile: str, tmp_path: Path) -> None:
     require_tool("qemu-system-x86_64")
     p_server, p_agent = free_udp_port(), free_udp_port()
+    # k3s-like: the node's settings as kernel arguments; talos-like: a Talos-style machine
+    # config per machine (controlplane.yaml, worker.yaml) handed over at boot.
+    talos = profile == "talos-like"
+    server_settings = (
+        ("-machine-config", "controlplane", "-machine-hostname", "server", "-machine-lan", f"eth1,{LAN}.1/24")
+        if talos else ("-append", f"k4s.lan=eth1,{LAN}.1/24 k4s.node-name=server")
+    )
+    agent_settings = (
+        ("-machine-config", "worker", "-machine-hostname", "agent-1", "-machine-lan", f"eth1,{LAN}.2/24")
+        if talos else ("-append", f"k4s.lan=eth1,{LAN}.2/24 k4s.node-name=agent-1")
+    )
     server = Appliance(
         f"distros/{profile}:initramfs", tmp_path / "server.log", memory_mib=1024,
-        extra_vm_args=("-lan", f"{p_server}:{p_agent}", "-append", f"k4s.lan=eth1,{LAN}.1/24 k4s.node-name=server"),
+        extra_vm_args=("-lan", f"{p_server}:{p_agent}", *server_settings),
     )
     agent = Appliance(
         f"distros/{profile}:{WORKERS[profile]}", tmp_path / "agent.log", memory_mib=1024, expect_kubeconfig=False,
@@ -91,11 +103,15 @@ def test_agent_joins_and_services_cross_nodes(profile: str, tmp_path: Path) -> N
         assert server.kubeconfig
         t_server = server.wait("the server Ready", lambda: "server" in ready_nodes(server), 45 * 60)
         agent.extra_vm_args = (
-            "-lan", f"{p_agent}:{p_server}", "-append", f"k4s.lan=eth1,{LAN}.2/24 k4s.node-name=agent-1",
+            "-lan", f"{p_agent}:{p_server}", *agent_settings,
             "-join", str(server.kubeconfig.parent), "-join-server", f"https://{LAN}.1:6443",
         )
         agent.start()
+        if talos:
+            assert "machine config: a controlplane" in server.console_text()
         t_agent = agent.wait("the agent Ready", lambda: ready_nodes(server) == {"server", "agent-1"}, 30 * 60)
+        if talos:
+            assert "machine config: a worker" in agent.console_text()
 
         # The agent holds no CA key and bootstrapped its credentials: its node's
         # client certificate was issued through a CSR.

@@ -33,6 +33,13 @@ def test_k4stool_identity() -> None:
     go_test(TOOLS, "./k4stool/", run="Identity")
 
 
+def test_k4stool_join_and_machine_configs() -> None:
+    """identity_test.go: an agent's initrd holds the server's CA certificate, join token
+    and URL and never the CA key; `-lan` is a UDP socket netdev with a MAC per port;
+    `-machine-config` hands one Talos-style file (the CA key only to a control plane)."""
+    go_test(TOOLS, "./k4stool/", run="JoinArchive|LanNetdev|MachineConfigs")
+
+
 def test_cluster_identity_field() -> None:
     field = InitramfsClusterIdentityField
     assert field.alias == "cluster_identity"

@@ -59,6 +59,9 @@ type identityRequest struct {
 	HostPort int    // the host port forwarded to APIPort; 0 if none
 	Target   string // the target's address, for messages ("" if unknown)
 	Now      time.Time
+	// Machine, if its Type is set, hands a Talos-style machine config
+	// (controlplane.yaml, machineconfig.go) instead of the identity files.
+	Machine machineSettings
 }
 
 // identityResult names the files prepareIdentity wrote.
@@ -134,9 +137,15 @@ func prepareIdentity(req identityRequest, log io.Writer) (*identityResult, error
 	if err != nil {
 		return nil, err
 	}
-	if res.Initrd, err = writeIdentityInitrd(dir, req.Image, []identityFile{
-		{"ca.crt", caPEM, 0o644}, {"ca.key", caKeyPEM, 0o600}, {joinTokenFile, token, 0o600},
-	}); err != nil {
+	files := []identityFile{{"ca.crt", caPEM, 0o644}, {"ca.key", caKeyPEM, 0o600}, {joinTokenFile, token, 0o600}}
+	if req.Machine.Type != "" {
+		mc := machineConfigYAML(req.Machine, token, caPEM, caKeyPEM, "")
+		if err := writeFileAtomic(p("controlplane.yaml"), mc, 0o600); err != nil {
+			return nil, err
+		}
+		files = []identityFile{{machineConfigFile, mc, 0o600}}
+	}
+	if res.Initrd, err = writeIdentityInitrd(dir, req.Image, files); err != nil {
 		return nil, err
 	}
 

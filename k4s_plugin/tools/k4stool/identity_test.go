@@ -460,3 +460,52 @@ func TestLanNetdev(t *testing.T) {
 		}
 	}
 }
+
+// -machine-config hands one Talos-style file instead of the identity files:
+// the control plane's holds the CA key, a worker's only the certificate and
+// the endpoint it joins.
+func TestMachineConfigs(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "image")
+	os.WriteFile(img, []byte("img!"), 0o644)
+	server := t.TempDir()
+	res, err := prepareIdentity(identityRequest{Dir: server, Image: img, APIPort: 6443, HostPort: 6443,
+		Machine: machineSettings{Type: "controlplane", Hostname: "cp-1", LAN: "eth1,192.168.76.1/24"}}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := func(initrd string) map[string]string {
+		data, _ := os.ReadFile(initrd)
+		out := map[string]string{}
+		for _, r := range readArchive(t, data[4:]) {
+			if r.ReaderAt != nil && r.FileSize > 0 {
+				c, _ := io.ReadAll(io.NewSectionReader(r.ReaderAt, 0, int64(r.FileSize)))
+				out[r.Name] = string(c)
+			}
+		}
+		return out
+	}
+	cp := files(res.Initrd)
+	key, _ := os.ReadFile(filepath.Join(server, "ca.key"))
+	mc := cp["etc/k4s/identity/machine-config.yaml"]
+	if len(cp) != 1 || !strings.Contains(mc, "type: controlplane") || !strings.Contains(mc, strings.Split(strings.TrimSpace(string(key)), "\n")[1]) ||
+		!strings.Contains(mc, `hostname: "cp-1"`) || !strings.Contains(mc, `lan: "eth1,192.168.76.1/24"`) {
+		t.Errorf("controlplane initrd files %v:\n%s", len(cp), mc)
+	}
+	agent := t.TempDir()
+	initrd, err := prepareJoin(joinRequest{Dir: agent, Cluster: server, Server: "https://192.168.76.1:6443", Image: img,
+		Machine: machineSettings{Type: "worker", Hostname: "w1"}}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := files(initrd)["etc/k4s/identity/machine-config.yaml"]
+	if !strings.Contains(w, "type: worker") || strings.Contains(w, "key:") || !strings.Contains(w, `endpoint: "https://192.168.76.1:6443"`) {
+		t.Errorf("worker config:\n%s", w)
+	}
+	if _, err := prepareJoin(joinRequest{Dir: agent, Cluster: server, Server: "https://x:6443", Image: img,
+		Machine: machineSettings{Type: "controlplane"}}, io.Discard); code(err) != "E_USAGE" {
+		t.Errorf("a joining controlplane: %v", err)
+	}
+	if err := (machineSettings{Type: "router"}).check(); code(err) != "E_USAGE" {
+		t.Errorf("type router: %v", err)
+	}
+}

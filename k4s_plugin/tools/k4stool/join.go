@@ -20,7 +20,10 @@ import (
 // its key), the server's bootstrap token and the server's URL; its kubelet
 // then bootstraps its own credentials (k4s-node, join.go).
 
-const joinTokenFile = "join-token"
+const (
+	joinTokenFile     = "join-token"
+	machineConfigFile = "machine-config.yaml"
+)
 
 var joinTokenFormat = regexp.MustCompile(`^[a-z0-9]{6}\.[a-z0-9]{16}$`)
 
@@ -56,10 +59,11 @@ func bytesTrim(b []byte) []byte { return []byte(strings.TrimSpace(string(b))) }
 
 // joinRequest is what `k4stool vm -join` asks of prepareJoin.
 type joinRequest struct {
-	Dir     string // the agent target's own identity directory (initrd.img goes there)
-	Cluster string // the server's identity directory (ca.crt, join-token)
-	Server  string // the server's apiserver URL as the agent reaches it
-	Image   string // the agent's initramfs
+	Dir     string          // the agent target's own identity directory (initrd.img goes there)
+	Cluster string          // the server's identity directory (ca.crt, join-token)
+	Server  string          // the server's apiserver URL as the agent reaches it
+	Image   string          // the agent's initramfs
+	Machine machineSettings // Type "worker": hand a worker.yaml machine config instead
 }
 
 // prepareJoin writes the agent's initrd: its image, then etc/k4s/identity
@@ -90,9 +94,20 @@ func prepareJoin(req joinRequest, log io.Writer) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
-	initrd, err := writeIdentityInitrd(dir, req.Image, []identityFile{
+	files := []identityFile{
 		{"ca.crt", caPEM, 0o644}, {joinTokenFile, bytesTrim(token), 0o600}, {"server", []byte(req.Server), 0o644},
-	})
+	}
+	if req.Machine.Type != "" {
+		if req.Machine.Type != "worker" {
+			return "", errorf("E_USAGE", "-join with -machine-config %s: a joining node is a worker", req.Machine.Type)
+		}
+		mc := machineConfigYAML(req.Machine, token, caPEM, nil, req.Server)
+		if err := writeFileAtomic(filepath.Join(dir, "worker.yaml"), mc, 0o600); err != nil {
+			return "", err
+		}
+		files = []identityFile{{machineConfigFile, mc, 0o600}}
+	}
+	initrd, err := writeIdentityInitrd(dir, req.Image, files)
 	if err != nil {
 		return "", err
 	}

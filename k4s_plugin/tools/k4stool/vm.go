@@ -51,7 +51,20 @@ func vm(args []string) error {
 	joinServer := fs.String("join-server", "", "with -join: the server's apiserver URL as the agent reaches it, e.g. https://192.168.76.1:6443")
 	lan := fs.String("lan", "", "<local port>:<remote port>: a second network card on a private network with another VM "+
 		"(UDP on 127.0.0.1; the other VM uses the ports the other way round), for a cluster of VMs")
+	machineType := fs.String("machine-config", "", "controlplane or worker: hand the node a Talos-style machine config "+
+		"(written as controlplane.yaml or worker.yaml in the identity directory) instead of the identity files")
+	machineHostname := fs.String("machine-hostname", "", "with -machine-config: the machine's hostname (its node name)")
+	machineLAN := fs.String("machine-lan", "", "with -machine-config: the machine's LAN address, <interface>,<address>/<prefix>")
 	fs.Parse(args)
+	mcfg := machineSettings{Type: *machineType, Hostname: *machineHostname, LAN: *machineLAN}
+	if mcfg.Type != "" {
+		if err := mcfg.check(); err != nil {
+			return err
+		}
+		if *identityDir == "" {
+			return errorf("E_USAGE", "-machine-config needs a cluster identity (set `cluster_identity=True` on the initramfs target)")
+		}
+	}
 
 	if *kernel == "" {
 		k, err := newestKernel()
@@ -98,7 +111,7 @@ func vm(args []string) error {
 		if *identityDir == "" {
 			return errorf("E_USAGE", "-join needs the agent's own identity directory (set `cluster_identity=True` on the initramfs target)")
 		}
-		initrd, err := prepareJoin(joinRequest{Dir: *identityDir, Cluster: *joinDir, Server: *joinServer, Image: *initrd}, os.Stderr)
+		initrd, err := prepareJoin(joinRequest{Dir: *identityDir, Cluster: *joinDir, Server: *joinServer, Image: *initrd, Machine: mcfg}, os.Stderr)
 		if err != nil {
 			return err
 		}
@@ -116,7 +129,7 @@ func vm(args []string) error {
 		}
 		res, err := prepareIdentity(identityRequest{
 			Dir: *identityDir, Fresh: *newIdentity, Image: *initrd,
-			APIPort: *apiPort, HostPort: hostPort, Target: *target,
+			APIPort: *apiPort, HostPort: hostPort, Target: *target, Machine: mcfg,
 		}, os.Stderr)
 		if err != nil {
 			return err

@@ -56,6 +56,15 @@ func main() {
 		applyKernelFlags(flag.CommandLine, string(cmdline))
 	}
 	flag.Parse()
+	// A Talos-style machine config, if the node was handed one (machineconfig.go).
+	mc, err := loadMachineConfig(identityDir)
+	if err != nil {
+		halt("%v", err)
+	}
+	componentList := strings.Split(*components, ",")
+	if mc != nil {
+		componentList = mc.apply(nodeName, lanFlag, componentList)
+	}
 	lan, err := parseLAN(*lanFlag)
 	if err != nil {
 		halt("%v", err)
@@ -86,7 +95,7 @@ func main() {
 	}
 
 	var run []string
-	for _, c := range strings.Split(*components, ",") {
+	for _, c := range componentList {
 		c = strings.TrimSpace(c)
 		if _, err := os.Stat("/bbin/" + c); *system && err != nil {
 			log.Printf("%s: not in this image's busybox; not started", c)
