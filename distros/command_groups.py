@@ -77,13 +77,18 @@ NODE_KERNEL_MODULES = (
 # flannel's VXLAN backend (the flannel.1 device).
 VXLAN_KERNEL_MODULES = ("vxlan",)
 
-def node_appliance(components, kernel_modules=NODE_KERNEL_MODULES):
+# What a worker (k3s' agent, Talos' worker) runs: the node's part of a component table.
+WORKER_COMPONENTS = ("containerd", "kubelet", "flanneld", "kube-proxy")
+
+
+def node_appliance(components, kernel_modules=NODE_KERNEL_MODULES, server=True):
     """The `initramfs` fields of an image that boots as a node: u-root's init runs
     k4s-node, which loads `kernel_modules` and starts `components` in order (the
     distro's component table, each checked at build time to be a command of the
     busybox); the pods' images without a registry; no shell (no console login); a
     cluster identity handed over by `pants run` (the image holds no key), whose admin
-    kubeconfig reaches the apiserver through host port 6443. Use as
+    kubeconfig reaches the apiserver through host port 6443 (`server=False`: a worker,
+    which has no apiserver to forward to). Use as
     `initramfs(name=..., busybox=..., **node_appliance([...]))`."""
     return dict(
         node_components=list(components),
@@ -95,7 +100,7 @@ def node_appliance(components, kernel_modules=NODE_KERNEL_MODULES):
         kernel_modules=list(kernel_modules),
         # A node is Ready in 1 GiB (tests/test_appliance.py); more RAM makes it faster.
         vm_memory=1024,
-        vm_port_forwards=["6443:6443"],
+        vm_port_forwards=["6443:6443"] if server else [],
         # u-root's init mounts cgroup v1 hierarchies; the cpu controller stays bound to
         # v1 after k4s-node unmounts them, and the kubelet needs it on cgroup v2.
         kernel_args=["cgroup_no_v1=all"],

@@ -110,23 +110,8 @@ func (n *node) configureAgent() error {
 	if err := os.WriteFile(n.pki.path("ca.crt"), n.join.caPEM, 0o644); err != nil {
 		return err
 	}
-	cfg := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters:
-- name: k4s
-  cluster:
-    certificate-authority: %s
-    server: %s
-users:
-- name: bootstrap
-  user:
-    token: %s
-contexts:
-- name: k4s
-  context: {cluster: k4s, user: bootstrap}
-current-context: k4s
-`, n.pki.path("ca.crt"), n.join.server, n.join.token())
-	return os.WriteFile(n.dir("bootstrap.kubeconfig"), []byte(cfg), 0o600)
+	return writeKubeconfig(n.dir("bootstrap.kubeconfig"), n.pki.path("ca.crt"), n.join.server, "bootstrap",
+		"token: "+n.join.token())
 }
 
 // joinAddons are the server's objects for joining nodes: the bootstrap

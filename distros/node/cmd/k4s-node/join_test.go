@@ -84,3 +84,27 @@ func TestLoadJoin(t *testing.T) {
 		t.Error("a server that is not an https URL was accepted")
 	}
 }
+
+// The agent's bootstrap kubeconfig and a PKI kubeconfig share one writer.
+func TestKubeconfigs(t *testing.T) {
+	dir := t.TempDir()
+	n := &node{data: dir, join: &join{tokenID: "abcdef", tokenSecret: "0123456789abcdef", server: "https://192.168.76.1:6443", caPEM: []byte(testCrt)}}
+	if err := n.configureAgent(); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, "bootstrap.kubeconfig"))
+	want := "apiVersion: v1\nkind: Config\nclusters:\n- name: k4s\n  cluster:\n    certificate-authority: " + n.pki.path("ca.crt") +
+		"\n    server: https://192.168.76.1:6443\nusers:\n- name: bootstrap\n  user:\n    token: abcdef.0123456789abcdef\n" +
+		"contexts:\n- name: k4s\n  context: {cluster: k4s, user: bootstrap}\ncurrent-context: k4s\n"
+	if string(got) != want {
+		t.Errorf("bootstrap.kubeconfig:\n%s\nwant:\n%s", got, want)
+	}
+	p := &pki{dir: dir}
+	if err := p.kubeconfig(filepath.Join(dir, "kp.kubeconfig"), "kube-proxy", "https://127.0.0.1:6443"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = os.ReadFile(filepath.Join(dir, "kp.kubeconfig"))
+	if !strings.Contains(string(got), "- name: kube-proxy\n  user:\n    client-certificate: "+p.path("kube-proxy.crt")+"\n    client-key: "+p.path("kube-proxy.key")+"\n") {
+		t.Errorf("kube-proxy kubeconfig:\n%s", got)
+	}
+}

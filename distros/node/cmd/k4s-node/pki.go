@@ -211,6 +211,13 @@ func ensurePKI(dir, nodeName string, ips []net.IP) (*pki, error) {
 
 // kubeconfig writes a kubeconfig for a client certificate of the PKI.
 func (p *pki) kubeconfig(path, cert, server string) error {
+	return writeKubeconfig(path, p.path("ca.crt"), server, cert,
+		fmt.Sprintf("client-certificate: %s\n    client-key: %s", p.path(cert+".crt"), p.path(cert+".key")))
+}
+
+// writeKubeconfig writes a kubeconfig for one server and one user, whose
+// credentials are the lines under `user:` (a client certificate, a token).
+func writeKubeconfig(path, caFile, server, user, credentials string) error {
 	cfg := fmt.Sprintf(`apiVersion: v1
 kind: Config
 clusters:
@@ -221,12 +228,11 @@ clusters:
 users:
 - name: %s
   user:
-    client-certificate: %s
-    client-key: %s
+    %s
 contexts:
 - name: k4s
   context: {cluster: k4s, user: %s}
 current-context: k4s
-`, p.path("ca.crt"), server, cert, p.path(cert+".crt"), p.path(cert+".key"), cert)
+`, caFile, server, user, credentials, user)
 	return os.WriteFile(path, []byte(cfg), 0o600)
 }
