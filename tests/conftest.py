@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,20 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 PANTS = REPO / ".k4s" / "venv" / "bin" / "pants"
+
+# Every Pants the tests start (directly or through a child such as `pants run`) makes
+# its process sandboxes under one directory of this test session, removed when the
+# session ends: tests keep sandboxes (`--keep-sandboxes=always`, to see which steps ran)
+# and kill Pants mid-build, and a kept compile sandbox is ~350 MB. Left in /tmp they
+# filled the disk of a machine that ran the suite often.
+SANDBOXES = Path(tempfile.mkdtemp(prefix="k4s-test-sandboxes-"))
+os.environ["PANTS_LOCAL_EXECUTION_ROOT_DIR"] = str(SANDBOXES)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_sandboxes():
+    yield
+    shutil.rmtree(SANDBOXES, ignore_errors=True)
 
 
 @dataclass
@@ -42,6 +57,8 @@ def run_pants(
         text=True,
         timeout=timeout,
     )
+    for sandbox, _ in _PRESERVED.findall(proc.stdout + proc.stderr):
+        shutil.rmtree(sandbox, ignore_errors=True)
     return PantsResult(proc.returncode, proc.stdout, proc.stderr)
 
 
@@ -103,13 +120,9 @@ _PRESERVED = re.compile(r"Preserving local process execution dir (\S+) for (.*)$
 
 def executed_processes(output: str) -> list[str]:
     """Descriptions of the processes Pants ran locally, from the log lines that
-    `--keep-sandboxes=always` makes it print (cache hits run nothing). Removes the
-    kept sandboxes."""
-    found = []
-    for sandbox, description in _PRESERVED.findall(output):
-        shutil.rmtree(sandbox, ignore_errors=True)
-        found.append(description)
-    return found
+    `--keep-sandboxes=always` makes it print (cache hits run nothing); run_pants has
+    already removed those sandboxes."""
+    return [description for _, description in _PRESERVED.findall(output)]
 
 
 def executed_k4s_steps(output: str) -> list[str]:
