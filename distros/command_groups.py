@@ -81,7 +81,7 @@ VXLAN_KERNEL_MODULES = ("vxlan",)
 WORKER_COMPONENTS = ("containerd", "kubelet", "flanneld", "kube-proxy")
 
 
-def node_appliance(components, kernel_modules=NODE_KERNEL_MODULES, server=True):
+def node_appliance(components, kernel_modules=NODE_KERNEL_MODULES, server=True, memory=1024):
     """The `initramfs` fields of an image that boots as a node: u-root's init runs
     k4s-node, which loads `kernel_modules` and starts `components` in order (the
     distro's component table, each checked at build time to be a command of the
@@ -98,8 +98,9 @@ def node_appliance(components, kernel_modules=NODE_KERNEL_MODULES, server=True):
         uinit="k4s-node",
         shell="",
         kernel_modules=list(kernel_modules),
-        # A node is Ready in 1 GiB (tests/test_appliance.py); more RAM makes it faster.
-        vm_memory=1024,
+        # `pants run`'s RAM (MiB), which the slow tests use too: a node is Ready and runs
+        # their workloads in it (tests/test_appliance.py); more RAM makes it faster.
+        vm_memory=memory,
         vm_port_forwards=["6443:6443"] if server else [],
         # u-root's init mounts cgroup v1 hierarchies; the cpu controller stays bound to
         # v1 after k4s-node unmounts them, and the kubelet needs it on cgroup v2.
@@ -120,7 +121,11 @@ CONTAINERD_PATCHES = (
     "//distros/patches/containerd-busybox-self.patch",
     "//distros/patches/containerd-shim-plugins.patch",
 )
-KUBE_ROUTER_PATCH = "//distros/patches/kube-router-flags.patch"
+KUBE_ROUTER_PATCHES = (
+    "//distros/patches/kube-router-flags.patch",
+    # kube-router's router without iptables/ipset; its GoBGP API on 127.0.0.1 only.
+    "//distros/patches/kube-router-route-only.patch",
+)
 
 # Size cuts for flash images: build tags that leave out what an appliance never
 # configures, each with the patch that defines its tag where upstream has none.
@@ -135,6 +140,10 @@ KINE_SQLITE_PATCH = "//distros/patches/kine-sqlite-only.patch"
 #   containerd without the devmapper and ZFS snapshotters and its OTLP tracing plugin
 #   (upstream's own tags; the appliance uses overlayfs).
 CONTAINERD_TRIM_TAGS = ("no_devmapper", "no_zfs", "no_tracing")
+#   kube-router without the AWS SDK (only used to turn off EC2's source/destination
+#   check on AWS instances).
+KUBE_ROUTER_NO_AWS_TAGS = ("k4s_kube_router_no_aws",)
+KUBE_ROUTER_NO_AWS_PATCH = "//distros/patches/kube-router-no-aws.patch"
 
 # Version strings (-X) that upstream Makefiles set. Keep them equal to go.mod.
 K8S_VERSION = "v1.37.2"

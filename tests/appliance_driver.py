@@ -73,7 +73,8 @@ class Appliance:
 
     target: str
     console: Path
-    memory_mib: int = 1024
+    # None: the target's `vm_memory` (read back from the QEMU command line).
+    memory_mib: int | None = None
     forwards: dict[int, int] = field(default_factory=dict)  # guest port -> host port
     extra_vm_args: tuple[str, ...] = ()
     proc: subprocess.Popen | None = None
@@ -86,7 +87,9 @@ class Appliance:
         for guest in (6443, *self.forwards):
             self.forwards.setdefault(guest, free_port())
         self.pidfile = self.console.with_suffix(".qemu.pid")
-        vm_args = ["-memory", str(self.memory_mib), "-accel", "tcg", "-pidfile", str(self.pidfile)]
+        vm_args = ["-accel", "tcg", "-pidfile", str(self.pidfile)]
+        if self.memory_mib:
+            vm_args += ["-memory", str(self.memory_mib)]
         for guest, host in self.forwards.items():
             vm_args += ["-forward", f"{host}:{guest}"]
         self.proc = subprocess.Popen(
@@ -100,6 +103,8 @@ class Appliance:
             m = re.search(r"k4s: admin kubeconfig: (\S+)", text)
             if (m or not self.expect_kubeconfig) and "qemu-system" in text:
                 self.kubeconfig = Path(m.group(1)) if m else None
+                mem = re.search(r"qemu-system\S* .*? -m (\d+) ", text)
+                self.memory_mib = int(mem.group(1)) if mem else self.memory_mib
                 self.started = time.monotonic()  # QEMU is being exec'ed now
                 return
             if self.proc.poll() is not None:

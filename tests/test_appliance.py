@@ -23,7 +23,7 @@ from .appliance_driver import Appliance, free_port
 from .conftest import require_tool
 
 # The profiles whose images boot as a node (distros/*/BUILD: uinit="k4s-node").
-NODE_PROFILES = ["kubesolo-like", "k3s-like", "talos-like"]
+NODE_PROFILES = ["kubesolo-like", "k3s-like", "k0s-like", "talos-like"]
 NODE_PORT = 30080
 READY_TIMEOUT_S = 45 * 60
 
@@ -62,8 +62,7 @@ spec:
 @pytest.mark.parametrize("profile", NODE_PROFILES)
 def test_appliance_runs_standard_workloads(profile: str, tmp_path: Path) -> None:
     require_tool("qemu-system-x86_64")
-    vm = Appliance(f"distros/{profile}:initramfs", tmp_path / "console.log", memory_mib=1024,
-                   forwards={NODE_PORT: free_port()})
+    vm = Appliance(f"distros/{profile}:initramfs", tmp_path / "console.log", forwards={NODE_PORT: free_port()})
     try:
         vm.start()
         assert vm.kubeconfig and vm.kubeconfig.stat().st_mode & 0o077 == 0, "kubeconfig must be 0600"
@@ -169,7 +168,7 @@ def _quiet(check) -> bool:
 def test_flash_image_is_the_node(profile: str, tmp_path: Path) -> None:
     """The xz-compressed image (the flash artifact) boots the same node."""
     require_tool("qemu-system-x86_64")
-    vm = Appliance(f"distros/{profile}:initramfs-xz", tmp_path / "console.log", memory_mib=1024)
+    vm = Appliance(f"distros/{profile}:initramfs-xz", tmp_path / "console.log")
     try:
         vm.start()
         t_ready = vm.wait("node Ready", vm.node_ready, READY_TIMEOUT_S)

@@ -1,12 +1,12 @@
 """Two nodes as one cluster, in two QEMU VMs (TCG) on a private network between them (a
 UDP socket netdev on 127.0.0.1, `k4stool vm -lan`): the server (`distros/<profile>:initramfs`;
-k3s-like with kine, talos-like with etcd) and a worker (k3s-like `:initramfs-agent`,
-talos-like `:initramfs-worker`) that joins it with the server's bootstrap token and CA
+k3s-like with kine, k0s-like and talos-like with etcd) and a worker (k3s-like
+`:initramfs-agent`, k0s-like and talos-like `:initramfs-worker`) that joins it with the server's bootstrap token and CA
 certificate (`-join`), as `k3s agent` does; talos-like machines get their settings and
 credentials as Talos-style machine configs (`-machine-config controlplane|worker`). A stock
 kubectl sees both nodes Ready; a pod on the server reaches, by its DNS name, a Service
-whose pods run on the agent: flannel's VXLAN between the nodes, kube-proxy on both, the
-cluster DNS on the server. Slow: a profile build and two VMs under TCG."""
+whose pods run on the agent: flannel's VXLAN between the nodes (k0s-like: kube-router's
+routes, learnt over iBGP), kube-proxy on both, the cluster DNS on the server. Slow: a profile build and two VMs under TCG."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def ready_nodes(vm: Appliance) -> set[str]:
 
 
 # profile -> its worker image (k3s: an agent; Talos: a worker).
-WORKERS = {"k3s-like": "initramfs-agent", "talos-like": "initramfs-worker"}
+WORKERS = {"k3s-like": "initramfs-agent", "k0s-like": "initramfs-worker", "talos-like": "initramfs-worker"}
 
 
 @pytest.mark.slow
@@ -92,11 +92,11 @@ def test_agent_joins_and_services_cross_nodes(profile: str, tmp_path: Path) -> N
         if talos else ("-append", f"k4s.lan=eth1,{LAN}.2/24 k4s.node-name=agent-1")
     )
     server = Appliance(
-        f"distros/{profile}:initramfs", tmp_path / "server.log", memory_mib=1024,
+        f"distros/{profile}:initramfs", tmp_path / "server.log",
         extra_vm_args=("-lan", f"{p_server}:{p_agent}", *server_settings),
     )
     agent = Appliance(
-        f"distros/{profile}:{WORKERS[profile]}", tmp_path / "agent.log", memory_mib=1024, expect_kubeconfig=False,
+        f"distros/{profile}:{WORKERS[profile]}", tmp_path / "agent.log", expect_kubeconfig=False,
     )
     try:
         server.start()
@@ -129,7 +129,7 @@ def test_agent_joins_and_services_cross_nodes(profile: str, tmp_path: Path) -> N
         web = [v for k, v in where.items() if k.startswith("web-")]
         assert web and all(node == "agent-1" for node, _ in web), where
         assert where["client"][0] == "server", where
-        # Each node's pods come from its own /24 of the cluster network (flannel).
+        # Each node's pods come from its own /24 of the cluster network (flannel, kube-router).
         assert where["client"][1].rsplit(".", 1)[0] != web[0][1].rsplit(".", 1)[0], where
 
         def fetch_by_name() -> bool:

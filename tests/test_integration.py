@@ -268,7 +268,7 @@ def test_node_components_are_in_their_busybox_and_known_to_k4s_node() -> None:
     nodes = [t for t in targets.values() if t["target_type"] == "initramfs" and t.get("uinit") == "k4s-node"]
     assert {t["address"] for t in nodes} >= {
         "distros/kubesolo-like:initramfs", "distros/k3s-like:initramfs", "distros/k3s-like:initramfs-agent",
-        "distros/talos-like:initramfs",
+        "distros/talos-like:initramfs", "distros/k0s-like:initramfs",
     }
     for t in nodes:
         spec, _, name = t["address"].partition(":")

@@ -55,6 +55,7 @@ PROFILES: dict[str, set[str]] = {
     "k0s-like": {
         "etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager", "kubelet",
         "kube-proxy", "containerd", "containerd-shim-runc-v2", "runc", "kube-router", "coredns",
+        "nft", "bridge", "loopback", "host-local",
     },
     "kubesolo-like": {
         "kine", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet",

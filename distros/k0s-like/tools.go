@@ -18,6 +18,13 @@ import (
 	_ "github.com/elastic/go-seccomp-bpf/arch"
 	_ "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"
 	_ "github.com/coredns/coredns"
+	// The node supervisor and the pure-Go nft (distros/node, a local module).
+	_ "k4s.dev/node/cmd/k4s-node"
+	_ "k4s.dev/node/cmd/nft"
+	// The CNI plugins kube-router's bridge configuration uses.
+	_ "github.com/containernetworking/plugins/plugins/main/bridge"
+	_ "github.com/containernetworking/plugins/plugins/main/loopback"
+	_ "github.com/containernetworking/plugins/plugins/ipam/host-local"
 
 	_ "github.com/u-root/u-root/cmds/core/backoff"
 	_ "github.com/u-root/u-root/cmds/core/base64"

@@ -93,39 +93,49 @@ func (n *node) addons() []addon {
 	k4s := obj{"app.kubernetes.io/managed-by": "k4s-node"}
 	dnsLabels := obj{"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS", "app.kubernetes.io/managed-by": "k4s-node"}
 	ports := []obj{{"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53, "protocol": "TCP"}}
-	// Joining nodes (join.go), then flanneld's role: what flannel's own manifest
-	// (kube-flannel.yml) grants it, for its user.
-	out := n.joinAddons()
-	if n.runs("flanneld") {
-		out = append(out, []addon{
+	// userRole is a ClusterRole with these rules, bound to the user of that name
+	// (a component's client certificate).
+	userRole := func(user string, rules ...obj) []addon {
+		return []addon{
 			{"/apis/rbac.authorization.k8s.io/v1/clusterroles", obj{
-				"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta(flannelUser, "", k4s),
-				"rules": []obj{
-					{"apiGroups": []string{""}, "resources": []string{"pods"}, "verbs": []string{"get"}},
-					{"apiGroups": []string{""}, "resources": []string{"nodes"}, "verbs": []string{"get", "list", "watch"}},
-					{"apiGroups": []string{""}, "resources": []string{"nodes/status"}, "verbs": []string{"patch"}},
-				},
+				"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta(user, "", k4s),
+				"rules": rules,
 			}},
 			{"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", obj{
-				"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": meta(flannelUser, "", k4s),
-				"roleRef":  obj{"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": flannelUser},
-				"subjects": []obj{{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": flannelUser}},
+				"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": meta(user, "", k4s),
+				"roleRef":  obj{"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": user},
+				"subjects": []obj{{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}},
 			}},
-		}...)
+		}
 	}
+	rule := func(group string, resources []string, verbs ...string) obj {
+		return obj{"apiGroups": []string{group}, "resources": resources, "verbs": verbs}
+	}
+	// Joining nodes (join.go), then the pod network's role: what flannel's own
+	// manifest (kube-flannel.yml) or kube-router's
+	// (daemonset/generic-kuberouter.yaml) grants it, for its user.
+	out := n.joinAddons()
+	if n.runs("flanneld") {
+		out = append(out, userRole(flannelUser,
+			rule("", []string{"pods"}, "get"),
+			rule("", []string{"nodes"}, "get", "list", "watch"),
+			rule("", []string{"nodes/status"}, "patch"),
+		)...)
+	}
+	if n.runs("kube-router") {
+		out = append(out, userRole(kubeRouterUser,
+			rule("", []string{"namespaces", "pods", "services", "nodes", "endpoints"}, "get", "list", "watch"),
+			rule("networking.k8s.io", []string{"networkpolicies"}, "get", "list", "watch"),
+			rule("discovery.k8s.io", []string{"endpointslices"}, "get", "list", "watch"),
+			rule("coordination.k8s.io", []string{"leases"}, "get", "create", "update"),
+			rule("", []string{"services/status"}, "update"),
+		)...)
+	}
+	out = append(out, userRole(corednsUser,
+		rule("", []string{"endpoints", "services", "pods", "namespaces"}, "list", "watch"),
+		rule("discovery.k8s.io", []string{"endpointslices"}, "list", "watch"),
+	)...)
 	return append(out, []addon{
-		{"/apis/rbac.authorization.k8s.io/v1/clusterroles", obj{
-			"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta(corednsUser, "", k4s),
-			"rules": []obj{
-				{"apiGroups": []string{""}, "resources": []string{"endpoints", "services", "pods", "namespaces"}, "verbs": []string{"list", "watch"}},
-				{"apiGroups": []string{"discovery.k8s.io"}, "resources": []string{"endpointslices"}, "verbs": []string{"list", "watch"}},
-			},
-		}},
-		{"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", obj{
-			"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": meta(corednsUser, "", k4s),
-			"roleRef":  obj{"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": corednsUser},
-			"subjects": []obj{{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": corednsUser}},
-		}},
 		{"/api/v1/namespaces/kube-system/services", obj{
 			"apiVersion": "v1", "kind": "Service", "metadata": meta("kube-dns", "kube-system", dnsLabels),
 			"spec": obj{"clusterIP": clusterDNS, "ports": ports},

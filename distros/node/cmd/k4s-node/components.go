@@ -42,7 +42,7 @@ func (n *node) configure() error {
 			return err
 		}
 	}
-	for _, d := range []string{"/etc/cni/net.d", "/etc/containerd", "/etc/coredns", "/etc/kube-flannel"} {
+	for _, d := range []string{"/etc/cni/net.d", "/etc/containerd", "/etc/coredns", "/etc/kube-flannel", "/etc/iproute2"} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
@@ -58,7 +58,7 @@ func (n *node) configure() error {
 			return err
 		}
 		n.pki = p
-		for _, c := range []string{"admin", "controller-manager", "scheduler", "kubelet", "kube-proxy", "coredns", "flannel"} {
+		for _, c := range []string{"admin", "controller-manager", "scheduler", "kubelet", "kube-proxy", "coredns", "flannel", "kube-router"} {
 			if err := p.kubeconfig(n.dir(c+".kubeconfig"), c, n.apiURL()); err != nil {
 				return err
 			}
@@ -141,6 +141,10 @@ rules:
 	if n.runs("flanneld") {
 		// The CNI configuration follows from flanneld's subnet.env (flannel.go).
 		files[flannelNetConf] = flannelNetConfig()
+	} else if n.runs("kube-router") {
+		// kube-router adds the node's podCIDR at start (kuberouter.go).
+		files[kubeRouterCNIConfig] = kubeRouterCNITemplate
+		files[rtTables] = rtTablesDefault
 	} else {
 		// One node, one static pod network: a bridge with host-local addresses.
 		files["/etc/cni/net.d/10-k4s-bridge.conflist"] = fmt.Sprintf(`{
@@ -242,12 +246,15 @@ func (n *node) args(c string) ([]string, error) {
 			"--profiling=false",
 			"--cluster-cidr=" + clusterCIDR,
 			"--service-cluster-ip-range=" + serviceCIDR,
-			// With flannel, each node's pod subnet is allocated here (spec.podCIDR),
-			// as in k3s; the single-node bridge uses a fixed one (kubelet.yaml).
-			fmt.Sprintf("--allocate-node-cidrs=%t", n.runs("flanneld")),
+			// With flannel or kube-router, each node's pod subnet is allocated here
+			// (spec.podCIDR), as in k3s and k0s; the single-node bridge uses a fixed
+			// one (kubelet.yaml).
+			fmt.Sprintf("--allocate-node-cidrs=%t", n.podNetworkPerNode()),
 		}, nil
 	case "flanneld":
 		return n.flanneldArgs(), nil
+	case "kube-router":
+		return n.kubeRouterArgs(), nil
 	case "kube-scheduler":
 		kc := n.dir("scheduler.kubeconfig")
 		return []string{"kube-scheduler",
@@ -301,7 +308,7 @@ func (n *node) kubeletServingCert() string {
 	return fmt.Sprintf("tlsCertFile: %s\ntlsPrivateKeyFile: %s", n.pki.path("kubelet-serving.crt"), n.pki.path("kubelet-serving.key"))
 }
 
-// componentKubeconfig is the kubeconfig of flanneld or kube-proxy: its own
+// componentKubeconfig is the kubeconfig of flanneld, kube-router or kube-proxy: its own
 // user's on a server, the node's (the kubelet's, once bootstrapped) on an agent.
 func (n *node) componentKubeconfig(user string) string {
 	if n.agent() {
@@ -313,11 +320,15 @@ func (n *node) componentKubeconfig(user string) string {
 // kubeletPodCIDR is kubelet.yaml's podCIDR line: the fixed single-node pod network,
 // or none when kube-controller-manager allocates it (flannel).
 func (n *node) kubeletPodCIDR() string {
-	if n.runs("flanneld") {
-		return "# podCIDR: allocated by kube-controller-manager (spec.podCIDR), read by flanneld"
+	if n.podNetworkPerNode() {
+		return "# podCIDR: allocated by kube-controller-manager (spec.podCIDR), read by the network"
 	}
 	return "podCIDR: " + podCIDR
 }
+
+// podNetworkPerNode tells whether each node gets its own pod subnet from
+// kube-controller-manager (a multi-node pod network: flannel or kube-router).
+func (n *node) podNetworkPerNode() bool { return n.runs("flanneld") || n.runs("kube-router") }
 
 // start runs a component under supervision and waits until it is ready.
 func (n *node) start(c string) error {
@@ -326,6 +337,10 @@ func (n *node) start(c string) error {
 		return err
 	}
 	args = append(args, n.extra[c]...)
+	if c == "kube-router" {
+		// kube-router exits at start while its node has no spec.podCIDR.
+		waitFor("the node's pod CIDR", n.nodePodCIDR)
+	}
 	go supervise(c, args)
 	switch c {
 	case "kine":
@@ -350,6 +365,8 @@ func (n *node) start(c string) error {
 		waitFor("node registration", func() error { return n.call("GET", "/api/v1/nodes/"+n.name, nil, nil) })
 	case "flanneld":
 		waitFor("pod network", writeFlannelCNIConfig)
+	case "kube-router":
+		waitFor("pod network", kubeRouterCNIReady)
 	}
 	return nil
 }
@@ -362,7 +379,7 @@ func kineSocket(n *node) string { return n.dir("kine", "kine.sock") }
 var memoryShare = map[string]float64{
 	"kube-apiserver": 0.20, "kube-controller-manager": 0.06, "kube-scheduler": 0.04,
 	"kubelet": 0.06, "containerd": 0.05, "kine": 0.05, "etcd": 0.08, "kube-proxy": 0.04, "coredns": 0.04,
-	"flanneld": 0.03,
+	"flanneld": 0.03, "kube-router": 0.04,
 }
 
 // goMemoryEnv is the Go runtime's memory settings for a component: GOGC=50 (the

@@ -150,6 +150,9 @@ func (n *node) joinAddons() []addon {
 	if n.runs("flanneld") {
 		out = append(out, binding("k4s:flannel-nodes", flannelUser, "Group", "system:nodes"))
 	}
+	if n.runs("kube-router") {
+		out = append(out, binding("k4s:kube-router-nodes", kubeRouterUser, "Group", "system:nodes"))
+	}
 	return out
 }
 

@@ -1,13 +1,13 @@
 // Command k4s-node is the node supervisor of k4s' appliance profiles
-// (k3s-like, talos-like, kubesolo-like), in the spirit of k3s' server/agent
+// (k3s-like, k0s-like, talos-like, kubesolo-like), in the spirit of k3s' server/agent
 // loop: run as u-root's uinit, it prepares the diskless machine (mounts,
 // kernel modules, sysctls, network), writes a PKI from the cluster identity
 // handed to the node at boot (identity.go) or, on an agent, bootstraps the
 // kubelet's credentials from the server it joins (join.go), writes the
 // components' configuration, and then starts the image's component table
 // (/etc/k4s/components: e.g. kine or etcd, kube-apiserver,
-// kube-controller-manager, kube-scheduler, containerd, the kubelet, flanneld,
-// CoreDNS and kube-proxy) in order, restarting any that exits, with their
+// kube-controller-manager, kube-scheduler, containerd, the kubelet, flanneld or
+// kube-router, CoreDNS and kube-proxy) in order, restarting any that exits, with their
 // output on the console prefixed by their name.
 //
 // It never exits: u-root's init would start a root shell on the console.
@@ -38,7 +38,7 @@ const (
 	podCIDR     = "10.42.0.0/24"
 )
 
-var allComponents = []string{"kine", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "kubelet", "flanneld", "coredns", "kube-proxy"}
+var allComponents = []string{"kine", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "kubelet", "flanneld", "kube-router", "coredns", "kube-proxy"}
 
 func main() {
 	log.SetFlags(0)
@@ -103,8 +103,10 @@ func main() {
 		}
 		run = append(run, c)
 	}
-	// flanneld finds its node by NODE_NAME (it is not a pod).
+	// flanneld and kube-router find their node by NODE_NAME (they are not pods).
 	os.Setenv("NODE_NAME", name)
+	// kube-router's CNI configuration (a flag only in its DaemonSet's environment).
+	os.Setenv("KUBE_ROUTER_CNI_CONF_FILE", kubeRouterCNIConfig)
 	n := &node{name: name, ip: ip, lan: lan, data: *data, apiPort: *apiPort, extra: extra.byComponent(), components: run, join: joinMaterial}
 	if err := n.configure(); err != nil {
 		halt("configuration failed: %v", err)

@@ -163,6 +163,7 @@ func ensurePKI(dir, nodeName string, ips []net.IP) (*pki, error) {
 		{"kube-proxy", "system:kube-proxy", nil, false, false},
 		{"coredns", corednsUser, nil, false, false},
 		{"flannel", flannelUser, nil, false, false},
+		{"kube-router", kubeRouterUser, nil, false, false},
 		{"kubelet", "system:node:" + nodeName, []string{"system:nodes"}, false, false},
 		{"kubelet-serving", "system:node:" + nodeName, []string{"system:nodes"}, true, false},
 		// etcd (talos-like, k0s-like): its server and peer certificate, and the
