@@ -6,7 +6,22 @@ rewrite, compile, and cpio, each a cached Pants Process.
 
 from pants.backend.go.util_rules import goroot
 
-from k4s_plugin.rules import budget, compile, cpio, go, kmods, modules, oci, package, rewrite, run, sbom, tools
+from k4s_plugin.rules import (
+    budget,
+    compile,
+    cpio,
+    kmods,
+    modules,
+    oci,
+    package,
+    rewrite,
+    run,
+    sbom,
+    steps,
+    store,
+    toolchain,
+    tools,
+)
 from k4s_plugin.targets import GoBusyboxTarget, InitramfsTarget, OciImageTarget
 
 
@@ -17,7 +32,9 @@ def target_types():
 def rules():
     return [
         *goroot.rules(),
-        *go.rules(),
+        *toolchain.rules(),
+        *store.rules(),
+        *steps.rules(),
         *tools.rules(),
         *modules.rules(),
         *rewrite.rules(),

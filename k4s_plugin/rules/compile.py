@@ -8,7 +8,7 @@ from pants.engine.fs import Digest, DigestSubset, MergeDigests, PathGlobs
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.util.frozendict import FrozenDict
 
-from k4s_plugin.rules.go import K4sStep, K4sStepResult
+from k4s_plugin.rules.steps import K4sStep, K4sStepResult
 from k4s_plugin.rules.modules import GoBusyboxFieldSet, tag_args, target_env
 from k4s_plugin.rules.rewrite import GEN_TAR, RewrittenTree
 from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest

@@ -37,7 +37,7 @@ from k4s_plugin.rules.kmods import KernelModules, KernelModulesRequest
 from k4s_plugin.rules.layout import BUSYBOX, LayoutEntry, check_layout
 from k4s_plugin.rules.oci import OciImage, OciImageFieldSet, busybox_of
 from k4s_plugin.rules.errors import target_error
-from k4s_plugin.rules.go import K4sStep, K4sStepResult
+from k4s_plugin.rules.steps import K4sStep, K4sStepResult
 from k4s_plugin.rules.modules import GoBusyboxFieldSet
 from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 from k4s_plugin.targets import (

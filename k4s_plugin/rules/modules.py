@@ -31,7 +31,8 @@ from pants.util.frozendict import FrozenDict
 
 from k4s_plugin.rules.addresses import field_address
 from k4s_plugin.rules.errors import target_error
-from k4s_plugin.rules.go import GO_MOD_PROXY_CACHE, K4sStep, K4sStepResult
+from k4s_plugin.rules.steps import K4sStep, K4sStepResult
+from k4s_plugin.rules.toolchain import GO_MOD_PROXY_CACHE
 from k4s_plugin.rules.tools import K4sDownloadTool
 from k4s_plugin.targets import (
     GoBusyboxBuildTagsField,

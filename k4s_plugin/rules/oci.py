@@ -21,7 +21,7 @@ from pants.engine.unions import UnionRule
 from k4s_plugin.rules.addresses import field_address
 from k4s_plugin.rules.compile import BB, BusyboxBinary
 from k4s_plugin.rules.errors import target_error
-from k4s_plugin.rules.go import K4sStep, K4sStepResult
+from k4s_plugin.rules.steps import K4sStep, K4sStepResult
 from k4s_plugin.rules.modules import GoBusyboxFieldSet
 from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 from k4s_plugin.targets import (

@@ -10,7 +10,7 @@ from pants.engine.fs import Digest, DigestContents, DigestSubset, MergeDigests, 
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.util.frozendict import FrozenDict
 
-from k4s_plugin.rules.go import K4sStep, K4sStepResult
+from k4s_plugin.rules.steps import K4sStep, K4sStepResult
 from k4s_plugin.rules.modules import (
     MODULES_TAR,
     GoBusyboxFieldSet,

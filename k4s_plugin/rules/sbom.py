@@ -30,7 +30,8 @@ from pants.engine.rules import Get, MultiGet, collect_rules, rule
 import k4s_plugin
 from k4s_plugin.rules.compile import BusyboxBinary
 from k4s_plugin.rules.cpio import Archive
-from k4s_plugin.rules.go import GoToolchain, file_digests
+from k4s_plugin.rules.store import file_digests
+from k4s_plugin.rules.toolchain import GoToolchain
 from k4s_plugin.rules.modules import PATCHES_DIR, GoBusyboxFieldSet, ModuleSources
 
 SBOM_SUFFIX = ".cdx.json"

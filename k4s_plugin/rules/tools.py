@@ -16,13 +16,8 @@ from pants.engine.rules import Get, collect_rules, rule
 from pants.util.logging import LogLevel
 
 from k4s_plugin.rules.errors import K4sStepError
-from k4s_plugin.rules.go import (
-    GO_BUILD_CACHE,
-    GO_MOD_TOOLS_CACHE,
-    GOROOT_CACHE,
-    GoToolchain,
-    VerifiedProcess,
-)
+from k4s_plugin.rules.store import VerifiedProcess
+from k4s_plugin.rules.toolchain import GO_BUILD_CACHE, GO_MOD_TOOLS_CACHE, GOROOT_CACHE, GoToolchain
 
 TOOLS_SRC = Path(__file__).resolve().parent.parent / "tools"
 TOOLS_DIR = "__k4s_tools"
