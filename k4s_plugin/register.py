@@ -8,10 +8,11 @@ from pants.backend.go.util_rules import goroot
 
 from k4s_plugin.rules import (
     budget,
+    busybox,
     compile,
     cpio,
+    download,
     kmods,
-    modules,
     oci,
     package,
     rewrite,
@@ -36,7 +37,8 @@ def rules():
         *store.rules(),
         *steps.rules(),
         *tools.rules(),
-        *modules.rules(),
+        *busybox.rules(),
+        *download.rules(),
         *rewrite.rules(),
         *compile.rules(),
         *cpio.rules(),

@@ -84,8 +84,8 @@ def run_args(cluster_identity: bool) -> tuple[list[str], str]:
     from pants.engine.target import WrappedTarget, WrappedTargetRequest
     from pants.testutil.rule_runner import MockGet, run_rule_with_mocks
 
+    from k4s_plugin.rules.busybox import GoBusyboxFieldSet
     from k4s_plugin.rules.cpio import Archive, InitramfsFieldSet
-    from k4s_plugin.rules.modules import GoBusyboxFieldSet
     from k4s_plugin.rules.run import run_initramfs
     from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 

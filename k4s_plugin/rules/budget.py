@@ -11,11 +11,11 @@ from pants.engine.fs import Digest, DigestEntries, MergeDigests
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 
 from k4s_plugin.grammar import format_size
+from k4s_plugin.rules.busybox import BusyboxBuildRequest, GoModule
 from k4s_plugin.rules.compile import BB, BusyboxBinary
 from k4s_plugin.rules.errors import target_error
 from k4s_plugin.rules.steps import K4sStep, K4sStepResult
 from k4s_plugin.rules.store import file_digests
-from k4s_plugin.rules.modules import GoBusyboxFieldSet, GoModule
 from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 
 TOP = 8
@@ -32,7 +32,7 @@ class SizeBudgetRequest:
     archive_path: str
     files: tuple[tuple[str, str], ...]
     inputs: Digest
-    busybox: GoBusyboxFieldSet
+    busybox: BusyboxBuildRequest
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,8 @@ async def check_size_budget(request: SizeBudgetRequest) -> SizeBudgetMet:
     # Over budget: say where the bytes are.
     input_entries, busybox, module, tools = await MultiGet(
         Get(DigestEntries, Digest, request.inputs),
-        Get(BusyboxBinary, GoBusyboxFieldSet, request.busybox),
-        Get(GoModule, GoBusyboxFieldSet, request.busybox),
+        Get(BusyboxBinary, BusyboxBuildRequest, request.busybox),
+        Get(GoModule, BusyboxBuildRequest, request.busybox),
         Get(K4sTools, K4sToolsRequest()),
     )
     input_sizes = _sizes(input_entries)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pants.engine.addresses import Address
 from pants.engine.fs import Digest, DigestSubset, MergeDigests, PathGlobs
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.util.frozendict import FrozenDict
 
+from k4s_plugin.rules.busybox import BusyboxBuildRequest, GoBuildOptions
+from k4s_plugin.rules.rewrite import GEN_TAR, RewriteCommandsRequest, RewrittenTree
 from k4s_plugin.rules.steps import K4sStep, K4sStepResult
-from k4s_plugin.rules.modules import GoBusyboxFieldSet, tag_args, target_env
-from k4s_plugin.rules.rewrite import GEN_TAR, RewrittenTree
 from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 
 BB = "__k4s_bb/bb"
@@ -24,17 +25,31 @@ class BusyboxBinary:
     commands: FrozenDict[str, str]
 
 
+@dataclass(frozen=True)
+class CompileBusyboxRequest:
+    address: Address
+    options: GoBuildOptions
+    ldflags: tuple[str, ...]
+    rewrite: RewriteCommandsRequest  # the rewrite step that makes gen.tar
+
+
+@rule
+async def compile_busybox_request(busybox: BusyboxBuildRequest) -> CompileBusyboxRequest:
+    rewrite = await Get(RewriteCommandsRequest, BusyboxBuildRequest, busybox)
+    return CompileBusyboxRequest(busybox.address, busybox.options, busybox.ldflags, rewrite)
+
+
 @rule(desc="Compile a go_busybox")
-async def compile_busybox(field_set: GoBusyboxFieldSet) -> BusyboxBinary:
+async def compile_busybox(request: CompileBusyboxRequest) -> BusyboxBinary:
     tree, tools = await MultiGet(
-        Get(RewrittenTree, GoBusyboxFieldSet, field_set), Get(K4sTools, K4sToolsRequest())
+        Get(RewrittenTree, RewriteCommandsRequest, request.rewrite), Get(K4sTools, K4sToolsRequest())
     )
     gen = await Get(Digest, DigestSubset(tree.digest, PathGlobs([GEN_TAR])))
     input_digest = await Get(Digest, MergeDigests([tools.digest, gen]))
     result = await Get(
         K4sStepResult,
         K4sStep(
-            address=field_set.address,
+            address=request.address,
             step="compile",
             argv=(
                 tools.k4stool,
@@ -44,13 +59,13 @@ async def compile_busybox(field_set: GoBusyboxFieldSet) -> BusyboxBinary:
                 "-out",
                 BB,
                 "-ldflags",
-                " ".join(field_set.ldflags.value or ()),
-                *tag_args(field_set),
+                " ".join(request.ldflags),
+                *request.options.tag_args(),
             ),
             input_digest=input_digest,
             output_files=(BB,),
-            description=f"Compile {field_set.address} ({len(tree.commands)} commands)",
-            extra_env=target_env(field_set),
+            description=f"Compile {request.address} ({len(tree.commands)} commands)",
+            extra_env=request.options.target_env(),
         ),
     )
     return BusyboxBinary(result.output_digest, tree.commands)

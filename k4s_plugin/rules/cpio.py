@@ -32,13 +32,13 @@ from pants.util.frozendict import FrozenDict
 
 from k4s_plugin.rules.addresses import field_address
 from k4s_plugin.rules.budget import SizeBudgetMet, SizeBudgetRequest
+from k4s_plugin.rules.busybox import BusyboxBuildRequest, GoBusyboxFieldSet, busybox_of
 from k4s_plugin.rules.compile import BB, BusyboxBinary
 from k4s_plugin.rules.kmods import KernelModules, KernelModulesRequest
 from k4s_plugin.rules.layout import BUSYBOX, LayoutEntry, check_layout
-from k4s_plugin.rules.oci import OciImage, OciImageFieldSet, busybox_of
+from k4s_plugin.rules.oci import OciImage, OciImageFieldSet
 from k4s_plugin.rules.errors import target_error
 from k4s_plugin.rules.steps import K4sStep, K4sStepResult
-from k4s_plugin.rules.modules import GoBusyboxFieldSet
 from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 from k4s_plugin.targets import (
     COMPRESSIONS,
@@ -357,7 +357,7 @@ async def build_initramfs(field_set: InitramfsFieldSet) -> Archive:
     archive = Archive(result.output_digest, f"__k4s_archive/{out}", files, input_digest)
     if field_set.max_size.value is not None:
         await Get(SizeBudgetMet, SizeBudgetRequest(
-            field_set.address, field_set.max_size.bytes(), archive.digest, archive.path, files, input_digest, bb_field_set,
+            field_set.address, field_set.max_size.bytes(), archive.digest, archive.path, files, input_digest, BusyboxBuildRequest.from_field_set(bb_field_set),
         ))
     return archive
 

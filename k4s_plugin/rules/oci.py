@@ -9,23 +9,15 @@ from dataclasses import dataclass
 from pants.engine.addresses import Address
 from pants.engine.fs import CreateDigest, Digest, FileContent, MergeDigests
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.engine.target import (
-    FieldSet,
-    InferDependenciesRequest,
-    InferredDependencies,
-    WrappedTarget,
-    WrappedTargetRequest,
-)
+from pants.engine.target import FieldSet, InferDependenciesRequest, InferredDependencies
 from pants.engine.unions import UnionRule
 
 from k4s_plugin.rules.addresses import field_address
+from k4s_plugin.rules.busybox import GoBusyboxFieldSet, busybox_of
 from k4s_plugin.rules.compile import BB, BusyboxBinary
-from k4s_plugin.rules.errors import target_error
 from k4s_plugin.rules.steps import K4sStep, K4sStepResult
-from k4s_plugin.rules.modules import GoBusyboxFieldSet
 from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 from k4s_plugin.targets import (
-    GoBusyboxTarget,
     OciImageBusyboxField,
     OciImageCmdField,
     OciImageEntrypointField,
@@ -57,25 +49,35 @@ class OciImage:
     name: str
 
 
-async def busybox_of(address: Address, field) -> GoBusyboxFieldSet:
-    """The go_busybox a `busybox` field (of an initramfs or oci_image) names."""
-    bb_address = await field_address(field, field.value)
-    wrapped = await Get(
-        WrappedTarget,
-        WrappedTargetRequest(bb_address, description_of_origin=f"the `{field.alias}` field of {address}"),
-    )
-    if not isinstance(wrapped.target, GoBusyboxTarget):
-        raise target_error(
-            address, field.alias,
-            f"points at {bb_address}, a `{wrapped.target.alias}` target, not a `go_busybox`.",
-            "Give the address of a `go_busybox` target, e.g. `busybox=\":bb\"`.",
+@dataclass(frozen=True)
+class OciImageRequest:
+    address: Address
+    busybox: OciImageBusyboxField  # resolved by busybox_of
+    name: str
+    entrypoint: tuple[str, ...]
+    cmd: tuple[str, ...]
+    env: tuple[str, ...]
+
+    @classmethod
+    def from_field_set(cls, field_set: OciImageFieldSet) -> OciImageRequest:
+        return cls(
+            address=field_set.address,
+            busybox=field_set.busybox,
+            name=field_set.image_name.value_or_default(field_set.address),
+            entrypoint=tuple(field_set.entrypoint.value or ()),
+            cmd=tuple(field_set.cmd.value or ()),
+            env=tuple(field_set.env.value or ()),
         )
-    return GoBusyboxFieldSet.create(wrapped.target)
+
+
+@rule
+def oci_image_request(field_set: OciImageFieldSet) -> OciImageRequest:
+    return OciImageRequest.from_field_set(field_set)
 
 
 @rule(desc="Build an OCI image from a go_busybox")
-async def build_oci_image(field_set: OciImageFieldSet) -> OciImage:
-    bb_field_set = await busybox_of(field_set.address, field_set.busybox)
+async def build_oci_image(request: OciImageRequest) -> OciImage:
+    bb_field_set = await busybox_of(request.address, request.busybox)
     busybox, tools = await MultiGet(
         Get(BusyboxBinary, GoBusyboxFieldSet, bb_field_set), Get(K4sTools, K4sToolsRequest())
     )
@@ -85,13 +87,12 @@ async def build_oci_image(field_set: OciImageFieldSet) -> OciImage:
         {"path": "tmp", "type": "dir", "mode": 0o1777},
         *({"path": f"bbin/{c}", "type": "symlink", "target": "bb"} for c in sorted(busybox.commands) if c != "bb"),
     ]
-    name = field_set.image_name.value_or_default(field_set.address)
     manifest = {
-        "name": name,
+        "name": request.name,
         "arch": bb_field_set.goarch.value,
-        "entrypoint": list(field_set.entrypoint.value or ()),
-        "cmd": list(field_set.cmd.value or ()),
-        "env": list(field_set.env.value or ()),
+        "entrypoint": list(request.entrypoint),
+        "cmd": list(request.cmd),
+        "env": list(request.env),
         "records": records,
     }
     manifest_digest = await Get(
@@ -101,15 +102,15 @@ async def build_oci_image(field_set: OciImageFieldSet) -> OciImage:
     result = await Get(
         K4sStepResult,
         K4sStep(
-            address=field_set.address,
+            address=request.address,
             step="OCI image",
             argv=(tools.k4stool, "oci", "-manifest", OCI_MANIFEST, "-out", OCI_TAR),
             input_digest=input_digest,
             output_files=(OCI_TAR,),
-            description=f"Write OCI image {name} ({field_set.address})",
+            description=f"Write OCI image {request.name} ({request.address})",
         ),
     )
-    return OciImage(result.output_digest, OCI_TAR, name)
+    return OciImage(result.output_digest, OCI_TAR, request.name)
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ from pants.engine.fs import CreateDigest, Digest, DigestEntries, FileEntry, Merg
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.unions import UnionRule
 
+from k4s_plugin.rules.busybox import BusyboxBuildRequest, GoBusyboxFieldSet
 from k4s_plugin.rules.compile import BB, BusyboxBinary
 from k4s_plugin.rules.cpio import Archive, InitramfsFieldSet
-from k4s_plugin.rules.modules import GoBusyboxFieldSet
-from k4s_plugin.rules.oci import OciImage, OciImageFieldSet
+from k4s_plugin.rules.oci import OciImage, OciImageFieldSet, OciImageRequest
 from k4s_plugin.rules.sbom import SBOM_SUFFIX, Sbom, SbomRequest
 from k4s_plugin.targets import (
     COMPRESSIONS,
@@ -48,7 +48,7 @@ async def _move(digest: Digest, src: str, dst: str, executable: bool) -> Digest:
 
 @rule(desc="Package a go_busybox")
 async def package_go_busybox(field_set: PackageGoBusyboxFieldSet) -> BuiltPackage:
-    busybox = await Get(BusyboxBinary, GoBusyboxFieldSet, base_field_set(field_set, GoBusyboxFieldSet))
+    busybox = await Get(BusyboxBinary, BusyboxBuildRequest, BusyboxBuildRequest.from_field_set(field_set))
     path = field_set.output_path.value_or_default(file_ending=None)
     digest = await _move(busybox.digest, BB, path, executable=True)
     return BuiltPackage(
@@ -63,7 +63,7 @@ async def package_initramfs(field_set: PackageInitramfsFieldSet) -> BuiltPackage
     archive, busybox = await MultiGet(
         Get(Archive, InitramfsFieldSet, base), Get(GoBusyboxFieldSet, InitramfsFieldSet, base)
     )
-    sbom = await Get(Sbom, SbomRequest(field_set.address, busybox, archive, field_set.compression.value))
+    sbom = await Get(Sbom, SbomRequest(field_set.address, BusyboxBuildRequest.from_field_set(busybox), archive, field_set.compression.value))
     path = field_set.output_path.value_or_default(
         file_ending=COMPRESSIONS[field_set.compression.value]
     )
@@ -83,7 +83,7 @@ class PackageOciImageFieldSet(OciImageFieldSet, PackageFieldSet):
 
 @rule(desc="Package an oci_image")
 async def package_oci_image(field_set: PackageOciImageFieldSet) -> BuiltPackage:
-    image = await Get(OciImage, OciImageFieldSet, base_field_set(field_set, OciImageFieldSet))
+    image = await Get(OciImage, OciImageRequest, OciImageRequest.from_field_set(field_set))
     path = field_set.output_path.value_or_default(file_ending="tar")
     digest = await _move(image.digest, image.path, path, executable=False)
     return BuiltPackage(digest, (BuiltPackageArtifact(path, extra_log_lines=(f"image {image.name}",)),))

@@ -6,19 +6,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from pants.engine.addresses import Address
 from pants.engine.fs import Digest, DigestContents, DigestSubset, MergeDigests, PathGlobs
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.util.frozendict import FrozenDict
 
+from k4s_plugin.rules.busybox import BusyboxBuildRequest, GoBuildOptions, GoModule
+from k4s_plugin.rules.download import MODULES_TAR, DownloadModulesRequest, ModuleSources
 from k4s_plugin.rules.steps import K4sStep, K4sStepResult
-from k4s_plugin.rules.modules import (
-    MODULES_TAR,
-    GoBusyboxFieldSet,
-    GoModule,
-    ModuleSources,
-    tag_args,
-    target_env,
-)
 from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 
 GEN_TAR = "__k4s_gen.tar"
@@ -33,30 +28,47 @@ class RewrittenTree:
     commands: FrozenDict[str, str]  # name -> import path
 
 
+@dataclass(frozen=True)
+class RewriteCommandsRequest:
+    address: Address
+    module: GoModule
+    commands: tuple[str, ...]
+    command_names: FrozenDict[str, str]  # import path -> name
+    options: GoBuildOptions
+    download: DownloadModulesRequest  # the same commands' download step: modules.tar
+
+
+@rule
+async def rewrite_commands_request(busybox: BusyboxBuildRequest) -> RewriteCommandsRequest:
+    download = await Get(DownloadModulesRequest, BusyboxBuildRequest, busybox)
+    return RewriteCommandsRequest(
+        busybox.address, download.module, busybox.commands, busybox.command_names, busybox.options, download
+    )
+
+
 @rule(desc="Rewrite Go commands with gobusybox")
-async def rewrite_commands(field_set: GoBusyboxFieldSet) -> RewrittenTree:
+async def rewrite_commands(request: RewriteCommandsRequest) -> RewrittenTree:
     # Concurrently: the tools build overlaps the module download.
-    module, modules, tools = await MultiGet(
-        Get(GoModule, GoBusyboxFieldSet, field_set),
-        Get(ModuleSources, GoBusyboxFieldSet, field_set),
+    modules, tools = await MultiGet(
+        Get(ModuleSources, DownloadModulesRequest, request.download),
         Get(K4sTools, K4sToolsRequest()),
     )
-    input_digest = await Get(Digest, MergeDigests([tools.digest, module.digest, modules.digest]))
+    input_digest = await Get(Digest, MergeDigests([tools.digest, request.module.digest, modules.digest]))
     names = tuple(
         a
-        for pkg, name in sorted((field_set.command_names.value or {}).items())
+        for pkg, name in sorted(request.command_names.items())
         for a in ("-name", f"{pkg}={name}")
     )
     result = await Get(
         K4sStepResult,
         K4sStep(
-            address=field_set.address,
+            address=request.address,
             step="gobusybox rewrite",
             argv=(
                 tools.k4stool,
                 "rewrite",
                 "-gomod",
-                module.dir,
+                request.module.dir,
                 "-modules",
                 MODULES_TAR,
                 "-out",
@@ -64,14 +76,14 @@ async def rewrite_commands(field_set: GoBusyboxFieldSet) -> RewrittenTree:
                 "-commands",
                 COMMANDS_JSON,
                 *names,
-                *tag_args(field_set),
+                *request.options.tag_args(),
                 "--",
-                *field_set.commands.value,
+                *request.commands,
             ),
             input_digest=input_digest,
             output_files=(GEN_TAR, COMMANDS_JSON),
-            description=f"Rewrite commands of {field_set.address} with gobusybox",
-            extra_env=target_env(field_set),
+            description=f"Rewrite commands of {request.address} with gobusybox",
+            extra_env=request.options.target_env(),
         ),
     )
     cmds_digest = await Get(Digest, DigestSubset(result.output_digest, PathGlobs([COMMANDS_JSON])))

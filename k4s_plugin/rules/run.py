@@ -20,9 +20,9 @@ from pants.engine.fs import Digest, MergeDigests
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import SourcesField, WrappedTarget, WrappedTargetRequest
 
+from k4s_plugin.rules.busybox import GoBusyboxFieldSet
 from k4s_plugin.rules.cpio import Archive, InitramfsFieldSet
 from k4s_plugin.rules.errors import target_error
-from k4s_plugin.rules.modules import GoBusyboxFieldSet
 from k4s_plugin.rules.package import base_field_set
 from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 from k4s_plugin.targets import (

@@ -28,11 +28,12 @@ from pants.engine.fs import CreateDigest, Digest, DigestContents, DigestEntries,
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 
 import k4s_plugin
+from k4s_plugin.rules.busybox import BusyboxBuildRequest
 from k4s_plugin.rules.compile import BusyboxBinary
 from k4s_plugin.rules.cpio import Archive
+from k4s_plugin.rules.download import PATCHES_DIR, ModuleSources
 from k4s_plugin.rules.store import file_digests
 from k4s_plugin.rules.toolchain import GoToolchain
-from k4s_plugin.rules.modules import PATCHES_DIR, GoBusyboxFieldSet, ModuleSources
 
 SBOM_SUFFIX = ".cdx.json"
 # A fixed namespace for the BOM's serial number (uuid5 of the image's SHA-256).
@@ -44,7 +45,7 @@ class SbomRequest:
     """The SBOM of `archive`, the initramfs `address` built around `busybox`."""
 
     address: Address
-    busybox: GoBusyboxFieldSet
+    busybox: BusyboxBuildRequest
     archive: Archive
     compression: str
 
@@ -96,10 +97,10 @@ def _module_component(module: dict, patch_hashes: dict[str, str]) -> dict:
 @rule(desc="Write the SBOM of an initramfs")
 async def initramfs_sbom(request: SbomRequest, toolchain: GoToolchain) -> Sbom:
     busybox, modules = await MultiGet(
-        Get(BusyboxBinary, GoBusyboxFieldSet, request.busybox),
-        Get(ModuleSources, GoBusyboxFieldSet, request.busybox),
+        Get(BusyboxBinary, BusyboxBuildRequest, request.busybox),
+        Get(ModuleSources, BusyboxBuildRequest, request.busybox),
     )
-    patches = await Get(Digest, PathGlobs(request.busybox.patches.paths()))
+    patches = await Get(Digest, PathGlobs(request.busybox.patches))
     used_contents, input_entries, archive_entries, patch_entries = await MultiGet(
         Get(DigestContents, Digest, modules.modules_json),
         Get(DigestEntries, Digest, request.archive.inputs),
