@@ -85,7 +85,8 @@ def run_args(cluster_identity: bool) -> tuple[list[str], str]:
     from pants.testutil.rule_runner import MockGet, run_rule_with_mocks
 
     from k4s_plugin.rules.busybox import GoBusyboxFieldSet
-    from k4s_plugin.rules.cpio import Archive, InitramfsFieldSet
+    from k4s_plugin.rules.cpio import Archive
+    from k4s_plugin.rules.initramfs import InitramfsRequest
     from k4s_plugin.rules.run import run_initramfs
     from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 
@@ -104,8 +105,8 @@ def run_args(cluster_identity: bool) -> tuple[list[str], str]:
         rule_args=[RunInitramfsFieldSet.create(tgt), build_root],
         mock_gets=[
             MockGet(K4sTools, (K4sToolsRequest,), lambda _: K4sTools(EMPTY_DIGEST)),
-            MockGet(Archive, (InitramfsFieldSet,), lambda _: Archive(EMPTY_DIGEST, "img.cpio")),
-            MockGet(GoBusyboxFieldSet, (InitramfsFieldSet,),
+            MockGet(Archive, (InitramfsRequest,), lambda _: Archive(EMPTY_DIGEST, "img.cpio")),
+            MockGet(GoBusyboxFieldSet, (InitramfsRequest,),
                     lambda _: SimpleNamespace(goarch=SimpleNamespace(value="amd64"))),
             MockGet(BinaryPaths, (BinaryPathRequest,),
                     lambda _: BinaryPaths("qemu", [BinaryPath("/usr/bin/qemu-system-x86_64")])),

@@ -26,8 +26,9 @@ from pants.testutil.rule_runner import QueryRule, RuleRunner
 from k4s_plugin import register
 from k4s_plugin.rules.busybox import GoBusyboxFieldSet
 from k4s_plugin.rules.compile import BB, BusyboxBinary
-from k4s_plugin.rules.cpio import Archive, InitramfsFieldSet
+from k4s_plugin.rules.cpio import Archive
 from k4s_plugin.rules.download import ModuleSources
+from k4s_plugin.rules.initramfs import InitramfsFieldSet
 from k4s_plugin.rules.oci import OciImage, OciImageFieldSet
 from k4s_plugin.rules.rewrite import COMMANDS_JSON, GEN_TAR, RewrittenTree
 from k4s_plugin.rules.tools import K4sDownloadTool, K4sTools, K4sToolsRequest

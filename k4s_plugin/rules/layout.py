@@ -1,15 +1,20 @@
-"""The initramfs layout, checked before the cpio step (the "manifest" of rules_pkg).
+"""The initramfs layout: the manifest records of the image, checked, then written as
+the manifest the cpio step packs (the "manifest" of rules_pkg). Pure functions: the
+rules (initramfs.py, cpio.py) gather the inputs and run the step.
 
-`build_initramfs` gathers every entry of the image with the field it came from; this
-module decides whether those entries make a bootable tree: each path relative and
-inside the image, each path used once, nothing placed under a file or a link, no user
-file where u-root's base layout has a directory. A problem names the entry, the field
-it came from and what it clashes with; the rule turns it into a target error.
+Each record keeps the field it came from, so that `check_layout` can tell whether
+the records make a bootable tree: each path relative and inside the image, each path
+used once, nothing placed under a file or a link, no user file where u-root's base
+layout has a directory. A problem names the entry, the field it came from and what it
+clashes with; the rule turns it into a target error.
 """
 
 from __future__ import annotations
 
+import json
+import os.path
 from dataclasses import dataclass
+from typing import Iterable, Mapping
 
 from k4s_plugin import grammar
 
@@ -22,6 +27,11 @@ BASE_LAYOUT_DIRS = frozenset(
 # busybox itself implies: bbin/, /init, the shell and uinit links).
 BUSYBOX = "busybox"
 
+# Where the node finds OCI image archives to import (k4s-node, images.go).
+IMAGES_DIR = "var/lib/k4s/images"
+# The node supervisor's component list (`node_components`; k4s-node, main.go).
+NODE_COMPONENTS = "etc/k4s/components"
+
 
 @dataclass(frozen=True)
 class LayoutEntry:
@@ -29,6 +39,111 @@ class LayoutEntry:
     kind: str  # "file", "symlink", "dir"
     origin: str  # the field that put it there, or BUSYBOX
     what: str  # for messages: the source file, or what the link is
+
+
+@dataclass(frozen=True)
+class Record:
+    """One manifest record: a file copied from `src` in the sandbox, a symlink to
+    `target`, or a file k4stool writes from `argv` (etc/uinit.flags); with the field
+    it came from (`origin`) and what it is (`what`), for check_layout."""
+
+    path: str
+    type: str  # "file", "symlink", "argv"
+    origin: str
+    what: str
+    src: str | None = None
+    target: str | None = None
+    argv: tuple[str, ...] | None = None
+    mode: int | None = None
+
+    def entry(self) -> LayoutEntry:
+        return LayoutEntry(self.path, "file" if self.type in ("file", "argv") else self.type, self.origin, self.what)
+
+    def manifest_json(self) -> dict:
+        record: dict = {"path": self.path, "type": self.type}
+        if self.src is not None:
+            record["src"] = self.src
+        if self.target is not None:
+            record["target"] = self.target
+        if self.argv is not None:
+            record["argv"] = list(self.argv)
+        if self.mode is not None:
+            record["mode"] = self.mode
+        return record
+
+
+def file_record(path: str, src: str, origin: str, what: str, mode: int = 0o644) -> Record:
+    return Record(path, "file", origin, what, src=src, mode=mode)
+
+
+def _link(path: str, target: str) -> Record:
+    return Record(path, "symlink", BUSYBOX, f"the link {path} -> {target}", target=target)
+
+
+def busybox_records(
+    bb_src: str,
+    commands: Iterable[str],
+    init: str,
+    shell: str | None,
+    uinit: str | None,
+    uinit_args: tuple[str, ...],
+    components_src: str | None,
+) -> list[Record]:
+    """What the busybox implies: bbin/bb and a link per command, /init, the shell and
+    uinit links, etc/uinit.flags, and the node supervisor's component list."""
+    records = [file_record("bbin/bb", bb_src, BUSYBOX, "the busybox's bbin/bb", mode=0o755)]
+    records += [_link(f"bbin/{name}", "bb") for name in commands if name != "bb"]
+    records.append(_link("init", f"bbin/{init}"))
+    if shell:
+        for link in ("bin/sh", "bin/defaultsh"):
+            records.append(_link(link, f"../bbin/{shell}"))
+    if uinit is not None:
+        records.append(_link("bin/uinit", f"../bbin/{uinit}"))
+        if uinit_args:
+            records.append(Record(
+                "etc/uinit.flags", "argv", BUSYBOX, "the busybox's etc/uinit.flags", argv=uinit_args, mode=0o644
+            ))
+    if components_src is not None:
+        records.append(file_record(NODE_COMPONENTS, components_src, BUSYBOX, f"the busybox's {NODE_COMPONENTS}"))
+    return records
+
+
+def dependency_records(
+    files: Iterable[str], mapping: Mapping[str, str], mapping_field: str, dependencies_field: str
+) -> list[Record]:
+    """The files of `dependencies`, each at its path or where `files_mapping` maps it."""
+    return [
+        file_record(
+            os.path.normpath(mapping.get(src, src)), src,
+            mapping_field if src in mapping else dependencies_field, src,
+        )
+        for src in files
+    ]
+
+
+def image_record(name: str, src: str, origin: str, what: str) -> Record:
+    return file_record(f"{IMAGES_DIR}/{name}", src, origin, what)
+
+
+def kernel_module_records(records: Iterable[tuple[str, str]], origin: str) -> list[Record]:
+    """The module files, modules.dep and modules-load.d/k4s.conf of `kernel_modules`
+    ((image path, sandbox path) pairs from kmods.py)."""
+    return [file_record(dst, src, origin, f"module file {os.path.basename(dst)}") for dst, src in records]
+
+
+def manifest(records: Iterable[Record], base_layout: bool, compression: str) -> bytes:
+    """The manifest k4stool cpio packs: the records sorted by path."""
+    content = {
+        "base_layout": base_layout,
+        "compression": compression,
+        "records": sorted((r.manifest_json() for r in records), key=lambda r: r["path"]),
+    }
+    return json.dumps(content, indent=1, sort_keys=True).encode()
+
+
+def image_files(records: Iterable[Record]) -> tuple[tuple[str, str], ...]:
+    """(path in the image, path in the sandbox) of every regular file, for the SBOM."""
+    return tuple(sorted((r.path, r.src) for r in records if r.type == "file" and r.src is not None))
 
 
 @dataclass(frozen=True)

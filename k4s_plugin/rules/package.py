@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
@@ -12,7 +11,8 @@ from pants.engine.unions import UnionRule
 
 from k4s_plugin.rules.busybox import BusyboxBuildRequest, GoBusyboxFieldSet
 from k4s_plugin.rules.compile import BB, BusyboxBinary
-from k4s_plugin.rules.cpio import Archive, InitramfsFieldSet
+from k4s_plugin.rules.cpio import Archive
+from k4s_plugin.rules.initramfs import InitramfsFieldSet, InitramfsRequest
 from k4s_plugin.rules.oci import OciImage, OciImageFieldSet, OciImageRequest
 from k4s_plugin.rules.sbom import SBOM_SUFFIX, Sbom, SbomRequest
 from k4s_plugin.targets import (
@@ -31,11 +31,6 @@ class PackageGoBusyboxFieldSet(GoBusyboxFieldSet, PackageFieldSet):
 @dataclass(frozen=True)
 class PackageInitramfsFieldSet(InitramfsFieldSet, PackageFieldSet):
     output_path: InitramfsOutputPathField
-
-
-def base_field_set(field_set, base_cls):
-    """The step rules take the plain field set (no output_path) as their parameter."""
-    return base_cls(**{f.name: getattr(field_set, f.name) for f in dataclasses.fields(base_cls)})
 
 
 async def _move(digest: Digest, src: str, dst: str, executable: bool) -> Digest:
@@ -59,11 +54,13 @@ async def package_go_busybox(field_set: PackageGoBusyboxFieldSet) -> BuiltPackag
 
 @rule(desc="Package an initramfs")
 async def package_initramfs(field_set: PackageInitramfsFieldSet) -> BuiltPackage:
-    base = base_field_set(field_set, InitramfsFieldSet)
+    request = InitramfsRequest.from_field_set(field_set)
     archive, busybox = await MultiGet(
-        Get(Archive, InitramfsFieldSet, base), Get(GoBusyboxFieldSet, InitramfsFieldSet, base)
+        Get(Archive, InitramfsRequest, request), Get(GoBusyboxFieldSet, InitramfsRequest, request)
     )
-    sbom = await Get(Sbom, SbomRequest(field_set.address, BusyboxBuildRequest.from_field_set(busybox), archive, field_set.compression.value))
+    sbom = await Get(
+        Sbom, SbomRequest(field_set.address, BusyboxBuildRequest.from_field_set(busybox), archive, request.compression)
+    )
     path = field_set.output_path.value_or_default(
         file_ending=COMPRESSIONS[field_set.compression.value]
     )

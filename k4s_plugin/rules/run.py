@@ -21,9 +21,9 @@ from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import SourcesField, WrappedTarget, WrappedTargetRequest
 
 from k4s_plugin.rules.busybox import GoBusyboxFieldSet
-from k4s_plugin.rules.cpio import Archive, InitramfsFieldSet
+from k4s_plugin.rules.cpio import Archive
 from k4s_plugin.rules.errors import target_error
-from k4s_plugin.rules.package import base_field_set
+from k4s_plugin.rules.initramfs import InitramfsFieldSet, InitramfsRequest
 from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 from k4s_plugin.targets import (
     InitramfsClusterIdentityField,
@@ -73,11 +73,11 @@ class RunInitramfsFieldSet(InitramfsFieldSet, RunFieldSet):
 
 @rule(desc="Boot an initramfs in QEMU")
 async def run_initramfs(field_set: RunInitramfsFieldSet, build_root: BuildRoot) -> RunRequest:
-    base = base_field_set(field_set, InitramfsFieldSet)
+    request = InitramfsRequest.from_field_set(field_set)
     tools, archive = await MultiGet(
-        Get(K4sTools, K4sToolsRequest()), Get(Archive, InitramfsFieldSet, base)
+        Get(K4sTools, K4sToolsRequest()), Get(Archive, InitramfsRequest, request)
     )
-    busybox = await Get(GoBusyboxFieldSet, InitramfsFieldSet, base)
+    busybox = await Get(GoBusyboxFieldSet, InitramfsRequest, request)
     goarch = busybox.goarch.value
     if goarch not in QEMU:
         raise target_error(

@@ -1,0 +1,331 @@
+"""An initramfs target as the pack step sees it: its FieldSet, its busybox, its
+inferred dependencies, and `InitramfsRequest`, the one place that reads the FieldSet.
+
+`build_initramfs` gathers the image's inputs (the busybox, `dependencies` files,
+`images`, kernel modules), lays them out (layout.py), packs them (cpio.py) and
+checks `max_size` (budget.py).
+"""
+
+from __future__ import annotations
+
+import os.path
+from dataclasses import dataclass
+
+from pants.core.target_types import FileSourceField
+from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
+from pants.engine.addresses import Address
+from pants.engine.fs import AddPrefix, CreateDigest, Digest, FileContent, MergeDigests
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import (
+    DependenciesRequest,
+    FieldSet,
+    InferDependenciesRequest,
+    InferredDependencies,
+    SourcesField,
+    Targets,
+    WrappedTarget,
+    WrappedTargetRequest,
+)
+from pants.engine.unions import UnionRule
+from pants.util.frozendict import FrozenDict
+
+from k4s_plugin.rules import layout
+from k4s_plugin.rules.addresses import field_address
+from k4s_plugin.rules.budget import SizeBudgetMet, SizeBudgetRequest
+from k4s_plugin.rules.busybox import BusyboxBuildRequest, GoBusyboxFieldSet, busybox_of
+from k4s_plugin.rules.compile import BB, BusyboxBinary
+from k4s_plugin.rules.cpio import Archive, PackInitramfsRequest
+from k4s_plugin.rules.errors import target_error
+from k4s_plugin.rules.kmods import KernelModules, KernelModulesRequest
+from k4s_plugin.rules.oci import OciImage, OciImageFieldSet
+from k4s_plugin.targets import (
+    InitramfsBaseLayoutField,
+    InitramfsBusyboxField,
+    InitramfsCompressionField,
+    InitramfsDependenciesField,
+    InitramfsFilesMappingField,
+    InitramfsImagesField,
+    InitramfsInitField,
+    InitramfsKernelModulesDirField,
+    InitramfsKernelModulesField,
+    InitramfsMaxSizeField,
+    InitramfsNodeComponentsField,
+    InitramfsShellField,
+    InitramfsUinitArgsField,
+    InitramfsUinitField,
+    OciImageTarget,
+)
+
+IMAGES_PREFIX = "__k4s_images/"
+NODE_COMPONENTS_SRC = "__k4s_node/components"
+
+
+@dataclass(frozen=True)
+class InitramfsFieldSet(FieldSet):
+    required_fields = (InitramfsBusyboxField,)
+
+    busybox: InitramfsBusyboxField
+    init: InitramfsInitField
+    uinit: InitramfsUinitField
+    uinit_args: InitramfsUinitArgsField
+    shell: InitramfsShellField
+    dependencies: InitramfsDependenciesField
+    files_mapping: InitramfsFilesMappingField
+    base_layout: InitramfsBaseLayoutField
+    compression: InitramfsCompressionField
+    kernel_modules: InitramfsKernelModulesField
+    kernel_modules_dir: InitramfsKernelModulesDirField
+    images: InitramfsImagesField
+    node_components: InitramfsNodeComponentsField
+    max_size: InitramfsMaxSizeField
+
+
+@dataclass(frozen=True)
+class InitramfsRequest:
+    """What building an initramfs reads of its target, taken from its FieldSet (or a
+    subclass, such as the package and run goals') by `from_field_set`. The fields
+    that name targets stay fields: they are resolved relative to the target."""
+
+    address: Address
+    busybox: InitramfsBusyboxField
+    init: str
+    uinit: str | None
+    uinit_args: tuple[str, ...]
+    shell: str | None
+    node_components: tuple[str, ...]
+    dependencies: InitramfsDependenciesField
+    files_mapping: FrozenDict[str, str]  # source path -> path in the image
+    images: InitramfsImagesField
+    kernel_modules: tuple[str, ...]
+    kernel_modules_dir: str | None
+    base_layout: bool
+    compression: str
+    max_size: int | None  # bytes
+
+    @classmethod
+    def from_field_set(cls, field_set: InitramfsFieldSet) -> InitramfsRequest:
+        return cls(
+            address=field_set.address,
+            busybox=field_set.busybox,
+            init=field_set.init.value,
+            uinit=field_set.uinit.value,
+            uinit_args=tuple(field_set.uinit_args.value or ()),
+            shell=field_set.shell.value,
+            node_components=tuple(field_set.node_components.value or ()),
+            dependencies=field_set.dependencies,
+            files_mapping=FrozenDict(field_set.files_mapping.value or {}),
+            images=field_set.images,
+            kernel_modules=tuple(field_set.kernel_modules.value or ()),
+            kernel_modules_dir=field_set.kernel_modules_dir.value,
+            base_layout=field_set.base_layout.value,
+            compression=field_set.compression.value,
+            max_size=field_set.max_size.bytes(),
+        )
+
+
+@rule
+def initramfs_request(field_set: InitramfsFieldSet) -> InitramfsRequest:
+    return InitramfsRequest.from_field_set(field_set)
+
+
+@dataclass(frozen=True)
+class InitramfsBusyboxDependencyFieldSet(FieldSet):
+    required_fields = (InitramfsBusyboxField,)
+
+    busybox: InitramfsBusyboxField
+
+
+class InferInitramfsBusyboxDependency(InferDependenciesRequest):
+    infer_from = InitramfsBusyboxDependencyFieldSet
+
+
+@rule(desc="Infer the go_busybox dependency of an initramfs")
+async def infer_initramfs_busybox(request: InferInitramfsBusyboxDependency) -> InferredDependencies:
+    """The `busybox` field is a dependency, so `pants dependencies`, `--changed-since`
+    and `peek` see it."""
+    field = request.field_set.busybox
+    return InferredDependencies([await field_address(field, field.value)])
+
+
+@rule(desc="Resolve the go_busybox of an initramfs")
+async def initramfs_busybox(request: InitramfsRequest) -> GoBusyboxFieldSet:
+    return await busybox_of(request.address, request.busybox)
+
+
+@dataclass(frozen=True)
+class InitramfsImagesDependencyFieldSet(FieldSet):
+    required_fields = (InitramfsImagesField,)
+
+    images: InitramfsImagesField
+
+
+class InferInitramfsImagesDependency(InferDependenciesRequest):
+    infer_from = InitramfsImagesDependencyFieldSet
+
+
+async def _image_addresses(field: InitramfsImagesField) -> list[Address]:
+    return [await field_address(field, v) for v in field.value or ()]
+
+
+@rule(desc="Infer the oci_image dependencies of an initramfs")
+async def infer_initramfs_images(request: InferInitramfsImagesDependency) -> InferredDependencies:
+    return InferredDependencies(await _image_addresses(request.field_set.images))
+
+
+@dataclass(frozen=True)
+class ImageArchive:
+    """One archive for `var/lib/k4s/images/<name>`: `src` in `digest`."""
+
+    name: str
+    digest: Digest
+    src: str
+    what: str  # for layout messages
+
+
+async def _images(address: Address, addresses: list[Address]) -> list[ImageArchive]:
+    """The `images` field's archives: `oci_image` targets, built concurrently, and the
+    `.tar` files of file targets (OCI image layouts or `docker save` archives, what
+    containerd imports), as k3s takes any tarball in agent/images."""
+    origin = f"the `images` field of {address}"
+    wrapped = await MultiGet(Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin=origin)) for a in addresses)
+    fix = "List `oci_image` targets, or `file`/`files` targets of OCI image archives (`.tar`)."
+    for image_address, w in zip(addresses, wrapped):
+        if not isinstance(w.target, OciImageTarget) and not w.target.has_field(SourcesField):
+            raise target_error(
+                address, "images", f"names {image_address}, a `{w.target.alias}` target, "
+                "neither an `oci_image` nor files.", fix,
+            )
+    ocis = [(a, w.target) for a, w in zip(addresses, wrapped) if isinstance(w.target, OciImageTarget)]
+    files = [(a, w.target) for a, w in zip(addresses, wrapped) if not isinstance(w.target, OciImageTarget)]
+    built = await MultiGet(Get(OciImage, OciImageFieldSet, OciImageFieldSet.create(t)) for _, t in ocis)
+    sources = await MultiGet(Get(SourceFiles, SourceFilesRequest([t[SourcesField]])) for _, t in files)
+    prefixed = await MultiGet(
+        Get(Digest, AddPrefix(image.digest, f"{IMAGES_PREFIX}{a.target_name}"))
+        for (a, _), image in zip(ocis, built)
+    )
+    out = [
+        ImageArchive(f"{a.target_name}.tar", digest, f"{IMAGES_PREFIX}{a.target_name}/{image.path}", f"image {image.name}")
+        for (a, _), image, digest in zip(ocis, built, prefixed)
+    ]
+    for (image_address, _), src in zip(files, sources):
+        not_tar = [f for f in src.files if not f.endswith(".tar")]
+        if not_tar or not src.files:
+            raise target_error(
+                address, "images", f"names {image_address}, whose files are not OCI image "
+                f"archives ending in `.tar`: {', '.join(not_tar) or 'it has none'}.", fix,
+            )
+        out.extend(ImageArchive(os.path.basename(f), src.snapshot.digest, f, f"image archive {f}") for f in src.files)
+    return out
+
+
+def _check_commands(request: InitramfsRequest, commands) -> None:
+    """The command names in `init`, `uinit`, `shell` and `node_components` are
+    commands of the busybox; `uinit_args` has a `uinit`."""
+    for alias, value in (
+        (InitramfsInitField.alias, request.init),
+        (InitramfsUinitField.alias, request.uinit),
+        (InitramfsShellField.alias, request.shell),
+    ):
+        if value and value not in commands:
+            raise target_error(
+                request.address,
+                alias,
+                f"is {value!r}, which is not a command of busybox "
+                f"{request.busybox.value!r} (its commands: {', '.join(sorted(commands))}).",
+                f"Use one of those names, or add the command that provides "
+                f"{value!r} to the busybox's `commands`.",
+            )
+    missing = [c for c in request.node_components if c not in commands]
+    if missing:
+        raise target_error(
+            request.address,
+            InitramfsNodeComponentsField.alias,
+            f"names {', '.join(missing)}, which the busybox {request.busybox.value!r} does "
+            f"not have (its commands: {', '.join(sorted(commands))}).",
+            "Add the command group that provides it to the busybox's `commands` "
+            "(distros/command_groups.py), or drop it from `node_components`.",
+        )
+    if request.uinit_args and request.uinit is None:
+        raise target_error(
+            request.address,
+            InitramfsUinitArgsField.alias,
+            "is set, but `uinit` is not.",
+            "Set `uinit` to the command that takes these arguments.",
+        )
+
+
+@rule(desc="Lay out and pack an initramfs")
+async def build_initramfs(request: InitramfsRequest) -> Archive:
+    bb_field_set = await Get(GoBusyboxFieldSet, InitramfsRequest, request)
+    bb_request = BusyboxBuildRequest.from_field_set(bb_field_set)
+    busybox = await Get(BusyboxBinary, BusyboxBuildRequest, bb_request)
+    _check_commands(request, busybox.commands)
+
+    # The busybox's own layout.
+    digests = [busybox.digest]
+    components_src = None
+    if request.node_components:
+        content = "".join(f"{c}\n" for c in request.node_components).encode()
+        digests.append(await Get(Digest, CreateDigest([FileContent(NODE_COMPONENTS_SRC, content)])))
+        components_src = NODE_COMPONENTS_SRC
+    records = layout.busybox_records(
+        BB, busybox.commands, request.init, request.shell, request.uinit, request.uinit_args, components_src
+    )
+
+    # Extra files from `files` / `relocated_files` dependencies.
+    deps = await Get(Targets, DependenciesRequest(request.dependencies))
+    sources = await Get(
+        SourceFiles,
+        SourceFilesRequest(
+            [t.get(SourcesField) for t in deps],
+            for_sources_types=(FileSourceField,),
+            enable_codegen=True,
+        ),
+    )
+    missing = sorted(set(request.files_mapping) - set(sources.files))
+    if missing:
+        raise target_error(
+            request.address,
+            InitramfsFilesMappingField.alias,
+            f"maps {', '.join(missing)}, which no `files`/`relocated_files` target in "
+            f"`dependencies` provides (they provide: {', '.join(sources.files) or 'nothing'}).",
+            "Add the target that owns the file to `dependencies`, or fix the source path "
+            "(relative to the build root).",
+        )
+    records += layout.dependency_records(
+        sources.files, request.files_mapping, InitramfsFilesMappingField.alias, InitramfsDependenciesField.alias
+    )
+    digests.append(sources.snapshot.digest)
+
+    images = await _images(request.address, await _image_addresses(request.images))
+    records += [layout.image_record(i.name, i.src, InitramfsImagesField.alias, i.what) for i in images]
+    digests += [i.digest for i in images]
+
+    kmods = await Get(
+        KernelModules, KernelModulesRequest(request.address, request.kernel_modules, request.kernel_modules_dir)
+    )
+    records += layout.kernel_module_records(kmods.records, InitramfsKernelModulesField.alias)
+    digests.append(kmods.digest)
+
+    problem = layout.check_layout([r.entry() for r in records], request.base_layout)
+    if problem:
+        raise target_error(request.address, problem.field, problem.problem, problem.fix)
+
+    files = await Get(Digest, MergeDigests(digests))
+    archive = await Get(
+        Archive,
+        PackInitramfsRequest(request.address, tuple(records), files, request.base_layout, request.compression),
+    )
+    if request.max_size is not None:
+        await Get(SizeBudgetMet, SizeBudgetRequest(
+            request.address, request.max_size, archive.digest, archive.path, archive.files, archive.inputs, bb_request,
+        ))
+    return archive
+
+
+def rules():
+    return (
+        *collect_rules(),
+        UnionRule(InferDependenciesRequest, InferInitramfsBusyboxDependency),
+        UnionRule(InferDependenciesRequest, InferInitramfsImagesDependency),
+    )
