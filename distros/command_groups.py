@@ -140,6 +140,9 @@ KINE_SQLITE_PATCH = "//distros/patches/kine-sqlite-only.patch"
 #   containerd without the devmapper and ZFS snapshotters and its OTLP tracing plugin
 #   (upstream's own tags; the appliance uses overlayfs).
 CONTAINERD_TRIM_TAGS = ("no_devmapper", "no_zfs", "no_tracing")
+#   containerd's NRI without its WebAssembly plugin runtime (wazero; upstream's own tag:
+#   NRI plugins as processes over ttrpc still work, and none is configured).
+CONTAINERD_NO_WASM_TAGS = ("nri_no_wasm",)
 #   kube-router without the AWS SDK (only used to turn off EC2's source/destination
 #   check on AWS instances).
 KUBE_ROUTER_NO_AWS_TAGS = ("k4s_kube_router_no_aws",)

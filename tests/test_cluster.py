@@ -140,7 +140,8 @@ def test_agent_joins_and_services_cross_nodes(profile: str, tmp_path: Path) -> N
         # kubectl exec and logs reach the agent's kubelet (its serving certificate).
         web_pod = next(k for k in where if k.startswith("web-"))
         assert server.kubectl("exec", web_pod, "--", "cat", "/etc/hostname").stdout.strip() == web_pod
-        print(f"\ntwo-node {profile} cluster (TCG, 1 GiB each): server Ready {t_server:.0f} s, agent Ready "
+        print(f"\ntwo-node {profile} cluster (TCG, {server.memory_mib} + {agent.memory_mib} MiB): server Ready "
+              f"{t_server:.0f} s, agent Ready "
               f"{t_agent:.0f} s after its QEMU started, cross-node Service by DNS name at {t_svc:.0f} s")
     finally:
         agent.stop()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -186,7 +187,20 @@ func (n *node) approveServingCSRs() {
 			if c.Spec.SignerName != "kubernetes.io/kubelet-serving" || len(c.Status.Conditions) > 0 {
 				continue
 			}
-			if problem := servingCSRProblem(c.Spec.Request, c.Spec.Username); problem != "" {
+			problem := "the requester is not a node"
+			if name, ok := strings.CutPrefix(c.Spec.Username, "system:node:"); ok {
+				var node struct {
+					Status struct {
+						Addresses []nodeAddress `json:"addresses"`
+					} `json:"status"`
+				}
+				if err := n.call("GET", "/api/v1/nodes/"+name, nil, &node); err != nil {
+					problem = "no node " + name + ": " + err.Error()
+				} else {
+					problem = servingCSRProblem(c.Spec.Request, c.Spec.Username, node.Status.Addresses)
+				}
+			}
+			if problem != "" {
 				if refused[c.Metadata.Name] {
 					continue
 				}
@@ -215,9 +229,17 @@ func (n *node) approveServingCSRs() {
 	}
 }
 
+// nodeAddress is one of a Node's status.addresses (the kubelet reports them).
+type nodeAddress struct {
+	Type    string `json:"type"`
+	Address string `json:"address"`
+}
+
 // servingCSRProblem says why a kubelet-serving CSR is not a node's own
-// request for a serving certificate, or "" if it is.
-func servingCSRProblem(request []byte, username string) string {
+// request for a serving certificate, or "" if it is: its DNS names and IP
+// addresses must be the node's own (its status.addresses), as
+// kubelet-csr-approver requires.
+func servingCSRProblem(request []byte, username string, addrs []nodeAddress) string {
 	b, _ := pem.Decode(request)
 	if b == nil || b.Type != "CERTIFICATE REQUEST" {
 		return "not a PEM certificate request"
@@ -240,6 +262,27 @@ func servingCSRProblem(request []byte, username string) string {
 	}
 	if len(csr.DNSNames) == 0 && len(csr.IPAddresses) == 0 {
 		return "names no DNS name or IP address"
+	}
+	names, ips := map[string]bool{}, map[string]bool{}
+	for _, a := range addrs {
+		switch a.Type {
+		case "Hostname", "InternalDNS", "ExternalDNS":
+			names[a.Address] = true
+		case "InternalIP", "ExternalIP":
+			if ip := net.ParseIP(a.Address); ip != nil {
+				ips[ip.String()] = true
+			}
+		}
+	}
+	for _, d := range csr.DNSNames {
+		if !names[d] {
+			return fmt.Sprintf("DNS name %q is not one of the node's addresses", d)
+		}
+	}
+	for _, ip := range csr.IPAddresses {
+		if !ips[ip.String()] {
+			return fmt.Sprintf("IP address %s is not one of the node's addresses", ip)
+		}
 	}
 	return ""
 }

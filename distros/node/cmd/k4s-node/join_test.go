@@ -28,8 +28,19 @@ func TestServingCSRProblem(t *testing.T) {
 	node := pkix.Name{CommonName: "system:node:agent-1", Organization: []string{"system:nodes"}}
 	ips := []net.IP{net.ParseIP("192.168.76.2")}
 	good := csrPEM(t, &x509.CertificateRequest{Subject: node, IPAddresses: ips, DNSNames: []string{"agent-1"}})
-	if p := servingCSRProblem(good, "system:node:agent-1"); p != "" {
+	addrs := []nodeAddress{{"InternalIP", "192.168.76.2"}, {"Hostname", "agent-1"}}
+	if p := servingCSRProblem(good, "system:node:agent-1", addrs); p != "" {
 		t.Errorf("good CSR refused: %s", p)
+	}
+	// Names that are not the node's own (its status.addresses).
+	for name, a := range map[string][]nodeAddress{
+		"another IP":       {{"InternalIP", "192.168.76.1"}, {"Hostname", "agent-1"}},
+		"another hostname": {{"InternalIP", "192.168.76.2"}, {"Hostname", "server"}},
+		"no addresses":     nil,
+	} {
+		if p := servingCSRProblem(good, "system:node:agent-1", a); p == "" {
+			t.Errorf("CSR approved for a node with %s", name)
+		}
 	}
 	for name, c := range map[string]struct {
 		csr  []byte
@@ -42,7 +53,7 @@ func TestServingCSRProblem(t *testing.T) {
 		"e-mail names":      {csrPEM(t, &x509.CertificateRequest{Subject: node, IPAddresses: ips, EmailAddresses: []string{"a@b"}}), "system:node:agent-1"},
 		"not PEM":           {[]byte("x"), "system:node:agent-1"},
 	} {
-		if p := servingCSRProblem(c.csr, c.user); p == "" {
+		if p := servingCSRProblem(c.csr, c.user, addrs); p == "" {
 			t.Errorf("%s CSR approved", name)
 		}
 	}
