@@ -13,6 +13,7 @@ from k4s_plugin.rules import (
     cpio,
     download,
     initramfs,
+    kernel,
     kmods,
     oci,
     package,
@@ -49,5 +50,6 @@ def rules():
         *package.rules(),
         *sbom.rules(),
         *run.rules(),
+        *kernel.rules(),
         *kmods.rules(),
     ]

@@ -87,6 +87,7 @@ def run_args(cluster_identity: bool) -> tuple[list[str], str]:
     from k4s_plugin.rules.busybox import GoBusyboxFieldSet
     from k4s_plugin.rules.cpio import Archive
     from k4s_plugin.rules.initramfs import InitramfsRequest
+    from k4s_plugin.rules.kernel import HostKernel, HostKernelRequest
     from k4s_plugin.rules.run import run_initramfs
     from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 
@@ -114,6 +115,8 @@ def run_args(cluster_identity: bool) -> tuple[list[str], str]:
               for t, i in ((Address, AddressInput), (WrappedTarget, WrappedTargetRequest),
                            (SourceFiles, SourceFilesRequest))),
             MockGet(Digest, (MergeDigests,), lambda _: EMPTY_DIGEST),
+            MockGet(HostKernel, (HostKernelRequest,),
+                    lambda _: HostKernel("6.1.0-9", "/boot/vmlinuz-6.1.0-9", "/lib/modules/6.1.0-9")),
         ],
     )
     return list(request.args), build_root.path
@@ -127,6 +130,8 @@ def test_run_passes_identity() -> None:
     assert args[args.index("-target") + 1] == "distros/d:img"
     args, _ = run_args(False)
     assert "-identity" not in args and "-new-identity" not in args
+    # The kernel whose modules images carry (rules/kernel.py), not k4stool's own guess.
+    assert args[args.index("-kernel") + 1] == "/boot/vmlinuz-6.1.0-9"
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from pants.engine.rules import Get, MultiGet, collect_rules, rule
 
 from k4s_plugin import grammar
 from k4s_plugin.rules.errors import target_error
+from k4s_plugin.rules.kernel import HostKernel, HostKernelRequest
 
 KMODS_DIR = "__k4s_kmods"
 
@@ -120,28 +121,16 @@ async def collect_kernel_modules(request: KernelModulesRequest) -> KernelModules
         return KernelModules(await Get(Digest, MergeDigests([])), (), ())
     modules_dir = request.modules_dir
     if not modules_dir:
-        find = await _binary(request.address, "find")
-        listing = await Get(
-            ProcessResult,
-            Process(
-                (find, "/lib/modules", "-mindepth", "2", "-maxdepth", "2", "-name", "modules.dep"),
-                description="Find the kernel module trees of this machine",
-                cache_scope=ProcessCacheScope.PER_SESSION,
-            ),
-        )
-        trees = [os.path.dirname(p) for p in listing.stdout.decode().split()]
-        if not trees:
+        # The same kernel `pants run` boots (rules/kernel.py).
+        kernel = await Get(HostKernel, HostKernelRequest(request.address, "kernel_modules"))
+        if not kernel.modules_dir:
             raise target_error(
-                request.address, "kernel_modules", "is set, but this machine has no "
-                "/lib/modules/*/modules.dep.", "Install a kernel's modules (Debian: "
-                "`linux-image-amd64`) or set `kernel_modules_dir`.",
+                request.address, "kernel_modules", f"is set, but this machine's newest kernel, "
+                f"{kernel.version}, has no /lib/modules/{kernel.version}/modules.dep.",
+                "Install that kernel's modules (Debian: `linux-image-amd64`) or set "
+                "`kernel_modules_dir`.",
             )
-
-        def version_key(path: str) -> list:
-            parts = os.path.basename(path).replace("-", ".").split(".")
-            return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts]
-
-        modules_dir = max(trees, key=version_key)
+        modules_dir = kernel.modules_dir
     modules_dir = os.path.normpath(modules_dir)
 
     cat = await _binary(request.address, "cat")
