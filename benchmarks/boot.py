@@ -11,7 +11,6 @@ prompt of u-root's gosh (its key help line) on the serial console; then it power
 
 from __future__ import annotations
 
-import glob
 import os
 import select
 import subprocess
@@ -20,6 +19,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.qemu import host_kernel, qemu_argv  # noqa: E402
 # gosh's line editor draws "> " and then its key help line, once it waits for input.
 PROMPT = b"toggle key help"
 TIMEOUT_S = 300
@@ -28,9 +30,7 @@ TIMEOUT_S = 300
 def boot_to_shell(image: Path, kernel: str) -> float:
     start = time.monotonic()
     vm = subprocess.Popen(
-        ["qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-m", "4096", "-smp", "2",
-         "-nographic", "-no-reboot", "-kernel", kernel, "-initrd", str(image),
-         "-append", "console=ttyS0 panic=-1 quiet"],
+        qemu_argv(image, memory=4096, cpus=2, append="quiet", kernel=kernel),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     seen = b""
@@ -56,7 +56,7 @@ def boot_to_shell(image: Path, kernel: str) -> float:
 
 
 def main() -> None:
-    kernel = sorted(glob.glob("/boot/vmlinuz-*"))[-1]
+    kernel = host_kernel()
     # kubesolo-like's uinit is the node supervisor, which never returns to a shell:
     # tests/test_appliance.py times that image to /readyz, Ready and a pod.
     images = [Path(a) for a in sys.argv[1:]] or sorted(

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import fresh_dist, require_tool, run_pants
+from .qemu import host_kernel, qemu_argv
 
 MARKER = "K4S-BOOT-MARKER"
 BOOT_TIMEOUT_S = 120  # TCG boots this in ~5 s; a hang must not stall CI
@@ -45,25 +46,14 @@ def test_xz_uses_crc32_check(images) -> None:
     assert "CRC32" in out.stdout
 
 
-def kernel() -> str:
-    kernels = sorted(glob.glob("/boot/vmlinuz-*"))
-    if not kernels:
-        pytest.fail("no kernel in /boot: install Debian's linux-image-amd64 (.ci/run does)")
-    return kernels[-1]
-
-
 @pytest.mark.boot
 @pytest.mark.parametrize("compression", ["none", "gzip", "xz", "zstd"])
 def test_boots_in_qemu(images, compression: str) -> None:
-    qemu = require_tool("qemu-system-x86_64")
-    start = time.monotonic()
     # /dev/kvm exists on these machines but hangs: always TCG here.
+    argv = qemu_argv(images[compression], memory=1024, cpus=1, append="quiet")
+    start = time.monotonic()
     proc = subprocess.run(
-        [
-            qemu, "-machine", "q35", "-accel", "tcg", "-m", "1024", "-smp", "1",
-            "-nographic", "-no-reboot", "-kernel", kernel(), "-initrd", images[compression],
-            "-append", "console=ttyS0 panic=-1 quiet",
-        ],
+        argv,
         stdin=subprocess.DEVNULL,
         capture_output=True,
         timeout=BOOT_TIMEOUT_S,
@@ -72,7 +62,7 @@ def test_boots_in_qemu(images, compression: str) -> None:
     console = proc.stdout.decode(errors="replace")
     assert MARKER in console, console[-3000:]
     # `uname -r` ran inside the guest: the marker line carries the kernel release.
-    release = Path(kernel()).name.removeprefix("vmlinuz-")
+    release = Path(host_kernel()).name.removeprefix("vmlinuz-")
     assert f"{MARKER} {release}" in console, console[-3000:]
     assert "reboot: Power down" in console, console[-3000:]
     print(f"{compression}: booted and powered off in {elapsed:.1f} s")

@@ -20,6 +20,8 @@ from k4s_plugin.rules.run import API_PORT, RunInitramfsFieldSet, identity_dir_na
 from k4s_plugin.targets import InitramfsClusterIdentityField, InitramfsTarget
 
 from .conftest import REPO, go_test, require_tool
+from .qemu import k4stool as built_k4stool
+from .qemu import qemu_argv
 
 TOOLS = REPO / "k4s_plugin" / "tools"
 
@@ -135,14 +137,8 @@ def test_run_passes_identity() -> None:
 
 
 @pytest.fixture(scope="module")
-def k4stool(tmp_path_factory) -> Path:
-    go = require_tool("go")
-    out = tmp_path_factory.mktemp("k4stool") / "k4stool"
-    subprocess.run(
-        [go, "build", "-o", str(out), "./k4stool"],
-        cwd=TOOLS, env={**os.environ, "CGO_ENABLED": "0"}, check=True, timeout=900,
-    )
-    return out
+def k4stool() -> Path:
+    return built_k4stool()
 
 
 def vm_print(k4stool: Path, image: Path, identity: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -249,16 +245,11 @@ func main() {
 def test_guest_sees_identity(k4stool: Path, tmp_path: Path) -> None:
     """A real kernel under QEMU (TCG) unpacks initrd.img: the image (each compression
     `initramfs` offers) and then the appended identity archive."""
-    import glob
     import hashlib
     import json
 
     go = require_tool("go")
-    qemu = require_tool("qemu-system-x86_64")
     xz = require_tool("xz")  # k4stool packs compression xz with xz-utils
-    kernels = sorted(glob.glob("/boot/vmlinuz-*"))
-    if not kernels:
-        pytest.fail("no kernel in /boot: install Debian's linux-image-amd64 (.ci/run does)")
     src = tmp_path / "init"
     src.mkdir()
     (src / "go.mod").write_text("module example.com/init\n\ngo 1.24\n")
@@ -293,9 +284,7 @@ def test_guest_sees_identity(k4stool: Path, tmp_path: Path) -> None:
             initrd.stat().st_size
         )
         boot = subprocess.run(
-            [qemu, "-machine", "q35", "-accel", "tcg", "-m", "256", "-smp", "1", "-nographic",
-             "-no-reboot", "-kernel", kernels[-1], "-initrd", str(initrd),
-             "-append", "console=ttyS0 panic=-1 quiet"],
+            qemu_argv(initrd, memory=256, cpus=1, append="quiet"),
             stdin=subprocess.DEVNULL, capture_output=True, timeout=180,
         )
         console = boot.stdout.decode(errors="replace")
@@ -305,3 +294,20 @@ def test_guest_sees_identity(k4stool: Path, tmp_path: Path) -> None:
         for path, mode in (("/etc", "755"), ("/etc/k4s", "755"), ("/etc/k4s/identity", "700"),
                            ("/etc/k4s/identity/ca.key", "600")):
             assert f"K4S-MODE {path} {mode}" in console, (compression, console[-3000:])
+
+
+def test_vm_print_is_one_command_line_for_tests_and_benchmarks(k4stool: Path, tmp_path: Path) -> None:
+    """tests/qemu.py runs what `k4stool vm -print` prints: the kernel command line stays
+    one argument, and k4stool vm boots nothing without a kernel (one picker: the plugin's)."""
+    import shlex
+
+    image = tmp_path / "initramfs.cpio"
+    image.write_bytes(b"")
+    base = [str(k4stool), "vm", "-qemu", "/usr/bin/qemu-system-x86_64", "-initrd", str(image), "-accel", "tcg"]
+    r = subprocess.run([*base, "-kernel", "/boot/vmlinuz-x", "-append", "quiet k4s.node-name=it's", "-print"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    argv = shlex.split(r.stdout)
+    assert argv[argv.index("-append") + 1] == "console=ttyS0 panic=-1 quiet k4s.node-name=it's"
+    r = subprocess.run([*base, "-print"], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "-kernel is required" in r.stderr, r.stderr

@@ -9,7 +9,6 @@ these tests are `slow`: CI's default run skips them; run them with
 
 from __future__ import annotations
 
-import glob
 import re
 import signal
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import fresh_dist, require_tool, run_pants
+from .qemu import qemu_argv
 
 K8S = r"Kubernetes v1\.37\.2"
 
@@ -136,16 +136,14 @@ def test_profile_commands_start(profile: str, tmp_path: Path) -> None:
 def test_profile_boots_and_components_print_versions(profile: str, tmp_path: Path) -> None:
     """Inside a VM (Debian's kernel, TCG), every Kubernetes-side component of the
     profile prints its version (tests/profile_boot: a uinit script per profile)."""
-    qemu = require_tool("qemu-system-x86_64")
+    require_tool("qemu-system-x86_64")
     dist = fresh_dist(f"profile-boot-{profile}")
     r = run_pants(f"--pants-distdir={dist}", "package", f"tests/profile_boot:{profile}", timeout=4 * 3600)
     assert r.returncode == 0, r.output
     image = dist / "tests.profile_boot" / f"{profile}.cpio"
-    kernel = sorted(glob.glob("/boot/vmlinuz-*"))[-1]
     start = time.monotonic()
     proc = subprocess.run(
-        [qemu, "-machine", "q35", "-accel", "tcg", "-m", "3072", "-smp", "2", "-nographic",
-         "-no-reboot", "-kernel", kernel, "-initrd", str(image), "-append", "console=ttyS0 panic=-1 quiet"],
+        qemu_argv(image, memory=3072, cpus=2, append="quiet"),
         stdin=subprocess.DEVNULL, capture_output=True, timeout=30 * 60,
     )
     seconds = time.monotonic() - start

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,7 +26,7 @@ func init() { subcommands["vm"] = vm }
 func vm(args []string) error {
 	fs := flag.NewFlagSet("vm", flag.ExitOnError)
 	qemu := fs.String("qemu", "", "qemu-system-* binary")
-	kernel := fs.String("kernel", "", "kernel image (default: the newest /boot/vmlinuz-*)")
+	kernel := fs.String("kernel", "", "kernel image (required; pants run passes the one k4s_plugin/rules/kernel.py picks)")
 	initrd := fs.String("initrd", "", "initramfs")
 	memory := fs.Int("memory", 1024, "MiB of RAM")
 	cpus := fs.Int("cpus", 2, "virtual CPUs")
@@ -67,11 +66,7 @@ func vm(args []string) error {
 	}
 
 	if *kernel == "" {
-		k, err := newestKernel()
-		if err != nil {
-			return err
-		}
-		*kernel = k
+		return errorf("E_USAGE", "-kernel is required (pants run passes this machine's kernel, or the target's `kernel` field)")
 	}
 	if *accel == "auto" {
 		*accel = probeAccel(*qemu, *kernel)
@@ -143,7 +138,12 @@ func vm(args []string) error {
 		return errorf("E_USAGE", "-new-identity needs -identity (set `cluster_identity=True` on the initramfs target)")
 	}
 	if *dryRun {
-		fmt.Println(strings.Join(argv, " "))
+		// Quoted as a shell reads it (the kernel command line is one argument).
+		quoted := make([]string, len(argv))
+		for i, a := range argv {
+			quoted[i] = shellQuote(a)
+		}
+		fmt.Println(strings.Join(quoted, " "))
 		return nil
 	}
 	fmt.Fprintf(os.Stderr, "k4s: %s\n", strings.Join(argv, " "))
@@ -282,36 +282,6 @@ func probeKernelBoot(qemu, kernel string, deadline time.Duration) error {
 	}
 }
 
-func newestKernel() (string, error) {
-	ks, _ := filepath.Glob("/boot/vmlinuz-*")
-	if len(ks) == 0 {
-		return "", errorf("E_NO_KERNEL", "no /boot/vmlinuz-* on this machine: install linux-image-amd64 or set the `kernel` field")
-	}
-	sort.Slice(ks, func(i, j int) bool { return versionLess(ks[i], ks[j]) })
-	return ks[len(ks)-1], nil
-}
-
-// versionLess orders vmlinuz-6.1.0-9 before vmlinuz-6.1.0-10.
-func versionLess(a, b string) bool {
-	split := func(s string) []string {
-		return strings.FieldsFunc(s, func(r rune) bool { return r == '.' || r == '-' })
-	}
-	x, y := split(a), split(b)
-	for i := 0; i < len(x) && i < len(y); i++ {
-		if x[i] == y[i] {
-			continue
-		}
-		var nx, ny int
-		_, ex := fmt.Sscan(x[i], &nx)
-		_, ey := fmt.Sscan(y[i], &ny)
-		if ex == nil && ey == nil {
-			return nx < ny
-		}
-		return x[i] < y[i]
-	}
-	return len(x) < len(y)
-}
-
 // probeKVM runs a guest of one `hlt` instruction in real mode and waits for
 // KVM_EXIT_HLT. It returns an error if KVM is missing, refuses, or does not
 // come back before the deadline (the vCPU thread is then left behind; the
@@ -408,4 +378,20 @@ func runHLT() error {
 		return fmt.Errorf("test guest exited with reason %d, not HLT", reason)
 	}
 	return nil
+}
+
+// shellQuote quotes an argument for a POSIX shell (and Python's shlex) when it
+// holds anything but safe characters.
+func shellQuote(a string) string {
+	safe := a != ""
+	for _, r := range a {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%+=:,./_-", r)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return a
+	}
+	return "'" + strings.ReplaceAll(a, "'", `'"'"'`) + "'"
 }

@@ -1,0 +1,60 @@
+"""One QEMU command line for the tests and benchmarks that boot an image outside `pants
+run`: k4stool vm's, the one `pants run` uses (printed with `-print`, then run here), with
+this machine's kernel as the plugin picks it (k4s_plugin/rules/kernel.py)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from k4s_plugin.rules.kernel import pick
+
+REPO = Path(__file__).resolve().parent.parent
+TOOLS = REPO / "k4s_plugin" / "tools"
+_k4stool: Path | None = None
+
+
+def k4stool() -> Path:
+    """k4stool built with the host's Go, once per process."""
+    global _k4stool
+    if _k4stool is None:
+        go = shutil.which("go")
+        if not go:
+            pytest.fail("`go` is not installed; .ci/run installs it (see README)")
+        out = Path(tempfile.mkdtemp(prefix="k4stool-")) / "k4stool"
+        subprocess.run([go, "build", "-o", str(out), "./k4stool"], cwd=TOOLS,
+                       env={**os.environ, "CGO_ENABLED": "0"}, check=True, timeout=900)
+        _k4stool = out
+    return _k4stool
+
+
+def host_kernel() -> str:
+    """This machine's kernel image, as `pants run` and the kernel-module step pick it."""
+    kernel = pick(glob.glob("/boot/vmlinuz-*") + glob.glob("/lib/modules/*/modules.dep"))
+    if kernel is None or kernel.image is None:
+        pytest.fail("no kernel in /boot: install Debian's linux-image-amd64 (.ci/run does)")
+    return kernel.image
+
+
+def qemu_argv(initrd: Path, *, memory: int = 1024, cpus: int = 2, append: str = "",
+              kernel: str | None = None) -> list[str]:
+    """The amd64 QEMU command line (TCG) that boots `initrd` with the kernel's console on
+    the serial port, for subprocess."""
+    qemu = shutil.which("qemu-system-x86_64")
+    if not qemu:
+        pytest.fail("`qemu-system-x86_64` is not installed; .ci/run installs it (see README)")
+    r = subprocess.run(
+        [str(k4stool()), "vm", "-qemu", qemu, "-kernel", kernel or host_kernel(),
+         "-initrd", str(initrd), "-memory", str(memory), "-cpus", str(cpus), "-accel", "tcg",
+         "-append", append, "-print"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    return shlex.split(r.stdout.strip())
