@@ -605,8 +605,9 @@ class InitramfsKernelField(StringField, AsyncFieldMixin):
     help = softwrap(
         """
         For `pants run`: the address of a `file` target holding the Linux kernel image
-        (bzImage / vmlinuz) to boot this initramfs with. By default the newest
-        `/boot/vmlinuz-*` of this machine (Debian's `linux-image-amd64`).
+        (bzImage / vmlinuz) to boot this initramfs with. By default this machine's
+        newest kernel, `/boot/vmlinuz-<version>` (Debian's `linux-image-amd64`): the
+        same kernel whose modules `kernel_modules` copies from `/lib/modules/<version>`.
         """
     )
 
