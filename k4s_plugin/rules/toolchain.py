@@ -15,7 +15,10 @@ from pants.util.logging import LogLevel
 
 from k4s_plugin.subsystems import K4sGo
 
-# Pants named caches (names: lowercase letters and underscores). Both only ever
+# Pants named caches. Their names may hold only lowercase letters and underscores:
+# Pants 2.17 refuses digits ("Cache names may only contain lowercase alphanumeric
+# characters or underscores: got \"k4s_goroot\""), so they are spelled `kuties_*`
+# ("kuties" is how k4s is said), not `k4s_*`. Both only ever
 # speed things up: GOCACHE is content-addressed, and the module proxy cache is
 # verified against go.sum on every use.
 GO_BUILD_CACHE = ("kuties_go_build", ".cache/kuties_go_build")
