@@ -62,18 +62,7 @@ func download(args []string) error {
 	if err != nil {
 		return errorf("E_NO_GOSUM", "%s: %v", *gomod, err)
 	}
-	extra := []string{
-		"GOMODCACHE=" + modcache,
-		"GOFLAGS=" + strings.TrimSpace(goFlagsWithout("-mod=")+" -mod=readonly -modcacherw"),
-	}
-	if *dlcache != "" {
-		proxy := os.Getenv("GOPROXY")
-		if proxy == "" {
-			proxy = "https://proxy.golang.org,direct"
-		}
-		extra = append(extra, "GOPROXY=file://"+filepath.ToSlash(mustAbs(*dlcache))+","+proxy)
-	}
-	env, err := goEnv(work, extra...)
+	env, err := downloadEnv(work, modcache, *dlcache)
 	if err != nil {
 		return err
 	}
@@ -86,107 +75,12 @@ func download(args []string) error {
 		return err
 	}
 
-	listArgs := []string{"list", "-e", "-deps", "-json=ImportPath,Dir,Standard,Module,EmbedFiles,Error"}
-	if len(tags) > 0 {
-		listArgs = append(listArgs, "-tags", strings.Join(tags, ","))
-	}
-	listOut, _, err := run(dir, env, goBinary(), append(listArgs, patterns...)...)
-	if err != nil {
-		return classifyGoError("E_DOWNLOAD", err)
-	}
-	dec := json.NewDecoder(strings.NewReader(listOut))
-	mods := map[string]bool{}
-	files := map[string]bool{}
-	var sumErrs []string
-	for {
-		var p struct {
-			ImportPath string
-			Dir        string
-			Standard   bool
-			EmbedFiles []string
-			Error      *struct{ Err string }
-			Module     *struct {
-				Path, Version, Dir string
-				Main               bool
-			}
-		}
-		if err := dec.Decode(&p); err == io.EOF {
-			break
-		} else if err != nil {
-			return err
-		}
-		if p.Error != nil && strings.Contains(p.Error.Err, "missing go.sum entry") {
-			sumErrs = append(sumErrs, p.Error.Err)
-		}
-		if p.Standard || p.Module == nil || p.Module.Main || p.Dir == "" || p.Module.Dir == "" {
-			continue
-		}
-		mods[p.Module.Path+"@"+p.Module.Version] = true
-		rel, err := filepath.Rel(modcache, p.Dir)
-		if err != nil || strings.HasPrefix(rel, "..") {
-			continue // a module replaced by a local directory: part of the input digest
-		}
-		entries, err := os.ReadDir(p.Dir)
-		if err != nil {
-			return err
-		}
-		for _, e := range entries {
-			if e.Type().IsRegular() && !strings.HasSuffix(e.Name(), "_test.go") {
-				files[filepath.ToSlash(filepath.Join(rel, e.Name()))] = true
-			}
-		}
-		for _, ef := range p.EmbedFiles {
-			files[filepath.ToSlash(filepath.Join(rel, ef))] = true
-		}
-	}
-	if len(sumErrs) > 0 {
-		return errorf("E_GOSUM_MISSING", "go.sum in %s does not pin modules the commands need:\n%s", *gomod, strings.Join(sumErrs, "\n"))
-	}
-	// Every extracted module's root directory, even where no package of it
-	// is used: to rule out an ambiguous import the go command looks into
-	// each module that could hold the package's path (github.com/urfave/cli
-	// for github.com/urfave/cli/v2). Without the package's files an empty
-	// root gives the same answer, and offline it must find the module there.
-	err = filepath.WalkDir(modcache, func(p string, d fs.DirEntry, err error) error {
-		if errors.Is(err, fs.ErrNotExist) && p == modcache {
-			return filepath.SkipDir // no module outside the main module
-		}
-		if err != nil || !d.IsDir() || p == modcache {
-			return err
-		}
-		rel, _ := filepath.Rel(modcache, p)
-		if rel == "cache" {
-			return filepath.SkipDir
-		}
-		if strings.Contains(d.Name(), "@") {
-			files[filepath.ToSlash(rel)] = true
-			return filepath.SkipDir
-		}
-		return nil
-	})
+	mods, files, err := listPackages(dir, env, modcache, *gomod, tags, patterns)
 	if err != nil {
 		return err
 	}
-	// Module metadata the go command fetched (go.mod files of the module
-	// graph, .info, .ziphash): all small, all needed offline later.
 	dl := filepath.Join(modcache, "cache", "download")
-	err = filepath.WalkDir(dl, func(p string, d fs.DirEntry, err error) error {
-		if errors.Is(err, fs.ErrNotExist) && p == dl {
-			return filepath.SkipDir // no module outside the main module
-		}
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		rel, _ := filepath.Rel(modcache, p)
-		rel = filepath.ToSlash(rel)
-		switch {
-		case strings.HasPrefix(rel, "cache/download/sumdb/"):
-		case strings.HasSuffix(rel, ".mod"), strings.HasSuffix(rel, ".info"), strings.HasSuffix(rel, ".ziphash"):
-			files[rel] = true
-		}
-		return nil
-	})
-	if err != nil {
+	if err := addModuleRootsAndMetadata(modcache, dl, files); err != nil {
 		return err
 	}
 	if *dlcache != "" {
@@ -212,6 +106,137 @@ func download(args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "k4s: packed %d files from %d modules\n", n, len(mods))
 	return nil
+}
+
+// downloadEnv is the go command's environment for the download: a module
+// cache private to the sandbox, go.mod and go.sum read-only, and, with a
+// dlcache, that directory as a module proxy in front of GOPROXY.
+func downloadEnv(work, modcache, dlcache string) ([]string, error) {
+	extra := []string{
+		"GOMODCACHE=" + modcache,
+		"GOFLAGS=" + strings.TrimSpace(goFlagsWithout("-mod=")+" -mod=readonly -modcacherw"),
+	}
+	if dlcache != "" {
+		proxy := os.Getenv("GOPROXY")
+		if proxy == "" {
+			proxy = "https://proxy.golang.org,direct"
+		}
+		extra = append(extra, "GOPROXY=file://"+filepath.ToSlash(mustAbs(dlcache))+","+proxy)
+	}
+	return goEnv(work, extra...)
+}
+
+// listPackages runs `go list -deps` on the patterns and returns the modules
+// (path@version) whose packages they use and the files of those packages
+// (relative to modcache; no tests; embedded files too). A package of a module
+// replaced by a local directory is part of the input digest, not listed.
+func listPackages(dir string, env []string, modcache, gomod string, tags, patterns []string) (map[string]bool, map[string]bool, error) {
+	listArgs := []string{"list", "-e", "-deps", "-json=ImportPath,Dir,Standard,Module,EmbedFiles,Error"}
+	if len(tags) > 0 {
+		listArgs = append(listArgs, "-tags", strings.Join(tags, ","))
+	}
+	listOut, _, err := run(dir, env, goBinary(), append(listArgs, patterns...)...)
+	if err != nil {
+		return nil, nil, classifyGoError("E_DOWNLOAD", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(listOut))
+	mods := map[string]bool{}
+	files := map[string]bool{}
+	var sumErrs []string
+	for {
+		var p struct {
+			ImportPath string
+			Dir        string
+			Standard   bool
+			EmbedFiles []string
+			Error      *struct{ Err string }
+			Module     *struct {
+				Path, Version, Dir string
+				Main               bool
+			}
+		}
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			return nil, nil, err
+		}
+		if p.Error != nil && strings.Contains(p.Error.Err, "missing go.sum entry") {
+			sumErrs = append(sumErrs, p.Error.Err)
+		}
+		if p.Standard || p.Module == nil || p.Module.Main || p.Dir == "" || p.Module.Dir == "" {
+			continue
+		}
+		mods[p.Module.Path+"@"+p.Module.Version] = true
+		rel, err := filepath.Rel(modcache, p.Dir)
+		if err != nil || strings.HasPrefix(rel, "..") {
+			continue // a module replaced by a local directory: part of the input digest
+		}
+		entries, err := os.ReadDir(p.Dir)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, e := range entries {
+			if e.Type().IsRegular() && !strings.HasSuffix(e.Name(), "_test.go") {
+				files[filepath.ToSlash(filepath.Join(rel, e.Name()))] = true
+			}
+		}
+		for _, ef := range p.EmbedFiles {
+			files[filepath.ToSlash(filepath.Join(rel, ef))] = true
+		}
+	}
+	if len(sumErrs) > 0 {
+		return nil, nil, errorf("E_GOSUM_MISSING", "go.sum in %s does not pin modules the commands need:\n%s", gomod, strings.Join(sumErrs, "\n"))
+	}
+	return mods, files, nil
+}
+
+// addModuleRootsAndMetadata adds to files what the go command needs offline
+// beyond the packages' files: every extracted module's root directory and the
+// module metadata it fetched into dl.
+func addModuleRootsAndMetadata(modcache, dl string, files map[string]bool) error {
+	// Every extracted module's root directory, even where no package of it
+	// is used: to rule out an ambiguous import the go command looks into
+	// each module that could hold the package's path (github.com/urfave/cli
+	// for github.com/urfave/cli/v2). Without the package's files an empty
+	// root gives the same answer, and offline it must find the module there.
+	err := filepath.WalkDir(modcache, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && p == modcache {
+			return filepath.SkipDir // no module outside the main module
+		}
+		if err != nil || !d.IsDir() || p == modcache {
+			return err
+		}
+		rel, _ := filepath.Rel(modcache, p)
+		if rel == "cache" {
+			return filepath.SkipDir
+		}
+		if strings.Contains(d.Name(), "@") {
+			files[filepath.ToSlash(rel)] = true
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Module metadata the go command fetched (go.mod files of the module
+	// graph, .info, .ziphash): all small, all needed offline later.
+	return filepath.WalkDir(dl, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && p == dl {
+			return filepath.SkipDir // no module outside the main module
+		}
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		rel, _ := filepath.Rel(modcache, p)
+		rel = filepath.ToSlash(rel)
+		switch {
+		case strings.HasPrefix(rel, "cache/download/sumdb/"):
+		case strings.HasSuffix(rel, ".mod"), strings.HasSuffix(rel, ".info"), strings.HasSuffix(rel, ".ziphash"):
+			files[rel] = true
+		}
+		return nil
+	})
 }
 
 // usedModule is one module whose packages the commands compile, as the SBOM

@@ -91,39 +91,9 @@ func rewrite(args []string) error {
 		return classifyGoError("E_RESOLVE", err)
 	}
 
-	explicit := map[string]string{}
-	for _, kv := range names {
-		pkg, name, ok := strings.Cut(kv, "=")
-		if !ok || pkg == "" || !commandName.MatchString(name) {
-			return errorf("E_BAD_NAME", "%q is not PKG=NAME with a plain command name", kv)
-		}
-		explicit[pkg] = name
-	}
-	cmdNames := map[string]string{} // path -> name
-	for _, p := range paths {
-		cmdNames[p] = goCommandName(p)
-		if n, ok := explicit[p]; ok {
-			cmdNames[p] = n
-		}
-	}
-	for pkg := range explicit {
-		if _, ok := cmdNames[pkg]; !ok {
-			return errorf("E_NAME_UNKNOWN", "command_names names %s, which is not among the resolved commands %v", pkg, paths)
-		}
-	}
-	byName := map[string][]string{}
-	for _, p := range paths {
-		byName[cmdNames[p]] = append(byName[cmdNames[p]], p)
-	}
-	var dups []string
-	for n, ps := range byName {
-		if len(ps) > 1 {
-			dups = append(dups, fmt.Sprintf("%q from %s", n, strings.Join(ps, " and ")))
-		}
-	}
-	if len(dups) > 0 {
-		sort.Strings(dups)
-		return errorf("E_DUPLICATE_NAME", "two commands have the same name: %s", strings.Join(dups, "; "))
+	cmdNames, err := commandNames(paths, names)
+	if err != nil {
+		return err
 	}
 
 	var plain, renamed []string
@@ -176,6 +146,47 @@ func rewrite(args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "k4s: %d commands, %d entries in the generated tree\n", len(paths), n)
 	return nil
+}
+
+// commandNames names each resolved command (path -> name) as `go build` does,
+// or as a PKG=NAME of -name says; E_BAD_NAME, E_NAME_UNKNOWN and
+// E_DUPLICATE_NAME say what is wrong with the names.
+func commandNames(paths, names []string) (map[string]string, error) {
+	explicit := map[string]string{}
+	for _, kv := range names {
+		pkg, name, ok := strings.Cut(kv, "=")
+		if !ok || pkg == "" || !commandName.MatchString(name) {
+			return nil, errorf("E_BAD_NAME", "%q is not PKG=NAME with a plain command name", kv)
+		}
+		explicit[pkg] = name
+	}
+	cmdNames := map[string]string{} // path -> name
+	for _, p := range paths {
+		cmdNames[p] = goCommandName(p)
+		if n, ok := explicit[p]; ok {
+			cmdNames[p] = n
+		}
+	}
+	for pkg := range explicit {
+		if _, ok := cmdNames[pkg]; !ok {
+			return nil, errorf("E_NAME_UNKNOWN", "command_names names %s, which is not among the resolved commands %v", pkg, paths)
+		}
+	}
+	byName := map[string][]string{}
+	for _, p := range paths {
+		byName[cmdNames[p]] = append(byName[cmdNames[p]], p)
+	}
+	var dups []string
+	for n, ps := range byName {
+		if len(ps) > 1 {
+			dups = append(dups, fmt.Sprintf("%q from %s", n, strings.Join(ps, " and ")))
+		}
+	}
+	if len(dups) > 0 {
+		sort.Strings(dups)
+		return nil, errorf("E_DUPLICATE_NAME", "two commands have the same name: %s", strings.Join(dups, "; "))
+	}
+	return cmdNames, nil
 }
 
 var majorVersion = regexp.MustCompile(`^v[0-9]+$`)
