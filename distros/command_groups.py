@@ -108,6 +108,18 @@ def node_appliance(components, kernel_modules=NODE_KERNEL_MODULES, server=True, 
     )
 
 
+def arm64_shell_image():
+    """`:initramfs-arm64`: the profile's arm64 `bb` (`:bb@goarch=arm64`) booting u-root's
+    init to a gosh shell (README "arm64": the node images are amd64)."""
+    initramfs(
+        name="initramfs-arm64",
+        busybox=":bb@goarch=arm64",
+        init="init",
+        shell="gosh",
+        max_size=CPIO_BUDGET,
+    )
+
+
 # Pure-Go changes to upstream modules, as go_busybox `patches`.
 FLANNEL_PATCH = "//distros/patches/flannel-purego.patch"
 # flanneld in nftables mode on a node without iptables (the k3s-like and talos-like nodes).
