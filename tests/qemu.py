@@ -4,6 +4,7 @@ this machine's kernel as the plugin picks it (k4s_plugin/rules/kernel.py)."""
 
 from __future__ import annotations
 
+import atexit
 import glob
 import os
 import shlex
@@ -28,7 +29,9 @@ def k4stool() -> Path:
         go = shutil.which("go")
         if not go:
             pytest.fail("`go` is not installed; .ci/run installs it (see README)")
-        out = Path(tempfile.mkdtemp(prefix="k4stool-")) / "k4stool"
+        tmp = tempfile.mkdtemp(prefix="k4stool-")
+        atexit.register(shutil.rmtree, tmp, True)  # no binary left behind in /tmp
+        out = Path(tmp) / "k4stool"
         subprocess.run([go, "build", "-o", str(out), "./k4stool"], cwd=TOOLS,
                        env={**os.environ, "CGO_ENABLED": "0"}, check=True, timeout=900)
         _k4stool = out
