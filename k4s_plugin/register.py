@@ -23,6 +23,7 @@ from k4s_plugin.rules import (
     steps,
     store,
     toolchain,
+    tidy,
     tools,
 )
 from k4s_plugin.targets import GoBusyboxTarget, InitramfsTarget, OciImageTarget
@@ -52,4 +53,5 @@ def rules():
         *run.rules(),
         *kernel.rules(),
         *kmods.rules(),
+        *tidy.rules(),
     ]

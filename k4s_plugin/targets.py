@@ -62,7 +62,8 @@ class GoBusyboxCommandsField(StringSequenceField):
         - an exclusion, with a leading `-`: `-github.com/u-root/u-root/cmds/core/bind`.
 
         Every module these packages import must be pinned in this target's `go.sum`
-        (list the commands in a `tools.go` and run `go mod tidy`). A command's name,
+        (`pants k4s-tidy` derives the directory's `tools.go` from this field and tidies
+        go.mod and go.sum with the `patches` applied). A command's name,
         and so its `bbin/<name>` link, is the last element of its path, or the one
         before a major-version suffix like `/v3`; see `command_names`.
         """
@@ -114,7 +115,7 @@ class GoBusyboxModSourcesField(MultipleSourcesField):
             raise InvalidFieldException(
                 f"The `{self.alias}` field of {self.address} must match exactly one go.mod "
                 f"and the go.sum next to it, but matched go.mod files {mods} and go.sum "
-                f"files {sums}. Run `go mod tidy` next to go.mod to create go.sum."
+                f"files {sums}. Create go.sum next to go.mod (an empty file will do) and run `pants k4s-tidy` on this target to fill it."
             )
         top = os.path.dirname(mods[0])
         outside = [f for f in files if top and not f.startswith(top + "/")]

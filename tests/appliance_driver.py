@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,12 +58,20 @@ def stock_kubectl() -> str:
             f"-X k8s.io/component-base/version.gitMinor={want_minor}",
             f"-X k8s.io/client-go/pkg/version.gitVersion={K8S_VERSION}",
         ])
-        # k3s-like pins k8s.io/kubernetes and its staging modules, kubectl included.
-        subprocess.run(
-            [go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(tmp), "k8s.io/kubernetes/cmd/kubectl"],
-            cwd=REPO / "distros" / "k3s-like", check=True,
-            env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"},
-        )
+        # k3s-like pins k8s.io/kubernetes and its staging modules; its go.sum holds what
+        # the image's commands need (`pants k4s-tidy`), so kubectl's own modules (at the
+        # versions Kubernetes' go.mod requires) get their go.sum lines, checked against
+        # GOSUMDB, in a scratch copy of go.mod and go.sum (-modfile).
+        profile = REPO / "distros" / "k3s-like"
+        with tempfile.TemporaryDirectory() as scratch:
+            for name in ("go.mod", "go.sum"):
+                shutil.copy(profile / name, Path(scratch) / name)
+            subprocess.run(
+                [go, "build", "-trimpath", "-mod=mod", f"-modfile={scratch}/go.mod", "-ldflags", ldflags,
+                 "-o", str(tmp), "k8s.io/kubernetes/cmd/kubectl"],
+                cwd=profile, check=True,
+                env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": ""},
+            )
         tmp.rename(built)
     return str(built)
 

@@ -6,7 +6,6 @@ require (
 	github.com/cloudnativelabs/kube-router/v2 v2.1.0
 	github.com/containerd/containerd/v2 v2.4.2
 	github.com/coredns/coredns v1.15.0
-	github.com/elastic/go-seccomp-bpf v1.6.0
 	github.com/opencontainers/runc v1.5.3
 	github.com/u-root/u-root v0.16.0
 	go.etcd.io/etcd/server/v3 v3.7.3
@@ -15,6 +14,7 @@ require (
 
 require (
 	github.com/alexflint/go-filemutex v1.3.0 // indirect
+	github.com/elastic/go-seccomp-bpf v1.6.0 // indirect
 	github.com/networkplumbing/go-nft v0.4.0 // indirect
 	github.com/safchain/ethtool v0.7.0 // indirect
 	go.opentelemetry.io/otel/log v1.47.0 // indirect

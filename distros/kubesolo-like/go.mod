@@ -6,7 +6,6 @@ require (
 	github.com/containerd/containerd/v2 v2.4.2
 	github.com/containernetworking/plugins v1.10.0
 	github.com/coredns/coredns v1.15.0
-	github.com/elastic/go-seccomp-bpf v1.6.0
 	github.com/k3s-io/kine v0.17.5
 	github.com/opencontainers/runc v1.5.3
 	github.com/u-root/u-root v0.16.0
@@ -14,6 +13,7 @@ require (
 )
 
 require (
+	github.com/elastic/go-seccomp-bpf v1.6.0 // indirect
 	github.com/google/nftables v0.3.0 // indirect
 	github.com/mdlayher/netlink v1.11.2 // indirect
 	golang.org/x/sys v0.49.0 // indirect

@@ -5,26 +5,26 @@ go 1.26.8
 require (
 	github.com/containerd/containerd/v2 v2.4.2
 	github.com/coredns/coredns v1.15.0
-	github.com/coreos/go-systemd/v22 v22.7.0
-	github.com/coreos/pkg v0.0.0-20240122114842-bbd7aa9bf6fb
-	github.com/elastic/go-seccomp-bpf v1.6.0
 	github.com/flannel-io/flannel v0.28.10
-	github.com/joho/godotenv v1.5.1
 	github.com/opencontainers/runc v1.5.3
 	github.com/u-root/u-root v0.16.0
 	go.etcd.io/etcd/server/v3 v3.7.3
-	k8s.io/klog/v2 v2.140.0
 	k8s.io/kubernetes v1.37.2
 )
 
 require (
 	github.com/alexflint/go-filemutex v1.3.0 // indirect
+	github.com/coreos/go-systemd/v22 v22.7.0 // indirect
+	github.com/coreos/pkg v0.0.0-20240122114842-bbd7aa9bf6fb // indirect
+	github.com/elastic/go-seccomp-bpf v1.6.0 // indirect
+	github.com/joho/godotenv v1.5.1 // indirect
 	github.com/lithammer/dedent v1.1.0 // indirect
 	github.com/moby/ipvs v1.1.0 // indirect
 	github.com/networkplumbing/go-nft v0.4.0 // indirect
 	github.com/safchain/ethtool v0.7.0 // indirect
 	go.etcd.io/etcd/etcdctl/v3 v3.7.3 // indirect
 	go.opentelemetry.io/otel/log v1.47.0 // indirect
+	k8s.io/klog/v2 v2.140.0 // indirect
 )
 
 require (

@@ -55,26 +55,29 @@ class ModuleSources:
     modules_json: Digest
 
 
-@rule(desc="Download Go modules for a go_busybox")
-async def download_modules(request: DownloadModulesRequest, tool: K4sDownloadTool) -> ModuleSources:
+async def patch_inputs(address: Address, paths: tuple[str, ...]) -> tuple[Digest, tuple[str, ...]]:
+    """The patch files under `__k4s_patches/<build-root path>`, and k4stool's `-patch`
+    arguments for them, in the order the `patches` field lists them."""
     patches = await Get(
         Snapshot,
-        PathGlobs(
-            request.patches,
-            glob_match_error_behavior=GlobMatchErrorBehavior.ignore,
-        ),
+        PathGlobs(paths, glob_match_error_behavior=GlobMatchErrorBehavior.ignore),
     )
-    missing = sorted(set(request.patches) - set(patches.files))
+    missing = sorted(set(paths) - set(patches.files))
     if missing:
         raise target_error(
-            request.address,
+            address,
             "patches",
             f"names patch files that do not exist: {', '.join(missing)}",
             "Paths are relative to the BUILD file's directory, or to the build root "
             "when they start with `//`.",
         )
-    # Patches go in under their build-root path, in the order the field lists them.
-    patch_digest = await Get(Digest, AddPrefix(patches.digest, PATCHES_DIR))
+    digest = await Get(Digest, AddPrefix(patches.digest, PATCHES_DIR))
+    return digest, tuple(a for p in paths for a in ("-patch", f"{PATCHES_DIR}/{p}"))
+
+
+@rule(desc="Download Go modules for a go_busybox")
+async def download_modules(request: DownloadModulesRequest, tool: K4sDownloadTool) -> ModuleSources:
+    patch_digest, patch_args = await patch_inputs(request.address, request.patches)
     input_digest = await Get(Digest, MergeDigests([tool.digest, request.module.digest, patch_digest]))
     result = await Get(
         K4sStepResult,
@@ -93,7 +96,7 @@ async def download_modules(request: DownloadModulesRequest, tool: K4sDownloadToo
                 "-modules-json",
                 MODULES_JSON,
                 *request.options.tag_args(),
-                *(a for p in request.patches for a in ("-patch", f"{PATCHES_DIR}/{p}")),
+                *patch_args,
                 "--",
                 *request.commands,
             ),

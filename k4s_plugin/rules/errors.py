@@ -18,11 +18,11 @@ class K4sTargetError(Exception):
 _FIXES: dict[str, tuple[str | None, str]] = {
     "E_GOSUM_MISSING": (
         "sources",
-        "go.sum does not pin every module the commands need. List the commands in the "
-        "`tools.go` next to go.mod (`import _ \"<path>\"` under `//go:build tools`), run "
-        "`go mod tidy` there, and commit go.mod and go.sum.",
+        "go.sum does not pin every module the commands need. Run `pants k4s-tidy` on "
+        "this target (it regenerates tools.go from `commands` and tidies go.mod and "
+        "go.sum with the `patches` applied) and commit go.mod, go.sum and tools.go.",
     ),
-    "E_NO_GOSUM": ("sources", "Add the go.sum next to go.mod (run `go mod tidy`)."),
+    "E_NO_GOSUM": ("sources", "Add the go.sum next to go.mod: run `pants k4s-tidy` on this target."),
     "E_CHECKSUM": (
         "sources",
         "A downloaded module does not match go.sum. Check GOPROXY/GOSUMDB; if the "
@@ -40,10 +40,15 @@ _FIXES: dict[str, tuple[str | None, str]] = {
     ),
     "E_UNKNOWN_PACKAGE": (
         "commands",
-        "Fix the import path, or add the module that provides it to go.mod (and to "
-        "tools.go) and run `go mod tidy`.",
+        "Fix the import path, or add the module that provides it: `go get "
+        "<module>@<version>` next to go.mod, then `pants k4s-tidy` on this target.",
     ),
     "E_RESOLVE": ("commands", "Fix or remove the failing import path or glob."),
+    "E_TIDY": (
+        "commands",
+        "`go mod tidy` failed on the commands with the `patches` applied (see its output "
+        "above): fix the import path, or the patch that leaves an import no module provides.",
+    ),
     "E_NOT_MAIN": (
         "commands",
         "Only commands (`package main`) can go into a busybox. Remove the package, or "

@@ -42,6 +42,16 @@ func goEnv(work string, extra ...string) ([]string, error) {
 	return append(env, extra...), nil
 }
 
+// setProcessEnv makes env (KEY=value lines; a later line wins) this process's
+// environment, for libraries that read os.Environ() (gobusybox's).
+func setProcessEnv(env []string) {
+	os.Clearenv()
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		os.Setenv(k, v)
+	}
+}
+
 // goFlagsWithout returns GOFLAGS from the environment minus flags that
 // start with any of the given prefixes.
 func goFlagsWithout(prefixes ...string) string {

@@ -8,6 +8,8 @@
 //	k4stool rewrite  -gomod DIR -modules modules.tar -out gen.tar -commands commands.json [-name PKG=NAME]... [-tag T]... -- PATTERN...
 //	k4stool compile  -tree gen.tar -out bb [-tag T]... [-ldflags FLAGS]
 //	k4stool cpio     -manifest manifest.json -out initramfs.cpio[.gz|.xz|.zst]
+//	k4stool oci      -manifest image.json -out image.tar
+//	k4stool tidy     -gomod DIR -out DIR [-dlcache DIR] [-tag T]... [-patch FILE]... -- PATTERN...
 //	k4stool sizes    (size report of a bb; see sizes.go)
 //	k4stool vm       (boot an initramfs in QEMU; see vm.go)
 //

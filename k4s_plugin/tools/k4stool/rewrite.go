@@ -75,11 +75,7 @@ func rewrite(args []string) error {
 		return err
 	}
 	// gobusybox's library reads os.Environ(); make it the sandboxed one.
-	os.Clearenv()
-	for _, kv := range env {
-		k, v, _ := strings.Cut(kv, "=")
-		os.Setenv(k, v)
-	}
+	setProcessEnv(env)
 	genv := golang.Default(golang.DisableCGO(), golang.WithWorkingDir(dir), golang.WithBuildTag(tags...), golang.WithMod(golang.ModReadonly))
 	l := log.New(os.Stderr, "gobusybox: ", 0)
 
