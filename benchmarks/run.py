@@ -150,7 +150,7 @@ def plain(base: Path, name: str, tools: Path, script: str) -> float:
 
 def plain_makebb(base: Path) -> float:
     """makebb + GNU cpio by hand, same commands, Go and flags."""
-    return plain(base, "plain", REPO / "k4s_plugin" / "tools", """
+    return plain(base, "plain", REPO / "benchmarks" / "tools", """
 cd {work}/tools && go build -trimpath -o {work}/makebb github.com/u-root/gobusybox/src/cmd/makebb
 cd {work}/uroot && {work}/makebb -o {work}/bb 'github.com/u-root/u-root/cmds/core/*' >{work}/makebb.log
 mkdir -p {work}/root/bbin {work}/root/bin && cp {work}/bb {work}/root/bbin/bb
@@ -161,9 +161,9 @@ cd {work}/root && find . | LC_ALL=C sort | cpio --quiet -o -H newc --reproducibl
 
 
 def plain_mkuimage(base: Path) -> float:
-    """u-root's mkuimage (gobusybox inside, its own cpio writer; benchmarks/mkuimage
+    """u-root's mkuimage (gobusybox inside, its own cpio writer; benchmarks/tools
     pins it with the same gobusybox and x/tools as k4s's tools)."""
-    return plain(base, "mkuimage", REPO / "benchmarks" / "mkuimage", """
+    return plain(base, "mkuimage", REPO / "benchmarks" / "tools", """
 cd {work}/tools && go build -trimpath -o {work}/mkuimage github.com/u-root/mkuimage/cmd/mkuimage
 cd {work}/uroot && {work}/mkuimage -o {work}/initramfs.cpio -initcmd init -defaultsh gosh \\
     -go-mod readonly 'github.com/u-root/u-root/cmds/core/*' 2>{work}/mkuimage.log

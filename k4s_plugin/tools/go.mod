@@ -1,11 +1,8 @@
 // k4stool, k4s's step driver, which k4s rules build (as cached Pants Processes)
-// and run in sandboxes; gobusybox's pkg/bb does the rewrite inside it. The
-// makebb tool is here for benchmarks/run.py's plain-makebb comparison.
+// and run in sandboxes; gobusybox's pkg/bb does the rewrite inside it.
 module k4s.dev/tools
 
 go 1.25.0
-
-tool github.com/u-root/gobusybox/src/cmd/makebb
 
 require (
 	github.com/bluekeyes/go-gitdiff v0.9.0
@@ -20,7 +17,6 @@ require (
 )
 
 require (
-	github.com/dustin/go-humanize v1.0.1 // indirect
 	github.com/hugelgupf/go-shlex v0.0.0-20200702092117-c80c9d0918fa // indirect
 	github.com/pierrec/lz4/v4 v4.1.22 // indirect
 	github.com/u-root/uio v0.0.0-20240224005618-d2acac8f3701 // indirect

@@ -1,9 +1,13 @@
-// u-root's mkuimage, for benchmarks/run.py's comparison (same version as k4s's tools).
-module k4s.dev/benchmarks/mkuimage
+// The plain tools benchmarks/run.py compares k4s with: gobusybox's makebb and u-root's
+// mkuimage (the same gobusybox and x/tools versions as k4s's own tools).
+module k4s.dev/benchmarks/tools
 
 go 1.25.0
 
-tool github.com/u-root/mkuimage/cmd/mkuimage
+tool (
+	github.com/u-root/gobusybox/src/cmd/makebb
+	github.com/u-root/mkuimage/cmd/mkuimage
+)
 
 require (
 	github.com/dustin/go-humanize v1.0.1 // indirect
