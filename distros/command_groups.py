@@ -108,6 +108,17 @@ def node_appliance(components, kernel_modules=NODE_KERNEL_MODULES, server=True, 
     )
 
 
+def shell_images(max_size, flash_max_size, busybox=":bb@goarch=amd64"):
+    """`:initramfs`, the busybox booting u-root's init to a gosh shell, and
+    `:initramfs-xz`, the same image xz-compressed (CRC32 checks, as the kernel wants)
+    for a flash part."""
+    initramfs(name="initramfs", busybox=busybox, init="init", shell="gosh", max_size=max_size)
+    initramfs(
+        name="initramfs-xz", busybox=busybox, init="init", shell="gosh", compression="xz",
+        max_size=flash_max_size,
+    )
+
+
 def arm64_shell_image():
     """`:initramfs-arm64`: the profile's arm64 `bb` (`:bb@goarch=arm64`) booting u-root's
     init to a gosh shell (README "arm64": the node images are amd64)."""
