@@ -23,6 +23,10 @@ PANTS = REPO / ".k4s" / "venv" / "bin" / "pants"
 # filled the disk of a machine that ran the suite often.
 SANDBOXES = Path(tempfile.mkdtemp(prefix="k4s-test-sandboxes-"))
 os.environ["PANTS_LOCAL_EXECUTION_ROOT_DIR"] = str(SANDBOXES)
+# Pants downloads (the Go SDK) with its own CA roots; a machine that names its CA
+# bundle in SSL_CERT_FILE (a TLS-inspecting proxy) needs it there too, as ./pants does.
+if os.environ.get("SSL_CERT_FILE") and "PANTS_CA_CERTS_PATH" not in os.environ:
+    os.environ["PANTS_CA_CERTS_PATH"] = os.environ["SSL_CERT_FILE"]
 
 
 @pytest.fixture(scope="session", autouse=True)
