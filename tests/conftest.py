@@ -140,10 +140,13 @@ def isolated_pants(
     remote: str | None = None,
     env: dict[str, str] | None = None,
     named: Path | None = None,
+    remote_exec: str | None = None,
 ) -> PantsResult:
     """Pants in checkout `root` with its own local store, named caches and HOME, all
-    under `caches`; with `remote`, reading and writing that REAPI cache. `named` shares
-    a named-caches dir (GOCACHE etc., which never change a result) to save time."""
+    under `caches`; with `remote`, reading and writing that REAPI cache; with
+    `remote_exec`, running k4s's steps on that REAPI engine (pants.remote-exec.toml).
+    `named` shares a named-caches dir (GOCACHE etc., which never change a result) to
+    save time."""
     home = caches / "home"
     home.mkdir(parents=True, exist_ok=True)
     flags = [
@@ -154,6 +157,12 @@ def isolated_pants(
     ]
     if remote:
         flags += ["--pants-config-files=+['pants.remote.toml']", f"--remote-store-address={remote}"]
+    if remote_exec:
+        flags += [
+            "--pants-config-files=+['pants.remote-exec.toml']",
+            f"--remote-store-address={remote_exec}",
+            f"--remote-execution-address={remote_exec}",
+        ]
     return run_pants(*flags, *args, cwd=root, env={"HOME": str(home), **(env or {})})
 
 
