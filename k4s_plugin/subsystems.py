@@ -1,20 +1,75 @@
-"""Options of k4s: how the Go toolchain is run inside sandboxes."""
+"""Options of k4s: the Go SDK its steps run, where they run, and what they see."""
 
 from __future__ import annotations
 
-from pants.option.option_types import StrListOption
+from pants.core.util_rules.environments import LOCAL_ENVIRONMENT_MATCHER
+from pants.option.option_types import StrListOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import softwrap
+
+# The Go SDK k4s builds with by default, and the official toolchain zips the Go module
+# proxy serves for it (golang.org/toolchain@v0.0.1-go<version>.<goos>-<goarch>): sha256
+# and size of each zip, checked against the Go checksum database by
+# `go mod download -json golang.org/toolchain@v0.0.1-go1.26.8.linux-amd64` (its `Zip`).
+GO_VERSION = "1.26.8"
+GO_KNOWN_VERSIONS = [
+    "1.26.8|linux_x86_64|30c2b1bf7dcc88d3eb0a1364e47ddd9128edb3110a30e8a0ef61cd5856b31de7|71680185",
+    "1.26.8|linux_arm64|02b36b6787b3ac767668f630e2998df45a3b1f9ffee08d1bf3ef6487cd658d99|68581891",
+]
 
 
 class K4sGo(Subsystem):
     options_scope = "k4s-go"
     help = softwrap(
         """
-        How k4s runs the Go SDK in its sandboxed steps. The `go` binary itself is found
-        with Pants' Go SDK lookup: see `[golang].go_search_paths` (default: `<PATH>`) and
-        `[golang].minimum_expected_version`.
+        How k4s runs the Go SDK in its sandboxed steps. The SDK is the official Go
+        toolchain zip from the Go module proxy (the first http(s) entry of `GOPROXY`,
+        default https://proxy.golang.org), pinned by sha256: no Go on this machine is
+        used. It reaches each step as an input digest, so steps run the same SDK here
+        and on remote executors.
         """
+    )
+
+    version = StrOption(
+        default=GO_VERSION,
+        help=softwrap(
+            """
+            The Go version every step builds with (`go1.26.8` is `1.26.8`). It must have
+            an entry in `known_versions` for the platform the steps run on.
+            """
+        ),
+    )
+
+    known_versions = StrListOption(
+        default=GO_KNOWN_VERSIONS,
+        help=softwrap(
+            """
+            The Go SDKs k4s may fetch, one `version|platform|sha256|size` per SDK:
+            `platform` is a Pants platform (`linux_x86_64`, `linux_arm64`,
+            `macos_x86_64`, `macos_arm64`), `sha256` and `size` those of the toolchain
+            zip `<GOPROXY>/golang.org/toolchain/@v/v0.0.1-go<version>.<goos>-<goarch>.zip`.
+            A zip whose hash differs fails the build. To add one:
+            `go mod download -json golang.org/toolchain@v0.0.1-go<version>.linux-amd64`
+            (checked against the Go checksum database) prints the zip's path; take its
+            `sha256sum` and size.
+            """
+        ),
+        advanced=True,
+    )
+
+    environment = StrOption(
+        default=LOCAL_ENVIRONMENT_MATCHER,
+        help=softwrap(
+            f"""
+            The environment k4s's steps run in: building k4stool, the module download,
+            the rewrite, the compile, packing images and the size report. A name from
+            `[environments-preview].names` (a `remote_environment` runs them on REAPI
+            executors: see pants.remote-exec.toml), or `{LOCAL_ENVIRONMENT_MATCHER}`
+            (this machine). Reading this machine's kernel and its modules
+            (`kernel_modules`) always runs here.
+            """
+        ),
+        advanced=True,
     )
 
     env_vars = StrListOption(
@@ -23,8 +78,9 @@ class K4sGo(Subsystem):
             """
             Environment variables passed from Pants' environment into the sandboxes that
             run the go command. `NAME` passes the variable if set; `NAME=value` sets it.
-            They are part of each step's cache key. Nothing else of the host
-            environment (GOPATH, HOME, ~/go, GOENV files) is visible to a step.
+            They are part of each step's cache key, and reach remote executors with it.
+            Nothing else of the host environment (GOPATH, HOME, ~/go, GOENV files) is
+            visible to a step.
             """
         ),
         advanced=True,

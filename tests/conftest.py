@@ -23,6 +23,10 @@ PANTS = REPO / ".k4s" / "venv" / "bin" / "pants"
 # filled the disk of a machine that ran the suite often.
 SANDBOXES = Path(tempfile.mkdtemp(prefix="k4s-test-sandboxes-"))
 os.environ["PANTS_LOCAL_EXECUTION_ROOT_DIR"] = str(SANDBOXES)
+# Pants downloads (the Go SDK) with its own CA roots; a machine that names its CA
+# bundle in SSL_CERT_FILE (a TLS-inspecting proxy) needs it there too, as ./pants does.
+if os.environ.get("SSL_CERT_FILE") and "PANTS_CA_CERTS_PATH" not in os.environ:
+    os.environ["PANTS_CA_CERTS_PATH"] = os.environ["SSL_CERT_FILE"]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -136,10 +140,13 @@ def isolated_pants(
     remote: str | None = None,
     env: dict[str, str] | None = None,
     named: Path | None = None,
+    remote_exec: str | None = None,
 ) -> PantsResult:
     """Pants in checkout `root` with its own local store, named caches and HOME, all
-    under `caches`; with `remote`, reading and writing that REAPI cache. `named` shares
-    a named-caches dir (GOCACHE etc., which never change a result) to save time."""
+    under `caches`; with `remote`, reading and writing that REAPI cache; with
+    `remote_exec`, running k4s's steps on that REAPI engine (pants.remote-exec.toml).
+    `named` shares a named-caches dir (GOCACHE etc., which never change a result) to
+    save time."""
     home = caches / "home"
     home.mkdir(parents=True, exist_ok=True)
     flags = [
@@ -150,6 +157,12 @@ def isolated_pants(
     ]
     if remote:
         flags += ["--pants-config-files=+['pants.remote.toml']", f"--remote-store-address={remote}"]
+    if remote_exec:
+        flags += [
+            "--pants-config-files=+['pants.remote-exec.toml']",
+            f"--remote-store-address={remote_exec}",
+            f"--remote-execution-address={remote_exec}",
+        ]
     return run_pants(*flags, *args, cwd=root, env={"HOME": str(home), **(env or {})})
 
 

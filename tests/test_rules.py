@@ -58,8 +58,10 @@ def rule_runner() -> RuleRunner:
         ],
         target_types=[*register.target_types(), FilesGeneratorTarget, FileTarget, GenericTarget, RelocatedFiles],
     )
+    # The CA bundle conftest took from SSL_CERT_FILE, for the Go SDK download.
+    ca = [f"--ca-certs-path={os.environ['PANTS_CA_CERTS_PATH']}"] if os.environ.get("PANTS_CA_CERTS_PATH") else []
     rr.set_options(
-        [], env_inherit={"PATH", "GOPROXY", "GOSUMDB", "GONOSUMDB", "GOPRIVATE", "GOFLAGS"}
+        ca, env_inherit={"PATH", "GOPROXY", "GOSUMDB", "GONOSUMDB", "GOPRIVATE", "GOFLAGS"}
     )
     files = {}
     for path in SMALL.rglob("*"):

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from k4s_plugin.subsystems import GO_VERSION
+
 from .conftest import REPO, fresh_dist, go_test, require_tool, run_pants
 
 SMALL = "tests/testprojects/small"
@@ -68,8 +70,8 @@ def test_sbom_is_true_to_the_image(dist: Path, tmp_path: Path) -> None:
     assert bb["hashes"] == [{"alg": "SHA-256", "content": _sha256(tmp_path / "bbin" / "bb")}]
     assert {"name": "k4s:command", "value": "echo github.com/u-root/u-root/cmds/core/echo"} in bb["properties"]
 
-    go_version = subprocess.run(["go", "env", "GOVERSION"], capture_output=True, text=True, check=True).stdout.strip()
-    assert components[f"pkg:golang/stdlib@{go_version.removeprefix('go')}"]["version"] == go_version.removeprefix("go")
+    # The SDK every step ran: [k4s-go].version's, not this machine's Go.
+    assert components[f"pkg:golang/stdlib@{GO_VERSION}"]["version"] == GO_VERSION
 
     # The patched module: its version and go.sum hash, and the patch with its SHA-256.
     gosum = (REPO / SMALL / "go.sum").read_text().split("\n")

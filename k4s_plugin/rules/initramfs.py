@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pants.core.target_types import FileSourceField
 from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
 from pants.engine.addresses import Address
+from pants.engine.environment import EnvironmentName
 from pants.engine.fs import AddPrefix, CreateDigest, Digest, FileContent, MergeDigests
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import (
@@ -38,6 +39,7 @@ from k4s_plugin.rules.cpio import Archive, PackInitramfsRequest
 from k4s_plugin.rules.errors import target_error
 from k4s_plugin.rules.kmods import KernelModules, KernelModulesRequest
 from k4s_plugin.rules.oci import OciImage, OciImageFieldSet
+from k4s_plugin.rules.toolchain import K4sStepEnvironment
 from k4s_plugin.targets import (
     InitramfsBaseLayoutField,
     InitramfsBusyboxField,
@@ -255,7 +257,7 @@ def _check_commands(request: InitramfsRequest, commands) -> None:
 
 
 @rule(desc="Lay out and pack an initramfs")
-async def build_initramfs(request: InitramfsRequest) -> Archive:
+async def build_initramfs(request: InitramfsRequest, where: K4sStepEnvironment) -> Archive:
     bb_field_set = await Get(GoBusyboxFieldSet, InitramfsRequest, request)
     bb_request = BusyboxBuildRequest.from_field_set(bb_field_set)
     busybox = await Get(BusyboxBinary, BusyboxBuildRequest, bb_request)
@@ -301,8 +303,13 @@ async def build_initramfs(request: InitramfsRequest) -> Archive:
     records += [layout.image_record(i.name, i.src, InitramfsImagesField.alias, i.what) for i in images]
     digests += [i.digest for i in images]
 
+    # Read from this machine's module tree, always here, wherever the steps run.
     kmods = await Get(
-        KernelModules, KernelModulesRequest(request.address, request.kernel_modules, request.kernel_modules_dir)
+        KernelModules,
+        {
+            KernelModulesRequest(request.address, request.kernel_modules, request.kernel_modules_dir): KernelModulesRequest,
+            where.local: EnvironmentName,
+        },
     )
     records += layout.kernel_module_records(kmods.records, InitramfsKernelModulesField.alias)
     digests.append(kmods.digest)

@@ -33,7 +33,7 @@ from k4s_plugin.rules.compile import BusyboxBinary
 from k4s_plugin.rules.cpio import Archive
 from k4s_plugin.rules.download import PATCHES_DIR, ModuleSources
 from k4s_plugin.rules.store import file_digests
-from k4s_plugin.rules.toolchain import GoToolchain
+from k4s_plugin.subsystems import K4sGo
 
 SBOM_SUFFIX = ".cdx.json"
 # A fixed namespace for the BOM's serial number (uuid5 of the image's SHA-256).
@@ -95,7 +95,7 @@ def _module_component(module: dict, patch_hashes: dict[str, str]) -> dict:
 
 
 @rule(desc="Write the SBOM of an initramfs")
-async def initramfs_sbom(request: SbomRequest, toolchain: GoToolchain) -> Sbom:
+async def initramfs_sbom(request: SbomRequest, k4s_go: K4sGo) -> Sbom:
     busybox, modules = await MultiGet(
         Get(BusyboxBinary, BusyboxBuildRequest, request.busybox),
         Get(ModuleSources, BusyboxBuildRequest, request.busybox),
@@ -112,7 +112,7 @@ async def initramfs_sbom(request: SbomRequest, toolchain: GoToolchain) -> Sbom:
     image_hash = _file_hashes(archive_entries)[request.archive.path]
     patch_hashes = _file_hashes(patch_entries)
 
-    go_version = toolchain.version.removeprefix("go")
+    go_version = k4s_go.version  # the SDK every step ran (rules/toolchain.py)
     stdlib = {
         "type": "library",
         "bom-ref": go_purl("stdlib", go_version),

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from pants.engine.addresses import Address
+from pants.engine.environment import EnvironmentName
 from pants.engine.fs import Digest
 from pants.engine.process import FallibleProcessResult, Process
 from pants.engine.rules import Get, collect_rules, rule
@@ -15,7 +16,7 @@ from pants.util.logging import LogLevel
 
 from k4s_plugin.rules.errors import K4sStepError, explain
 from k4s_plugin.rules.store import VerifiedProcess
-from k4s_plugin.rules.toolchain import GO_BUILD_CACHE, GOROOT_CACHE, GoToolchain
+from k4s_plugin.rules.toolchain import GO_BUILD_CACHE, GoToolchain, K4sStepEnvironment
 
 
 @dataclass(frozen=True)
@@ -43,23 +44,20 @@ _CODE = re.compile(r"^k4s: (E_[A-Z_]+): ", re.M)
 
 
 @rule
-async def run_k4s_step(req: K4sStep, toolchain: GoToolchain) -> K4sStepResult:
-    result = await Get(
-        FallibleProcessResult,
-        VerifiedProcess(Process(
-            argv=req.argv,
-            input_digest=req.input_digest,
-            output_files=req.output_files,
-            env={**toolchain.env, **req.extra_env},
-            append_only_caches={
-                GO_BUILD_CACHE[0]: GO_BUILD_CACHE[1],
-                GOROOT_CACHE[0]: GOROOT_CACHE[1],
-                **req.caches,
-            },
-            description=req.description,
-            level=LogLevel.INFO,
-        )),
+async def run_k4s_step(req: K4sStep, where: K4sStepEnvironment) -> K4sStepResult:
+    # In the environment `[k4s-go].environment` names (this machine, or remote executors).
+    toolchain = await Get(GoToolchain, EnvironmentName, where.name)
+    process = Process(
+        argv=req.argv,
+        input_digest=req.input_digest,
+        immutable_input_digests=toolchain.immutable_input_digests,
+        output_files=req.output_files,
+        env={**toolchain.env, **req.extra_env},
+        append_only_caches={GO_BUILD_CACHE[0]: GO_BUILD_CACHE[1], **req.caches},
+        description=req.description,
+        level=LogLevel.INFO,
     )
+    result = await Get(FallibleProcessResult, {VerifiedProcess(process): VerifiedProcess, where.name: EnvironmentName})
     stderr = result.stderr.decode(errors="replace")
     if result.exit_code != 0:
         m = _CODE.search(stderr)

@@ -10,14 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pants.engine.environment import EnvironmentName
 from pants.engine.fs import CreateDigest, Digest, FileContent
 from pants.engine.process import FallibleProcessResult, Process
-from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.util.logging import LogLevel
 
 from k4s_plugin.rules.errors import K4sStepError
 from k4s_plugin.rules.store import VerifiedProcess
-from k4s_plugin.rules.toolchain import GO_BUILD_CACHE, GO_MOD_TOOLS_CACHE, GOROOT_CACHE, GoToolchain
+from k4s_plugin.rules.toolchain import GO_BUILD_CACHE, GO_MOD_TOOLS_CACHE, GoToolchain, K4sStepEnvironment
 
 TOOLS_SRC = Path(__file__).resolve().parent.parent / "tools"
 TOOLS_DIR = "__k4s_tools"
@@ -59,38 +60,53 @@ class K4sDownloadTool:
     k4stool = f"{TOOLS_DIR}/k4stool-download"
 
 
-async def _go_build(toolchain: GoToolchain, args: tuple[str, ...], outputs: tuple[str, ...], description: str) -> Digest:
-    sources = await Get(Digest, CreateDigest(_tool_sources()))
-    result = await Get(
-        FallibleProcessResult,
-        VerifiedProcess(Process(
-            argv=(toolchain.go, "-C", "__k4s_tools_src", "build", "-trimpath", "-ldflags=-s -w -buildid=", *args),
-            input_digest=sources,
-            output_files=outputs,
-            env={
-                **{k: v for k, v in toolchain.env.items() if k != "GOFLAGS"},
-                "GOFLAGS": " ".join(
-                    f for f in toolchain.env.get("GOFLAGS", "").split() if not f.startswith("-mod=")
-                )
-                + " -mod=readonly -modcacherw",
-                "GOMODCACHE": "{chroot}/" + GO_MOD_TOOLS_CACHE[1],
-                "GOPATH": "{chroot}/.gopath",
-                "HOME": "{chroot}/.home",
-                "GOENV": "off",
-                "GOTOOLCHAIN": "local",
-                "GOTELEMETRY": "off",
-                "GOWORK": "off",
-                "CGO_ENABLED": "0",
-            },
-            append_only_caches={
-                GO_BUILD_CACHE[0]: GO_BUILD_CACHE[1],
-                GO_MOD_TOOLS_CACHE[0]: GO_MOD_TOOLS_CACHE[1],
-                GOROOT_CACHE[0]: GOROOT_CACHE[1],
-            },
-            description=description,
-            level=LogLevel.INFO,
-        )),
+# Go needs absolute GOROOT, GOCACHE, GOMODCACHE and GOPATH, and this build runs before
+# there is a k4stool to make them so: the shell makes the relative paths of the
+# Process env absolute against the sandbox, wherever that is (Pants 2.17 fills in
+# `{chroot}` only for processes it runs on this machine).
+_ABSOLUTE_GO_PATHS = (
+    'export GOROOT="$PWD/$GOROOT" GOCACHE="$PWD/$GOCACHE" GOMODCACHE="$PWD/$GOMODCACHE" '
+    'GOPATH="$PWD/$GOPATH" HOME="$PWD/$HOME"; exec "$@"'
+)
+
+
+async def _go_build(
+    where: K4sStepEnvironment, args: tuple[str, ...], outputs: tuple[str, ...], description: str
+) -> Digest:
+    sources, toolchain = await MultiGet(
+        Get(Digest, CreateDigest(_tool_sources())), Get(GoToolchain, EnvironmentName, where.name)
     )
+    process = Process(
+        argv=(
+            "/bin/sh", "-c", _ABSOLUTE_GO_PATHS, "k4s-go-build",
+            toolchain.go, "-C", "__k4s_tools_src", "build", "-trimpath", "-ldflags=-s -w -buildid=", *args,
+        ),
+        input_digest=sources,
+        immutable_input_digests=toolchain.immutable_input_digests,
+        output_files=outputs,
+        env={
+            **{k: v for k, v in toolchain.env.items() if k != "GOFLAGS"},
+            "GOFLAGS": " ".join(
+                f for f in toolchain.env.get("GOFLAGS", "").split() if not f.startswith("-mod=")
+            )
+            + " -mod=readonly -modcacherw",
+            "GOMODCACHE": GO_MOD_TOOLS_CACHE[1],
+            "GOPATH": ".gopath",
+            "HOME": ".home",
+            "GOENV": "off",
+            "GOTOOLCHAIN": "local",
+            "GOTELEMETRY": "off",
+            "GOWORK": "off",
+            "CGO_ENABLED": "0",
+        },
+        append_only_caches={
+            GO_BUILD_CACHE[0]: GO_BUILD_CACHE[1],
+            GO_MOD_TOOLS_CACHE[0]: GO_MOD_TOOLS_CACHE[1],
+        },
+        description=description,
+        level=LogLevel.INFO,
+    )
+    result = await Get(FallibleProcessResult, {VerifiedProcess(process): VerifiedProcess, where.name: EnvironmentName})
     if result.exit_code != 0:
         raise K4sStepError(
             "Building k4s's Go tool k4stool (with gobusybox and mkuimage) failed. Check that the Go "
@@ -102,7 +118,7 @@ async def _go_build(toolchain: GoToolchain, args: tuple[str, ...], outputs: tupl
 
 @rule(desc="Build k4s tools (k4stool with gobusybox)", level=LogLevel.DEBUG)
 async def build_k4s_tools(
-    _: K4sToolsRequest, toolchain: GoToolchain, download_tool: K4sDownloadTool
+    _: K4sToolsRequest, where: K4sStepEnvironment, download_tool: K4sDownloadTool
 ) -> K4sTools:
     # After the download tool, on purpose: with an empty Go build cache, the two
     # builds would compile the same standard library packages side by side (about
@@ -110,7 +126,7 @@ async def build_k4s_tools(
     # then this build reuses its packages while the module download runs.
     del download_tool
     digest = await _go_build(
-        toolchain,
+        where,
         ("-o", f"../{K4sTools.k4stool}", "./k4stool"),
         (K4sTools.k4stool,),
         "Build k4stool for every step (gobusybox, mkuimage)",
@@ -119,9 +135,9 @@ async def build_k4s_tools(
 
 
 @rule(desc="Build k4stool's download step", level=LogLevel.DEBUG)
-async def build_k4s_download_tool(toolchain: GoToolchain) -> K4sDownloadTool:
+async def build_k4s_download_tool(where: K4sStepEnvironment) -> K4sDownloadTool:
     digest = await _go_build(
-        toolchain,
+        where,
         ("-tags", "k4s_download", "-o", f"../{K4sDownloadTool.k4stool}", "./k4stool"),
         (K4sDownloadTool.k4stool,),
         "Build k4stool (download step only)",

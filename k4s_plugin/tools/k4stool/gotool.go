@@ -14,7 +14,7 @@ import (
 // [k4s-go] subsystem) plus settings that keep the go command away from
 // everything that is not a declared input.
 func goEnv(work string, extra ...string) ([]string, error) {
-	goroot := os.Getenv("GOROOT")
+	goroot := sandboxPath(work, os.Getenv("GOROOT"))
 	if goroot == "" {
 		return nil, errorf("E_NO_GO", "GOROOT is not set in the sandbox")
 	}
@@ -22,15 +22,18 @@ func goEnv(work string, extra ...string) ([]string, error) {
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case "PATH", "HOME", "GOENV", "GOTOOLCHAIN", "GOTELEMETRY", "GOWORK", "GOPATH", "GOMODCACHE", "GO111MODULE", "CGO_ENABLED":
+		case "PATH", "HOME", "GOENV", "GOTOOLCHAIN", "GOTELEMETRY", "GOWORK", "GOPATH", "GOMODCACHE", "GO111MODULE", "CGO_ENABLED", "GOROOT", "GOCACHE":
 			continue
 		}
 		env = append(env, kv)
 	}
-	if os.Getenv("GOCACHE") == "" {
-		env = append(env, "GOCACHE="+filepath.Join(work, ".gocache"))
+	gocache := sandboxPath(work, os.Getenv("GOCACHE"))
+	if gocache == "" {
+		gocache = filepath.Join(work, ".gocache")
 	}
 	env = append(env,
+		"GOROOT="+goroot,
+		"GOCACHE="+gocache,
 		"PATH="+filepath.Join(goroot, "bin"),
 		"HOME="+filepath.Join(work, ".home"),
 		"GOENV=off",
@@ -71,7 +74,18 @@ func goFlagsWithout(prefixes ...string) string {
 }
 
 func goBinary() string {
-	return filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+	return filepath.Join(sandboxPath(mustAbs("."), os.Getenv("GOROOT")), "bin", "go")
+}
+
+// sandboxPath makes a path from the step's environment absolute: the plugin passes
+// paths relative to the sandbox (GOROOT=__k4s_go, GOCACHE=.cache/kuties_go_build),
+// because Pants fills in {chroot} only for steps it runs on this machine, not for
+// remote executors; the go command wants them absolute.
+func sandboxPath(work, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(work, p)
 }
 
 // run runs a command, streaming its stderr to ours and also returning it.

@@ -76,7 +76,9 @@ func rewrite(args []string) error {
 	}
 	// gobusybox's library reads os.Environ(); make it the sandboxed one.
 	setProcessEnv(env)
-	genv := golang.Default(golang.DisableCGO(), golang.WithWorkingDir(dir), golang.WithBuildTag(tags...), golang.WithMod(golang.ModReadonly))
+	// GOROOT as goEnv made it absolute: go/build read the relative one Pants passed
+	// when this program started, and gobusybox would take that.
+	genv := golang.Default(golang.DisableCGO(), golang.WithGOROOT(os.Getenv("GOROOT")), golang.WithWorkingDir(dir), golang.WithBuildTag(tags...), golang.WithMod(golang.ModReadonly))
 	l := log.New(os.Stderr, "gobusybox: ", 0)
 
 	if err := checkExplicitPatterns(genv, patterns); err != nil {

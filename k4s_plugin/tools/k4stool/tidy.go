@@ -119,7 +119,7 @@ func commandImports(dir string, env, tags, patterns []string) ([]string, error) 
 		// -mod=mod: go.sum may still lack the glob's module (it is tidied next).
 		saved := os.Environ()
 		setProcessEnv(append(env, "GOFLAGS="+strings.TrimSpace(goFlagsWithout("-mod=")+" -modcacherw")))
-		genv := golang.Default(golang.DisableCGO(), golang.WithWorkingDir(dir), golang.WithBuildTag(tags...), golang.WithMod(golang.ModBehavior("mod")))
+		genv := golang.Default(golang.DisableCGO(), golang.WithGOROOT(os.Getenv("GOROOT")), golang.WithWorkingDir(dir), golang.WithBuildTag(tags...), golang.WithMod(golang.ModBehavior("mod")))
 		paths, err := findpkg.ResolveGlobs(log.New(os.Stderr, "gobusybox: ", 0), genv, findpkg.Env{}, globs)
 		setProcessEnv(saved)
 		if err != nil {
