@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from pants.core.util_rules.system_binaries import BinaryPathRequest, BinaryPaths, BinaryPathTest
 from pants.engine.addresses import Address
+from pants.engine.environment import EnvironmentName
 from pants.engine.fs import EMPTY_DIGEST, CreateDigest, Digest, FileContent, MergeDigests
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.util.frozendict import FrozenDict
@@ -18,6 +19,7 @@ from pants.util.frozendict import FrozenDict
 from k4s_plugin.rules import layout
 from k4s_plugin.rules.errors import target_error
 from k4s_plugin.rules.steps import K4sStep, K4sStepResult
+from k4s_plugin.rules.toolchain import K4sStepEnvironment
 from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 from k4s_plugin.targets import COMPRESSIONS
 
@@ -51,16 +53,15 @@ class PackInitramfsRequest:
     compression: str
 
 
-async def _xz(address: Address) -> tuple[tuple[str, ...], FrozenDict[str, str]]:
+async def _xz(address: Address, where: K4sStepEnvironment) -> tuple[tuple[str, ...], FrozenDict[str, str]]:
     """xz-utils' `xz` for `compression="xz"`: the k4stool arguments, and its version in
-    the environment so that it is part of the step's cache key."""
-    paths = await Get(
-        BinaryPaths,
-        BinaryPathRequest(
-            binary_name="xz", search_path=("/usr/bin", "/bin", "/usr/local/bin"),
-            test=BinaryPathTest(args=["--version"], fingerprint_stdout=True),
-        ),
+    the environment so that it is part of the step's cache key. Looked up where the
+    step runs (on a remote executor, its `xz`)."""
+    request = BinaryPathRequest(
+        binary_name="xz", search_path=("/usr/bin", "/bin", "/usr/local/bin"),
+        test=BinaryPathTest(args=["--version"], fingerprint_stdout=True),
     )
+    paths = await Get(BinaryPaths, {request: BinaryPathRequest, where.name: EnvironmentName})
     if not paths.first_path:
         raise target_error(
             address, "compression", "is 'xz', which k4s packs with xz-utils' `xz` (23% smaller "
@@ -72,14 +73,14 @@ async def _xz(address: Address) -> tuple[tuple[str, ...], FrozenDict[str, str]]:
 
 
 @rule(desc="Pack an initramfs")
-async def pack_initramfs(request: PackInitramfsRequest) -> Archive:
+async def pack_initramfs(request: PackInitramfsRequest, where: K4sStepEnvironment) -> Archive:
     manifest = layout.manifest(request.records, request.base_layout, request.compression)
     tools, manifest_digest = await MultiGet(
         Get(K4sTools, K4sToolsRequest()), Get(Digest, CreateDigest([FileContent(MANIFEST, manifest)]))
     )
     input_digest = await Get(Digest, MergeDigests([tools.digest, request.files, manifest_digest]))
     out = f"__k4s_archive/{archive_name(request.compression)}"
-    xz_args, xz_env = await _xz(request.address) if request.compression == "xz" else ((), FrozenDict())
+    xz_args, xz_env = await _xz(request.address, where) if request.compression == "xz" else ((), FrozenDict())
     result = await Get(
         K4sStepResult,
         K4sStep(
