@@ -31,12 +31,15 @@ const bbMainPkg = "bb.u-root.com/bb"
 // commandName is one path element: what bbin/<name> may be.
 var commandName = regexp.MustCompile(`^[A-Za-z0-9_+][A-Za-z0-9._+-]*$`)
 
-// rewrite turns Go commands into one GOPATH-style busybox source tree with
-// gobusybox's pkg/bb (what `makebb -g` runs) and packs it into one tar.
-// Commands whose name must differ from their package path's base name
-// (explicit names, and Go's own rule that a major-version suffix like /v3 is
-// not a command name) are rewritten with gobusybox's lower-level bbinternal,
-// since pkg/bb names every command by its base name and refuses duplicates.
+// rewrite turns Go commands into one GOPATH-style busybox source tree, the
+// one gobusybox's pkg/bb (what `makebb -g` runs) writes, byte for byte, and
+// packs it into one tar. gobusybox's bbinternal rewrites each command; only
+// the commands are type-checked, against their dependencies' export data
+// (bbgen.go). The tree is the one k4s wrote when it called pkg/bb for the
+// commands named by their package path's base name and then rewrote the
+// others (explicit names, and Go's own rule that a major-version suffix like
+// /v3 is not a command name) under their own names, since pkg/bb names every
+// command by its base name and refuses duplicates.
 func rewrite(args []string) error {
 	fs := flag.NewFlagSet("rewrite", flag.ExitOnError)
 	gomod := fs.String("gomod", ".", "directory holding go.mod and go.sum")
@@ -109,8 +112,9 @@ func rewrite(args []string) error {
 			renamed = append(renamed, p)
 		}
 	}
-	// pkg/bb needs at least one command; let it rewrite one renamed command
-	// under its base name, then fix the registered name.
+	// pkg/bb needed at least one command: it rewrote one renamed command
+	// under its base name (its package is still called so), then k4s fixed
+	// the registered name.
 	fixLiteral := ""
 	if len(plain) == 0 {
 		plain, renamed, fixLiteral = renamed[:1], renamed[1:], renamed[0]
