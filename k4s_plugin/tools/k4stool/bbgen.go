@@ -3,7 +3,6 @@
 package main
 
 import (
-	_ "embed"
 	"errors"
 	"fmt"
 	"go/ast"
@@ -15,7 +14,9 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	_ "unsafe" // go:linkname
 
+	_ "github.com/u-root/gobusybox/src/pkg/bb" // bbMainSource, bbRegisterSource
 	"github.com/u-root/gobusybox/src/pkg/bb/bbinternal"
 	"github.com/u-root/gobusybox/src/pkg/golang"
 	"golang.org/x/tools/go/ast/astutil"
@@ -43,14 +44,17 @@ import (
 // are redone below in their few lines.
 
 // The two files pkg/bb embeds as bb's main package (bbmain/cmd/main.go and
-// bbmain/register.go of gobusybox/src v0.3.0, byte for byte:
-// TestBBMainTemplates compares them with the module's). Their names begin
-// with "_" so that the go command does not compile them here.
+// bbmain/register.go): the bytes pkg/bb itself embeds, read through
+// go:linkname because pkg/bb does not export them (its writeBBMain, which
+// writes them, is unexported too). No copy of them lives in this repository;
+// TestBBMainTemplates compares them with the module's files, and
+// TestGenerateMatchesBuildBusybox the whole tree with pkg/bb's, so a
+// gobusybox update that renames them fails the tests, not a build.
 //
-//go:embed _bbmain_main.go
+//go:linkname bbMainSource github.com/u-root/gobusybox/src/pkg/bb.bbMainSource
 var bbMainSource []byte
 
-//go:embed _bbmain_register.go
+//go:linkname bbRegisterSource github.com/u-root/gobusybox/src/pkg/bb.bbRegisterSource
 var bbRegisterSource []byte
 
 // bbLoadMode is what findpkg.loadPkgs asks for, minus NeedDeps: the command

@@ -16,7 +16,7 @@ import (
 	"github.com/u-root/gobusybox/src/pkg/golang"
 )
 
-// The templates bbgen.go embeds are pkg/bb's, byte for byte.
+// The templates bbgen.go reads from pkg/bb (go:linkname) are the module's files, byte for byte.
 func TestBBMainTemplates(t *testing.T) {
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/u-root/gobusybox/src").Output()
 	if err != nil {
