@@ -26,7 +26,7 @@ TOOLS_DIR = "__k4s_tools"
 
 @dataclass(frozen=True)
 class K4sTools:
-    """A digest holding `__k4s_tools/k4stool`, every step (gobusybox's pkg/bb does the
+    """A digest holding `__k4s_tools/k4stool`, every step (gobusybox's bbinternal does the
     rewrite in it)."""
 
     digest: Digest

@@ -18,8 +18,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/u-root/gobusybox/src/pkg/bb"
-	"github.com/u-root/gobusybox/src/pkg/bb/bbinternal"
 	"github.com/u-root/gobusybox/src/pkg/bb/findpkg"
 	"github.com/u-root/gobusybox/src/pkg/golang"
 	"golang.org/x/tools/go/ast/astutil"
@@ -33,12 +31,15 @@ const bbMainPkg = "bb.u-root.com/bb"
 // commandName is one path element: what bbin/<name> may be.
 var commandName = regexp.MustCompile(`^[A-Za-z0-9_+][A-Za-z0-9._+-]*$`)
 
-// rewrite turns Go commands into one GOPATH-style busybox source tree with
-// gobusybox's pkg/bb (what `makebb -g` runs) and packs it into one tar.
-// Commands whose name must differ from their package path's base name
-// (explicit names, and Go's own rule that a major-version suffix like /v3 is
-// not a command name) are rewritten with gobusybox's lower-level bbinternal,
-// since pkg/bb names every command by its base name and refuses duplicates.
+// rewrite turns Go commands into one GOPATH-style busybox source tree, the
+// one gobusybox's pkg/bb (what `makebb -g` runs) writes, byte for byte, and
+// packs it into one tar. gobusybox's bbinternal rewrites each command; only
+// the commands are type-checked, against their dependencies' export data
+// (bbgen.go). The tree is the one k4s wrote when it called pkg/bb for the
+// commands named by their package path's base name and then rewrote the
+// others (explicit names, and Go's own rule that a major-version suffix like
+// /v3 is not a command name) under their own names, since pkg/bb names every
+// command by its base name and refuses duplicates.
 func rewrite(args []string) error {
 	fs := flag.NewFlagSet("rewrite", flag.ExitOnError)
 	gomod := fs.String("gomod", ".", "directory holding go.mod and go.sum")
@@ -64,6 +65,17 @@ func rewrite(args []string) error {
 	}
 	modcache := filepath.Join(work, ".k4s-modcache")
 	if err := unpackTree(*modules, modcache); err != nil {
+		return err
+	}
+	// The compile step's environment (compile.go), over the tree generated
+	// here: the commands are type-checked against dependencies compiled as
+	// that step compiles them.
+	gopathEnv, err := goEnv(work,
+		"GOPATH="+filepath.Join(work, "gen"),
+		"GO111MODULE=off",
+		"GOFLAGS="+goFlagsWithout("-mod=", "-modcacherw"),
+	)
+	if err != nil {
 		return err
 	}
 	env, err := goEnv(work,
@@ -102,29 +114,20 @@ func rewrite(args []string) error {
 			renamed = append(renamed, p)
 		}
 	}
-	// pkg/bb needs at least one command; let it rewrite one renamed command
-	// under its base name, then fix the registered name.
+	// pkg/bb needed at least one command: it rewrote one renamed command
+	// under its base name (its package is still called so), then k4s fixed
+	// the registered name.
 	fixLiteral := ""
 	if len(plain) == 0 {
 		plain, renamed, fixLiteral = renamed[:1], renamed[1:], renamed[0]
 	}
 
-	// What `makebb -g` does, in this process: gobusybox's pkg/bb generates the
-	// tree (no makebb process, no second Go environment probe).
+	// What `makebb -g` does (gobusybox's pkg/bb), in this process, with the
+	// dependencies' types from export data (bbgen.go).
 	gen := filepath.Join(work, "gen")
-	opts := &bb.Opts{Env: genv, GenSrcDir: gen, CommandPaths: plain, GenerateOnly: true, GoBuildOpts: &golang.BuildOpts{}}
-	if err := bb.BuildBusybox(l, opts); err != nil {
-		return classifyGoError("E_REWRITE", err)
-	}
-	if fixLiteral != "" {
-		if err := renameRegistration(gen, fixLiteral, cmdNames[fixLiteral]); err != nil {
-			return err
-		}
-	}
-	if len(renamed) > 0 {
-		if err := rewriteRenamed(l, genv, gen, renamed, cmdNames); err != nil {
-			return err
-		}
+	g := &bbGen{genv: genv, gen: gen, gopathEnv: gopathEnv, tags: tags}
+	if err := g.generate(plain, renamed, cmdNames, fixLiteral); err != nil {
+		return err
 	}
 
 	manifest := map[string]string{}
@@ -265,32 +268,10 @@ func needsCgo(files []string) bool {
 	return false
 }
 
-// rewriteRenamed rewrites commands with gobusybox's library under their own
-// names, copies their dependencies into the tree and adds them to bb's main.
-func rewriteRenamed(l *log.Logger, genv *golang.Environ, gen string, paths []string, cmdNames map[string]string) error {
-	cmds, err := findpkg.NewPackages(l, genv, findpkg.Env{}, paths...)
-	if err != nil {
-		return classifyGoError("E_REWRITE", err)
-	}
-	src := filepath.Join(gen, "src")
-	for _, cmd := range cmds {
-		cmd.Name = cmdNames[cmd.Pkg.PkgPath]
-		if err := cmd.Rewrite(filepath.Join(src, cmd.Pkg.PkgPath), bbMainPkg+"/pkg/bbmain"); err != nil {
-			return errorf("E_REWRITE", "rewriting %s: %v", cmd.Pkg.PkgPath, err)
-		}
-		var werr error
-		packages.Visit([]*packages.Package{cmd.Pkg}, nil, func(p *packages.Package) {
-			first, _, _ := strings.Cut(p.PkgPath, "/")
-			if p == cmd.Pkg || !strings.Contains(first, ".") || werr != nil {
-				return
-			}
-			werr = bbinternal.WritePkg(p, filepath.Join(src, p.PkgPath))
-		})
-		if werr != nil {
-			return werr
-		}
-	}
-	mainGo := filepath.Join(src, bbMainPkg, "main.go")
+// addMainImports adds the renamed commands to bb's main.go (after pkg/bb
+// wrote it for the others), as k4s did when a second gobusybox pass rewrote
+// them: re-printed with go/format only.
+func addMainImports(mainGo string, paths []string) error {
 	fset := token.NewFileSet()
 	f, err := parser.ParseFile(fset, mainGo, nil, parser.ParseComments)
 	if err != nil {
