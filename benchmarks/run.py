@@ -49,7 +49,7 @@ K3S = "distros/k3s-like:initramfs"
 
 # Process descriptions (k4s_plugin/rules) -> step names.
 STEPS = {
-    "Link ": "goroot",
+    "Unpack the Go SDK": "go-sdk",
     "Build k4stool (download step only)": "download-tool",
     "Build k4stool for every step": "tools",
     "Download Go modules": "download",
