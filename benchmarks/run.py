@@ -19,6 +19,10 @@ Measures, on this machine, for the u-root base profile (distros/uroot):
 - sizes: bb, cpio, cpio.xz.
 With `--k8s`, also the k3s-like profile (the largest): build time and per-step peak
 memory, with the machine's Go caches (a cold K8s build takes 15+ minutes).
+With `--kubesolo`, the kubesolo-like appliance cold (empty caches) and then an edit of
+its one first-party command, k4s-node (distros/node), against that cold build.
+With `--remote-exec`, uroot cold with every k4s step on a REAPI engine
+(build-support/remote-exec/casd, one and two engines) against the local cold build.
 Sizes of bb against separate binaries for every profile: benchmarks/separate.py.
 """
 
@@ -46,6 +50,7 @@ from tests.remote_cache import BuildGrid  # noqa: E402
 UROOT = "distros/uroot:initramfs"
 SMALL = "tests/testprojects/small:initramfs"
 K3S = "distros/k3s-like:initramfs"
+KUBESOLO = "distros/kubesolo-like:initramfs"
 
 # Process descriptions (k4s_plugin/rules) -> step names.
 STEPS = {
@@ -96,11 +101,14 @@ def step_times(logdir: Path) -> dict[str, float]:
 
 
 class Checkout:
-    def __init__(self, base: Path, name: str, remote: str | None = None, named: Path | None = None) -> None:
+    def __init__(
+        self, base: Path, name: str, remote: str | None = None, named: Path | None = None, remote_exec: str | None = None
+    ) -> None:
         self.root = checkout(base / name / "k4s")
         self.caches = base / name / "caches"
         self.named = named or self.caches / "named"
         self.remote = remote
+        self.remote_exec = remote_exec
         for d in ("home", "workunits"):
             (self.caches / d).mkdir(parents=True, exist_ok=True)
 
@@ -115,6 +123,12 @@ class Checkout:
         ]
         if self.remote:
             flags += ["--pants-config-files=+['pants.remote.toml']", f"--remote-store-address={self.remote}"]
+        if self.remote_exec:
+            flags += [
+                "--pants-config-files=+['pants.remote-exec.toml']",
+                f"--remote-store-address={self.remote_exec}",
+                f"--remote-execution-address={self.remote_exec}",
+            ]
         # Only this build's sandboxes (tests.conftest points Pants at SANDBOXES).
         with MemWatch(SANDBOXES) as mem:
             secs = timed([str(PANTS), *flags, *args], self.root, {"HOME": str(self.caches / "home")})
@@ -204,21 +218,18 @@ def svg_bars(title: str, bars: list[tuple[str, float]], unit: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
-    ap.add_argument("--k8s", action="store_true", help="also build the k3s-like profile (long)")
-    ap.add_argument("--repeat", type=int, default=2, help="cold builds of each kind (best counts)")
-    args = ap.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="k4s-bench-"))
-    r: dict = {}
+Rows = list[tuple[str, str]]
 
+
+def uroot_suite(base: Path, repeat: int, r: dict) -> tuple[Rows, list[tuple[str, float]]]:
+    """The u-root base profile against plain makebb and mkuimage; no-op, command list
+    change, an edit of the small project's command, a fresh checkout on a remote cache."""
     # Plain tools first: their caches are their own, nothing is warm for k4s either.
     # Cold builds vary by several seconds from run to run here: each cold build runs
-    # --repeat times, from scratch, and the best of them counts (all are in the JSON).
-    r["plain_makebb_cpio_runs_s"] = [plain_makebb(base / f"run{i}") for i in range(args.repeat)]
-    r["plain_mkuimage_runs_s"] = [plain_mkuimage(base / f"run{i}") for i in range(args.repeat)]
-    checkouts = [Checkout(base / f"run{i}", "a") for i in range(args.repeat)]
+    # `repeat` times, from scratch, and the best of them counts (all are in the JSON).
+    r["plain_makebb_cpio_runs_s"] = [plain_makebb(base / f"run{i}") for i in range(repeat)]
+    r["plain_mkuimage_runs_s"] = [plain_mkuimage(base / f"run{i}") for i in range(repeat)]
+    checkouts = [Checkout(base / f"run{i}", "a") for i in range(repeat)]
     colds = [(c, c.pants("package", UROOT)) for c in checkouts]
     r["cold_runs_s"] = [run.seconds for _, run in colds]
     a, cold = min(colds, key=lambda c: c[1].seconds)
@@ -265,25 +276,12 @@ def main() -> None:
     finally:
         server.stop()
 
-    if args.k8s:
-        named = Path.home() / ".cache" / "pants" / "named_caches"  # the machine's GOCACHE
-        k = Checkout(base, "k3s", named=named)
-        k3s = k.pants("package", K3S)
-        r["k3s_warm_go_caches_s"], r["k3s_steps_s"], r["k3s_peak_rss_bytes"] = k3s.seconds, k3s.steps, k3s.memory
-        r["k3s_peak_rss_concurrent_bytes"] = k3s.concurrent
-        r["k3s_cpio_bytes"] = (k.root / "dist" / "distros.k3s-like" / "initramfs.cpio").stat().st_size
-
     r["cold_vs_plain_ratio"] = round(r["cold_s"] / r["plain_makebb_cpio_s"], 2)
     r["cold_vs_mkuimage_ratio"] = round(r["cold_s"] / r["plain_mkuimage_s"], 2)
     r["edit_pantsd_vs_cold_ratio"] = round(r["small_edit_pantsd_s"] / r["small_cold_s"], 2)
     r["edit_no_pantsd_vs_cold_ratio"] = round(r["small_edit_no_pantsd_s"] / r["small_cold_s"], 2)
     r["command_list_vs_cold_ratio"] = round(r["command_list_change_s"] / r["cold_s"], 2)
     r["remote_fresh_vs_cold_ratio"] = round(r["remote_fresh_checkout_s"] / r["cold_s"], 2)
-    go = subprocess.run(["go", "version"], capture_output=True, text=True).stdout.strip()
-    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    r["machine"] = f"{platform.node()}, {os.cpu_count()} cores, {mem_gib:.0f} GiB, {go}"
-    r["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
     rows = [
         ("cold build, empty caches, no pantsd (uroot; best of runs)", f"{r['cold_s']:.1f} s ({', '.join(f'{x:.1f}' for x in r['cold_runs_s'])})"),
         ("… its steps (s)", fmt_steps(cold)),
@@ -306,16 +304,6 @@ def main() -> None:
          f"{r['remote_fresh_checkout_s']:.1f} s ({r['remote_fresh_vs_cold_ratio']} of cold)"),
         ("bb / cpio / cpio.xz", f"{r['bb_bytes']:,} / {r['cpio_bytes']:,} / {r['cpio_xz_bytes']:,} bytes"),
     ]
-    if args.k8s:
-        rows += [
-            ("k3s-like, machine's Go caches warm, no pantsd", f"{r['k3s_warm_go_caches_s']:.1f} s ({fmt_steps(k3s)})"),
-            ("… peak memory per step (largest process)", fmt_mem(k3s)),
-        ]
-    md = f"k4s benchmarks, {r['date']}, {r['machine']}\n\n| measure | value |\n| --- | --- |\n"
-    md += "".join(f"| {k} | {v} |\n" for k, v in rows)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "latest.md").write_text(md)
-    (args.out / "latest.json").write_text(json.dumps(r, indent=2) + "\n")
     bars = [
         ("plain makebb + cpio", r["plain_makebb_cpio_s"]),
         ("mkuimage", r["plain_mkuimage_s"]),
@@ -328,7 +316,105 @@ def main() -> None:
         ("small: edit one command (pantsd)", r["small_edit_pantsd_s"]),
         ("fresh checkout, remote cache", r["remote_fresh_checkout_s"]),
     ]
-    (args.out / "timings.svg").write_text(svg_bars(f"k4s timings ({r['machine']})", bars, "s"))
+    return rows, bars
+
+
+def remote_exec_suite(base: Path, r: dict) -> Rows:
+    """uroot cold (empty caches) built here, on one REAPI engine, and on two."""
+    from tests.remote_exec import Casd
+
+    local = Checkout(base, "local").pants("package", UROOT)
+    one = Casd(base / "casd-one").start()
+    try:
+        remote = Checkout(base, "remote-exec", remote_exec=one.address).pants("package", UROOT)
+    finally:
+        one.stop()
+    second = Casd(base / "casd-b").start()
+    first = Casd(base / "casd-a", jobs=1, forward=second).start()
+    try:
+        two = Checkout(base, "remote-exec-2", remote_exec=first.address).pants("package", UROOT)
+    finally:
+        first.stop()
+        second.stop()
+    r["remote_exec_local_cold_s"] = local.seconds
+    r["remote_exec_cold_s"] = remote.seconds
+    r["remote_exec_two_engines_cold_s"] = two.seconds
+    return [
+        ("uroot cold here (empty caches)", f"{local.seconds:.1f} s ({fmt_steps(local)})"),
+        ("uroot cold, every k4s step on one REAPI engine (casd)",
+         f"{remote.seconds:.1f} s ({remote.seconds / local.seconds:.2f} of local)"),
+        ("uroot cold, two engines", f"{two.seconds:.1f} s ({two.seconds / local.seconds:.2f} of local)"),
+    ]
+
+
+def kubesolo_suite(base: Path, r: dict) -> Rows:
+    """kubesolo-like cold (empty caches), then an edit of its first-party k4s-node."""
+    ks = Checkout(base, "kubesolo")
+    cold = ks.pants("package", KUBESOLO)
+    node = ks.root / "distros" / "node" / "cmd" / "k4s-node" / "main.go"
+    node.write_text(node.read_text() + "\n// benchmark edit\n")
+    edit = ks.pants("package", KUBESOLO)
+    r["kubesolo_cold_s"], r["kubesolo_cold_steps_s"] = cold.seconds, cold.steps
+    r["kubesolo_cold_peak_rss_bytes"], r["kubesolo_cold_peak_rss_concurrent_bytes"] = cold.memory, cold.concurrent
+    r["kubesolo_edit_s"], r["kubesolo_edit_steps_s"] = edit.seconds, edit.steps
+    r["kubesolo_edit_vs_cold_ratio"] = round(edit.seconds / cold.seconds, 3)
+    return [
+        ("kubesolo-like cold, empty caches, no pantsd", f"{cold.seconds:.1f} s ({fmt_steps(cold)})"),
+        ("… peak memory per step (largest process)", fmt_mem(cold)),
+        ("kubesolo-like: edit k4s-node, no pantsd (goal ≤ 10% of cold)",
+         f"{edit.seconds:.1f} s ({r['kubesolo_edit_vs_cold_ratio']} of cold; {fmt_steps(edit)})"),
+    ]
+
+
+def k3s_suite(base: Path, r: dict) -> Rows:
+    """k3s-like (the largest profile) with the machine's Go caches."""
+    named = Path.home() / ".cache" / "pants" / "named_caches"  # the machine's GOCACHE
+    k = Checkout(base, "k3s", named=named)
+    k3s = k.pants("package", K3S)
+    r["k3s_warm_go_caches_s"], r["k3s_steps_s"], r["k3s_peak_rss_bytes"] = k3s.seconds, k3s.steps, k3s.memory
+    r["k3s_peak_rss_concurrent_bytes"] = k3s.concurrent
+    r["k3s_cpio_bytes"] = (k.root / "dist" / "distros.k3s-like" / "initramfs.cpio").stat().st_size
+    return [
+        ("k3s-like, machine's Go caches warm, no pantsd", f"{k3s.seconds:.1f} s ({fmt_steps(k3s)})"),
+        ("… peak memory per step (largest process)", fmt_mem(k3s)),
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    ap.add_argument("--k8s", action="store_true", help="also build the k3s-like profile (long)")
+    ap.add_argument("--kubesolo", action="store_true", help="kubesolo-like cold and an edit of k4s-node (long)")
+    ap.add_argument("--remote-exec", action="store_true", help="uroot on REAPI engines (needs bwrap)")
+    ap.add_argument("--no-uroot", action="store_true", help="skip the u-root suite (run only the ones named)")
+    ap.add_argument("--repeat", type=int, default=2, help="cold builds of each kind (best counts)")
+    args = ap.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="k4s-bench-"))
+    r: dict = {}
+    rows: Rows = []
+    bars: list[tuple[str, float]] = []
+    suites = []
+    if not args.no_uroot:
+        rows, bars = uroot_suite(base / "uroot", args.repeat, r)
+        suites.append("uroot")
+    for flag, suite in (("remote_exec", remote_exec_suite), ("kubesolo", kubesolo_suite), ("k8s", k3s_suite)):
+        if getattr(args, flag):
+            rows += suite(base / flag, r)
+            suites.append(flag)
+
+    go = subprocess.run(["go", "version"], capture_output=True, text=True).stdout.strip()
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    r["machine"] = f"{platform.node()}, {os.cpu_count()} cores, {mem_gib:.0f} GiB, {go}"
+    r["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    md = f"k4s benchmarks ({', '.join(suites)}), {r['date']}, {r['machine']}\n\n| measure | value |\n| --- | --- |\n"
+    md += "".join(f"| {k} | {v} |\n" for k, v in rows)
+    # The u-root suite writes latest.*; a run of other suites alone, latest-<suites>.*.
+    stem = "latest" if "uroot" in suites else "latest-" + "-".join(suites)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{stem}.md").write_text(md)
+    (args.out / f"{stem}.json").write_text(json.dumps(r, indent=2) + "\n")
+    if bars:
+        (args.out / "timings.svg").write_text(svg_bars(f"k4s timings ({r['machine']})", bars, "s"))
     print(md)
     shutil.rmtree(base, ignore_errors=True)
 
