@@ -9,6 +9,7 @@ these tests are `slow`: CI's default run skips them; run them with
 
 from __future__ import annotations
 
+import ast
 import re
 import signal
 import subprocess
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import fresh_dist, require_tool, run_pants
+from .conftest import REPO, fresh_dist, require_tool, run_pants
 from .qemu import qemu_argv
 
 K8S = r"Kubernetes v1\.37\.2"
@@ -46,29 +47,26 @@ CHECKS: dict[str, tuple[list[str], str]] = {
     "nft": (["--version"], r"nftables v1\.1\.0 \(k4s pure-Go nft\)"),
 }
 
-PROFILES: dict[str, set[str]] = {
-    "k3s-like": {
-        "kine", "kube-apiserver", "kube-scheduler", "kube-controller-manager", "kubelet",
-        "kube-proxy", "containerd", "containerd-shim-runc-v2", "runc", "flanneld", "coredns",
-        "nft", "bridge", "loopback", "host-local",
-    },
-    "k0s-like": {
-        "etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager", "kubelet",
-        "kube-proxy", "containerd", "containerd-shim-runc-v2", "runc", "kube-router", "coredns",
-        "nft", "bridge", "loopback", "host-local",
-    },
-    "kubesolo-like": {
-        "kine", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet",
-        "kube-proxy", "nft", "containerd", "containerd-shim-runc-v2", "runc", "bridge", "loopback",
-        "host-local", "coredns",
-    },
-    "talos-like": {
-        "etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager", "kubelet",
-        "kube-proxy", "containerd", "containerd-shim-runc-v2", "runc", "flanneld", "coredns",
-        "nft", "bridge", "loopback", "host-local",
-    },
-    "k4s-stack": {"etcdctl", "containerd", "containerd-shim-runc-v2", "runc", "flanneld", "coredns"},
-}
+def _profile_boot_literal(name: str):
+    """A literal assigned in tests/profile_boot/BUILD (the boot images' source)."""
+    tree = ast.parse((REPO / "tests" / "profile_boot" / "BUILD").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [name]:
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"tests/profile_boot/BUILD assigns no {name}")
+
+
+# profile -> the Kubernetes-side commands its bbin/ must hold: the list the boot images
+# in tests/profile_boot run, read from that BUILD file (one list, not two).
+PROFILES: dict[str, set[str]] = {p: set(c) for p, c in _profile_boot_literal("PROFILE_COMMANDS").items()}
+
+
+def test_boot_images_run_the_checked_version_commands() -> None:
+    """The boot images call each component as CHECKS does (fast: reads BUILD only)."""
+    version_args = _profile_boot_literal("VERSION_ARGS")
+    assert set(PROFILES) == {"k3s-like", "k0s-like", "kubesolo-like", "talos-like", "k4s-stack"}
+    for cmd in set().union(*PROFILES.values()):
+        assert version_args[cmd] == " ".join(CHECKS[cmd][0]), cmd
 
 
 # u-root commands that reboot or power off whatever their arguments.
