@@ -106,7 +106,7 @@ async def _go_build(
         description=description,
         level=LogLevel.INFO,
     )
-    result = await Get(FallibleProcessResult, K4sProcess(process, f"k4stool build ({description})"))
+    result = await Get(FallibleProcessResult, K4sProcess(process, f"step '{description}'"))
     if result.exit_code != 0:
         raise K4sStepError(
             "Building k4s's Go tool k4stool (with gobusybox and mkuimage) failed. Check that the Go "
