@@ -35,7 +35,9 @@ class K4sGo(Subsystem):
         toolchain zip from the Go module proxy (the first http(s) entry of `GOPROXY`,
         default https://proxy.golang.org), pinned by sha256: no Go on this machine is
         used. It reaches each step as an input digest, so steps run the same SDK here
-        and on remote executors.
+        and on remote executors. Where the steps run is `environment`; what a step
+        does when remote execution, not the build, fails it is `remote_fallback`
+        (`./pants help-advanced k4s-go`).
         """
     )
 
