@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from enum import Enum
+
 from pants.core.util_rules.environments import LOCAL_ENVIRONMENT_MATCHER
-from pants.option.option_types import StrListOption, StrOption
+from pants.option.option_types import EnumOption, StrListOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import softwrap
 
@@ -18,6 +20,13 @@ GO_KNOWN_VERSIONS = [
 ]
 
 
+class RemoteFallback(Enum):
+    """What a step does when the remote engine, not the step, fails it."""
+
+    local = "local"
+    fail = "fail"
+
+
 class K4sGo(Subsystem):
     options_scope = "k4s-go"
     help = softwrap(
@@ -26,7 +35,9 @@ class K4sGo(Subsystem):
         toolchain zip from the Go module proxy (the first http(s) entry of `GOPROXY`,
         default https://proxy.golang.org), pinned by sha256: no Go on this machine is
         used. It reaches each step as an input digest, so steps run the same SDK here
-        and on remote executors.
+        and on remote executors. Where the steps run is `environment`; what a step
+        does when remote execution, not the build, fails it is `remote_fallback`
+        (`./pants help-advanced k4s-go`).
         """
     )
 
@@ -81,6 +92,26 @@ class K4sGo(Subsystem):
             They are part of each step's cache key, and reach remote executors with it.
             Nothing else of the host environment (GOPATH, HOME, ~/go, GOENV files) is
             visible to a step.
+            """
+        ),
+        advanced=True,
+    )
+
+    remote_fallback = EnumOption(
+        default=RemoteFallback.local,
+        help=softwrap(
+            """
+            What happens when `environment` is a `remote_environment` and a step fails
+            because of the remote execution infrastructure, not because of the build:
+            the engine cannot be reached or gives up (Pants itself retries an action
+            five times first, e.g. when an executor's runner dies), or the step's
+            process was killed on the executor (SIGKILL, SIGTERM, SIGINT or SIGHUP, with
+            no k4s error of its own: an out-of-memory kill, a stopped worker).
+            `local` runs that same step once more on this machine and logs a warning
+            naming the target, the step and the cause; the result is the same bytes.
+            `fail` stops the build with an error naming the engine's address and the
+            fixes. A step that fails on its own (a k4stool `E_*` error, a compiler
+            error) always fails the build, in either mode, and is never rerun.
             """
         ),
         advanced=True,

@@ -6,17 +6,22 @@ count them as remote executions, the engine's action log lists each of them, and
 local sandbox ran one. The image is byte-identical to a local build. With two engines
 (the first runs one action at a time and hands the others to the second, casd's own
 hybrid mode), both run steps, and the bytes are the same again.
+
+Faults (issue 16, item 4): workers killed mid-action (the runner of one step, the
+process of another), and the engine down at the start or killed mid-build, with
+`[k4s-go].remote_fallback` "local" (the default) and "fail".
 """
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
 import pytest
 
 from .conftest import checkout, executed_k4s_steps, isolated_pants, require_tool, sha256, stat_counter
-from .remote_exec import Casd
+from .remote_exec import Casd, Fault
 
 UROOT = "distros/uroot:initramfs"
 UROOT_OUT = "dist/distros.uroot/initramfs.cpio"
@@ -87,3 +92,79 @@ def test_uroot_spread_over_two_engines(local_build: tuple[str, float], tmp_path:
     assert sha256(root / UROOT_OUT) == local_build[0]
     print(f"uroot over two engines: {seconds:.0f} s; first ran {len(_steps_run(first))} steps, "
           f"second {len(_steps_run(second))}")
+
+
+@pytest.mark.slow
+def test_uroot_survives_killed_workers(local_build: tuple[str, float], tmp_path: Path) -> None:
+    """Two workers die mid-action: the rewrite's runner (buildbox-run: the engine reports
+    an error and Pants submits the action again, to the same engine), then the compile's
+    k4stool in its sandbox (the action ends with exit code 137: k4s runs the compile
+    here). The build succeeds with the bytes of a local build."""
+    require_tool("bwrap")
+    engine = Casd(tmp_path / "casd").start()
+    try:
+        root = checkout(tmp_path / "k4s")
+        start = time.monotonic()
+        with Fault(engine, "k4stool rewrite", "runner") as runner, Fault(engine, "k4stool compile", "step") as step:
+            r = isolated_pants(root, tmp_path / "caches", "package", UROOT, remote_exec=engine.address)
+        seconds = time.monotonic() - start
+    finally:
+        engine.stop()
+    assert runner.done and step.done, (runner.done, step.done, r.output[-3000:])
+    assert r.returncode == 0, r.output
+    # The runner's death: Pants' own retry on the engine, which ran the rewrite twice.
+    assert stat_counter(r.output, "remote_execution_rpc_retries") >= 1, r.output
+    assert sum("k4stool rewrite" in line for line in engine.actions()) == 2, engine.actions()
+    # The step's death: k4s's fallback, with a warning; only the compile ran here.
+    assert re.search(
+        r"k4s: the compile of distros/uroot:bb failed remotely .*killed on the executor \(SIGKILL, exit code 137\)"
+        r".*Running it on this machine instead", r.output,
+    ), r.output
+    assert [s.split(" ", 1)[0] for s in executed_k4s_steps(r.output)] == ["Compile"], executed_k4s_steps(r.output)
+    assert sha256(root / UROOT_OUT) == local_build[0]
+    print(f"uroot, two workers killed: {seconds:.0f} s (local {local_build[1]:.0f} s); killed {runner.done}, {step.done}")
+
+
+SMALL = "tests/testprojects/small:bb"
+
+
+@pytest.mark.slow
+def test_engine_down_at_start_fails_clearly(tmp_path: Path) -> None:
+    """With `[k4s-go].remote_fallback = "fail"` and no engine, the first step fails the
+    build with the engine's address and the fixes."""
+    root = checkout(tmp_path / "k4s")
+    address = Casd(tmp_path / "casd").address  # a free port nobody listens on
+    r = isolated_pants(
+        root, tmp_path / "caches", "package", SMALL, remote_exec=address,
+        env={"PANTS_K4S_GO_REMOTE_FALLBACK": "fail"},
+    )
+    assert r.returncode != 0
+    for part in (f"k4s could not run the step 'Build k4stool", "remotely", address, "Connection refused",
+                 "build-support/remote-exec/casd", "--no-remote-execution", "remote_fallback"):
+        assert part in r.output, r.output
+    assert executed_k4s_steps(r.output) == []
+
+
+@pytest.mark.slow
+def test_engine_killed_mid_build_falls_back_here(tmp_path: Path) -> None:
+    """The engine dies while the rewrite runs on it: Pants gives up on it after its
+    retries, and k4s runs the rewrite and the compile here (the default
+    `remote_fallback = "local"`), with a warning each. The steps before ran remotely."""
+    require_tool("bwrap")
+    engine = Casd(tmp_path / "casd").start()
+    try:
+        root = checkout(tmp_path / "k4s")
+        with Fault(engine, "k4stool rewrite", "engine") as fault:
+            r = isolated_pants(root, tmp_path / "caches", "package", SMALL, remote_exec=engine.address)
+    finally:
+        engine.stop()
+    assert fault.done, r.output[-3000:]
+    assert r.returncode == 0, r.output
+    assert stat_counter(r.output, "remote_execution_success") >= 3, r.output  # the two tool builds, download
+    for step in ("gobusybox rewrite", "compile"):
+        assert re.search(
+            rf"k4s: the {step} of {SMALL} failed remotely .*the remote execution engine failed: .*"
+            r"Running it on this machine instead", r.output,
+        ), r.output
+    assert [s.split(" ", 1)[0] for s in executed_k4s_steps(r.output)] == ["Rewrite", "Compile"], r.output
+    assert (root / "dist/tests.testprojects.small/bb").stat().st_size > 0

@@ -6,7 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pants.core.util_rules.system_binaries import UnzipBinary
-from pants.core.util_rules.environments import EnvironmentNameRequest
+from pants.core.util_rules.environments import (
+    EnvironmentNameRequest,
+    EnvironmentTarget,
+    RemoteEnvironmentTarget,
+)
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.environment import ChosenLocalEnvironmentName, EnvironmentName
 from pants.engine.fs import (
@@ -83,6 +87,9 @@ class K4sStepEnvironment:
 
     name: EnvironmentName
     local: EnvironmentName
+    # Steps run on REAPI executors (a `remote_environment`, with remote execution on):
+    # then an infrastructure failure may fall back here (steps.py, K4sProcess).
+    remote: bool = False
 
 
 @rule(desc="Resolve the environment of k4s's steps", level=LogLevel.DEBUG)
@@ -92,7 +99,9 @@ async def k4s_step_environment(k4s_go: K4sGo) -> K4sStepEnvironment:
         EnvironmentName,
         EnvironmentNameRequest(k4s_go.environment, description_of_origin="the option `[k4s-go].environment`"),
     )
-    return K4sStepEnvironment(name, local.val)
+    # With remote execution off, a remote_environment resolves to its fallback (here).
+    target = await Get(EnvironmentTarget, EnvironmentName, name)
+    return K4sStepEnvironment(name, local.val, remote=isinstance(target.val, RemoteEnvironmentTarget))
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.util.logging import LogLevel
 
 from k4s_plugin.rules.errors import K4sStepError
-from k4s_plugin.rules.store import VerifiedProcess
+from k4s_plugin.rules.steps import K4sProcess
 from k4s_plugin.rules.toolchain import GO_BUILD_CACHE, GO_MOD_TOOLS_CACHE, GoToolchain, K4sStepEnvironment
 
 TOOLS_SRC = Path(__file__).resolve().parent.parent / "tools"
@@ -106,7 +106,7 @@ async def _go_build(
         description=description,
         level=LogLevel.INFO,
     )
-    result = await Get(FallibleProcessResult, {VerifiedProcess(process): VerifiedProcess, where.name: EnvironmentName})
+    result = await Get(FallibleProcessResult, K4sProcess(process, f"step '{description}'"))
     if result.exit_code != 0:
         raise K4sStepError(
             "Building k4s's Go tool k4stool (with gobusybox and mkuimage) failed. Check that the Go "
