@@ -17,6 +17,7 @@ from pants.util.logging import LogLevel
 from k4s_plugin.rules.errors import K4sStepError, explain
 from k4s_plugin.rules.store import VerifiedProcess
 from k4s_plugin.rules.toolchain import GO_BUILD_CACHE, GoToolchain, K4sStepEnvironment
+from k4s_plugin.subsystems import K4sGo
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,35 @@ class K4sStepResult:
     stdout: str = ""
 
 
+def compiles_go(step: str) -> bool:
+    """The steps whose go commands compile packages: the rewrite's (`go list -export`
+    compiles the commands' dependencies) and the compile's. With
+    `[k4s-go].shared_build_cache` they share Go's build cache through REAPI."""
+    return step == "compile" or "rewrite" in step
+
+
+def shared_cache_env(k4s_go: K4sGo, step: str) -> dict[str, str]:
+    """The env that makes k4stool run the go command with `k4stool gocache` as
+    GOCACHEPROG (gotool.go): only for the compiling steps, so the others keep
+    their keys when the option changes."""
+    if not compiles_go(step) or not k4s_go.shared_build_cache:
+        return {}
+    address = k4s_go.shared_build_cache
+    if not address.startswith(("grpc://", "grpcs://")):
+        raise K4sStepError(
+            f"[k4s-go].shared_build_cache is `{address}`: it must be grpc://host:port or grpcs://host:port."
+        )
+    env = {"K4S_GOCACHE_REMOTE": address}
+    if k4s_go.shared_build_cache_instance_name:
+        env["K4S_GOCACHE_INSTANCE"] = k4s_go.shared_build_cache_instance_name
+    return env
+
+
 _CODE = re.compile(r"^k4s: (E_[A-Z_]+): ", re.M)
 
 
 @rule
-async def run_k4s_step(req: K4sStep, where: K4sStepEnvironment) -> K4sStepResult:
+async def run_k4s_step(req: K4sStep, where: K4sStepEnvironment, k4s_go: K4sGo) -> K4sStepResult:
     # In the environment `[k4s-go].environment` names (this machine, or remote executors).
     toolchain = await Get(GoToolchain, EnvironmentName, where.name)
     process = Process(
@@ -52,7 +77,7 @@ async def run_k4s_step(req: K4sStep, where: K4sStepEnvironment) -> K4sStepResult
         input_digest=req.input_digest,
         immutable_input_digests=toolchain.immutable_input_digests,
         output_files=req.output_files,
-        env={**toolchain.env, **req.extra_env},
+        env={**toolchain.env, **req.extra_env, **shared_cache_env(k4s_go, req.step)},
         append_only_caches={GO_BUILD_CACHE[0]: GO_BUILD_CACHE[1], **req.caches},
         description=req.description,
         level=LogLevel.INFO,
