@@ -15,6 +15,7 @@ require (
 	golang.org/x/mod v0.34.0
 	golang.org/x/sys v0.42.0
 	golang.org/x/tools v0.43.0
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20260226221140-a57be14db171
 	google.golang.org/grpc v1.81.1
 	google.golang.org/protobuf v1.36.11
 )
@@ -29,6 +30,5 @@ require (
 	golang.org/x/sync v0.20.0 // indirect
 	golang.org/x/text v0.35.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20260226221140-a57be14db171 // indirect
-	google.golang.org/genproto/googleapis/rpc v0.0.0-20260226221140-a57be14db171 // indirect
 	mvdan.cc/sh/v3 v3.11.0 // indirect
 )
