@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from k4s_plugin.rules.errors import K4sStepError
+from k4s_plugin.rules.steps import shared_cache_env
 from .conftest import checkout, executed_k4s_steps, isolated_pants, sha256
 from .remote_cache import BuildGrid
 
@@ -62,10 +65,24 @@ def test_packages_shared_across_machines(tmp_path: Path) -> None:
         assert sha256(b / OUT) == sha256(a / OUT)
 
         # Without the option (another compile key): the go command's own cache reads
-        # what k4stool gocache wrote, and compiles (puts) nothing new.
+        # what k4stool gocache wrote (Go's layout); no GOCACHEPROG runs, same bytes.
         r = isolated_pants(b, tmp_path / "caches-b", "package", TARGET)
         assert r.returncode == 0, r.output
         assert gocache_stats(tmp_path / "caches-b" / "named") == stats_b  # no GOCACHEPROG ran
         assert sha256(b / OUT) == sha256(a / OUT)
     finally:
         server.stop()
+
+
+def test_shared_cache_env_only_for_compiling_steps() -> None:
+    on = SimpleNamespace(shared_build_cache="grpc://cache:50051", shared_build_cache_instance_name="main")
+    off = SimpleNamespace(shared_build_cache=None, shared_build_cache_instance_name="")
+    want = {"K4S_GOCACHE_REMOTE": "grpc://cache:50051", "K4S_GOCACHE_INSTANCE": "main"}
+    assert shared_cache_env(on, "compile") == want
+    assert shared_cache_env(on, "gobusybox rewrite") == want
+    # The other steps keep their keys when the option changes.
+    for step in ("module download", "cpio", "OCI image", "size report", "tidy"):
+        assert shared_cache_env(on, step) == {}
+    assert shared_cache_env(off, "compile") == {}
+    with pytest.raises(K4sStepError, match="grpc://host:port"):
+        shared_cache_env(SimpleNamespace(shared_build_cache="http://x", shared_build_cache_instance_name=""), "compile")
