@@ -239,7 +239,7 @@ func (c *goCache) finish() {
 		s.RemoteError = c.remote.errorText()
 		c.remote.close()
 	}
-	s.Seconds = time.Since(c.started).Round(time.Millisecond).Seconds()
+	s.Seconds = float64(time.Since(c.started).Milliseconds()) / 1000
 	msg := fmt.Sprintf("k4s gocache: %d gets: %d local hits, %d remote hits, %d misses; %d puts",
 		s.Gets, s.LocalHits, s.RemoteHits, s.Misses, s.Puts)
 	if c.remote != nil {
