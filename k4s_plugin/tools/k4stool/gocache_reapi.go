@@ -134,9 +134,11 @@ func (r *remoteCache) get(action []byte) (out, body []byte, ok bool) {
 	if r.off.Load() {
 		return nil, nil, false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	res, err := r.ac.GetActionResult(ctx, &repb.GetActionResultRequest{
+	// A lookup is small: a server that does not answer it in 20 s is treated as
+	// down (then this go command stops asking); a blob gets 2 minutes.
+	actx, acancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer acancel()
+	res, err := r.ac.GetActionResult(actx, &repb.GetActionResultRequest{
 		InstanceName: r.instance, ActionDigest: gcActionDigest(action), InlineOutputFiles: []string{gcOutputPath},
 	})
 	if status.Code(err) == codes.NotFound {
@@ -160,6 +162,8 @@ func (r *remoteCache) get(action []byte) (out, body []byte, ok bool) {
 		return nil, nil, false
 	}
 	size := f.GetDigest().GetSizeBytes()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	switch {
 	case int64(len(f.GetContents())) == size:
 		body = f.GetContents()
