@@ -116,3 +116,40 @@ class K4sGo(Subsystem):
         ),
         advanced=True,
     )
+
+    shared_build_cache = StrOption(
+        default=None,
+        help=softwrap(
+            """
+            A REAPI cache (`grpc://host:port`, or `grpcs://host:port`: TLS checked
+            against the system's CAs) that the go command's build cache is shared
+            through, package by package: the rewrite's and the compile's go commands
+            run `k4stool gocache` as `GOCACHEPROG`, which keeps the local
+            `kuties_go_build` named cache as today (Go's own layout) and, on a local
+            miss, asks this cache; what it compiles it also uploads. A compiled package
+            is a CAS blob (Go's OutputID is its sha256) and Go's ActionID maps to it
+            through the ActionCache under `sha256("k4s-gocache-v1:" + ActionID)`. So a
+            machine whose GOCACHE is cold (a new CI runner, a colleague's laptop, a
+            remote executor) recompiles only the packages nobody compiled before,
+            even when the compile step itself is a cache miss (a changed command
+            list, tag or first-party source). Go's ActionIDs cover compiler, flags and
+            every input, so outputs are byte-identical with and without it. A miss or
+            an error of the remote never fails a build (the first error is logged
+            once, then the local cache alone is used). No credentials are sent: the
+            address is part of the rewrite and compile steps' env, hence of their
+            cache key (machines sharing a Pants remote cache should use the same
+            value), and Pants sends that key to its remote cache; use a cache that
+            needs no token (a private network, or mTLS terminated in front of it).
+            Off by default: Pants' own `remote_store_address` usually carries
+            `remote_store_headers`/token files that cannot be passed this way. See
+            the README's "Remote cache" section for figures.
+            """
+        ),
+        advanced=True,
+    )
+
+    shared_build_cache_instance_name = StrOption(
+        default="",
+        help="The REAPI instance name of `shared_build_cache` (empty: the server's default instance).",
+        advanced=True,
+    )

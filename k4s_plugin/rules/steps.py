@@ -51,6 +51,30 @@ class K4sStepResult:
     stdout: str = ""
 
 
+def compiles_go(step: str) -> bool:
+    """The steps whose go commands compile packages: the rewrite's (`go list -export`
+    compiles the commands' dependencies) and the compile's. With
+    `[k4s-go].shared_build_cache` they share Go's build cache through REAPI."""
+    return step == "compile" or "rewrite" in step
+
+
+def shared_cache_env(k4s_go: K4sGo, step: str) -> dict[str, str]:
+    """The env that makes k4stool run the go command with `k4stool gocache` as
+    GOCACHEPROG (gotool.go): only for the compiling steps, so the others keep
+    their keys when the option changes."""
+    if not compiles_go(step) or not k4s_go.shared_build_cache:
+        return {}
+    address = k4s_go.shared_build_cache
+    if not address.startswith(("grpc://", "grpcs://")):
+        raise K4sStepError(
+            f"[k4s-go].shared_build_cache is `{address}`: it must be grpc://host:port or grpcs://host:port."
+        )
+    env = {"K4S_GOCACHE_REMOTE": address}
+    if k4s_go.shared_build_cache_instance_name:
+        env["K4S_GOCACHE_INSTANCE"] = k4s_go.shared_build_cache_instance_name
+    return env
+
+
 _CODE = re.compile(r"^k4s: (E_[A-Z_]+): ", re.M)
 
 # Signals a step gets from outside: the kernel's out-of-memory killer, a worker being
@@ -144,7 +168,7 @@ async def run_k4s_process(
 
 
 @rule
-async def run_k4s_step(req: K4sStep, where: K4sStepEnvironment) -> K4sStepResult:
+async def run_k4s_step(req: K4sStep, where: K4sStepEnvironment, k4s_go: K4sGo) -> K4sStepResult:
     # In the environment `[k4s-go].environment` names (this machine, or remote executors).
     toolchain = await Get(GoToolchain, EnvironmentName, where.name)
     process = Process(
@@ -152,7 +176,7 @@ async def run_k4s_step(req: K4sStep, where: K4sStepEnvironment) -> K4sStepResult
         input_digest=req.input_digest,
         immutable_input_digests=toolchain.immutable_input_digests,
         output_files=req.output_files,
-        env={**toolchain.env, **req.extra_env},
+        env={**toolchain.env, **req.extra_env, **shared_cache_env(k4s_go, req.step)},
         append_only_caches={GO_BUILD_CACHE[0]: GO_BUILD_CACHE[1], **req.caches},
         description=req.description,
         level=LogLevel.INFO,

@@ -22,7 +22,8 @@ func goEnv(work string, extra ...string) ([]string, error) {
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case "PATH", "HOME", "GOENV", "GOTOOLCHAIN", "GOTELEMETRY", "GOWORK", "GOPATH", "GOMODCACHE", "GO111MODULE", "CGO_ENABLED", "GOROOT", "GOCACHE":
+		case "PATH", "HOME", "GOENV", "GOTOOLCHAIN", "GOTELEMETRY", "GOWORK", "GOPATH", "GOMODCACHE", "GO111MODULE", "CGO_ENABLED", "GOROOT", "GOCACHE",
+			"GOCACHEPROG", gocacheRemoteEnv, gocacheInstanceEnv:
 			continue
 		}
 		env = append(env, kv)
@@ -42,7 +43,49 @@ func goEnv(work string, extra ...string) ([]string, error) {
 		"GOWORK=off",
 		"CGO_ENABLED=0",
 	)
+	if prog, err := goCacheProg(gocache); err != nil {
+		return nil, err
+	} else if prog != "" {
+		env = append(env, "GOCACHEPROG="+prog)
+	}
 	return append(env, extra...), nil
+}
+
+// The step env vars that turn on the shared build cache ([k4s-go].shared_build_cache):
+// the go command then runs `k4stool gocache` as its GOCACHEPROG (gocache.go), with
+// GOCACHE as its local layer.
+const (
+	gocacheRemoteEnv   = "K4S_GOCACHE_REMOTE"
+	gocacheInstanceEnv = "K4S_GOCACHE_INSTANCE"
+)
+
+// goCacheProg is the GOCACHEPROG command line (split by the go command as
+// cmd/internal/quoted does: spaces separate, a field may be quoted), or "".
+func goCacheProg(gocache string) (string, error) {
+	remote := os.Getenv(gocacheRemoteEnv)
+	if remote == "" {
+		return "", nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	args := []string{exe, "gocache", "-dir=" + gocache, "-remote=" + remote}
+	if inst := os.Getenv(gocacheInstanceEnv); inst != "" {
+		args = append(args, "-instance="+inst)
+	}
+	for i, a := range args {
+		switch {
+		case !strings.ContainsAny(a, " \t\n'\""):
+		case !strings.Contains(a, "'"):
+			args[i] = "'" + a + "'"
+		case !strings.Contains(a, `"`):
+			args[i] = `"` + a + `"`
+		default:
+			return "", errorf("E_BAD_PATH", "%q cannot be quoted for GOCACHEPROG", a)
+		}
+	}
+	return strings.Join(args, " "), nil
 }
 
 // setProcessEnv makes env (KEY=value lines; a later line wins) this process's
