@@ -155,9 +155,13 @@ async def run_k4s_process(
             f"k4s could not run the {req.what} remotely: {cause}.\n\n"
             f"The remote execution engine is {engine} (environment `{where.name.val}`); "
             f"{why}.\n\n"
-            f"Fix: {fix}; or build on this machine with `--no-remote-execution`; or set "
-            '`[k4s-go].remote_fallback = "local"` to run a step here when remote execution '
-            "fails it."
+            f"Fix: {fix}; or build on this machine with `--no-remote-execution`"
+            + (
+                '; or set `[k4s-go].remote_fallback = "local"` to run a step here when remote '
+                "execution fails it."
+                if remote_platform == local_platform
+                else "."
+            )
         )
     logger.warning(
         f"k4s: the {req.what} failed remotely ({engine}, environment `{where.name.val}`): "
