@@ -1,0 +1,53 @@
+//go:build !k4s_download
+
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+func init() { subcommands["rewrite-deps"] = rewriteDeps }
+
+// rewriteDeps writes the dependency packages rewrite-plan listed (every
+// non-command package of bb outside the standard library) as pkg/bb does,
+// re-printed by bbinternal.WritePkg, into one GOPATH tree packed as a tar.
+// It lists them by path (module mode, files only), so it needs none of the
+// commands' own files: the rule leaves the first-party ones out of its
+// inputs, and editing a command does not rerun it (bbgen.go).
+func rewriteDeps(args []string) error {
+	fs := flag.NewFlagSet("rewrite-deps", flag.ExitOnError)
+	gomod := fs.String("gomod", ".", "directory holding go.mod and go.sum")
+	modules := fs.String("modules", "modules.tar", "module cache tar from `k4stool download`")
+	list := fs.String("list", "deps.txt", "the dependency packages, one a line (from `k4stool rewrite-plan`)")
+	out := fs.String("out", "deps.tar", "output tar of the dependencies' tree")
+	var tags multiFlag
+	fs.Var(&tags, "tag", "Go build tag (repeatable)")
+	fs.Parse(args)
+	work := mustAbs(".")
+	if !within(work, *list) || !within(work, *out) {
+		return errorf("E_BAD_PATH", "-list and -out must be inside the working directory")
+	}
+	data, err := os.ReadFile(*list)
+	if err != nil {
+		return err
+	}
+	deps := strings.Fields(string(data))
+	genv, _, err := moduleEnviron(work, *gomod, *modules, tags)
+	if err != nil {
+		return err
+	}
+	gen := filepath.Join(work, "gen")
+	if err := writeDepsTree(genv, deps, filepath.Join(gen, "src")); err != nil {
+		return err
+	}
+	n, err := packTree(gen, *out, nil)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "k4s: %d dependency packages, %d entries in their tree\n", len(deps), n)
+	return nil
+}
