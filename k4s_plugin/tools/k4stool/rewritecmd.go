@@ -64,6 +64,8 @@ func rewriteCommandStep(args []string) error {
 	if err != nil {
 		return err
 	}
+	// go/packages finds the go command through this process's PATH.
+	setProcessEnv(gopathEnv)
 	c := plannedCommand{Path: *pkg, Name: *name, Kind: *kind}
 	if err := rewriteCommand(gopathEnv, tags, gen, orig, c); err != nil {
 		return err
