@@ -24,7 +24,9 @@ COMMANDS_JSON = "__k4s_commands.json"
 PLAN_JSON = "__k4s_rewrite/plan.json"
 DEPS_LIST = "__k4s_rewrite/deps.txt"
 BBMAIN_TAR = "__k4s_rewrite/bbmain.tar"
-SRC_DIR = "__k4s_rewrite/src"  # the plan's tar of each command's own files: NAME.tar
+# The plan's per command: a tar of its own files (NAME.tar), the dependency packages
+# it imports, directly or not (NAME.deps).
+SRC_DIR = "__k4s_rewrite/src"
 DEPS_TAR = "__k4s_rewrite/deps.tar"
 CMD_DIR = "__k4s_rewrite/cmd"  # each command rewritten: NAME.tar
 
@@ -64,6 +66,11 @@ class PlannedCommand:
     name: str
     kind: str  # plain, renamed or fixliteral (k4stool's planCommands)
     src: str  # the tar of its own files, in the plan's digest
+
+    @property
+    def needs(self) -> str:
+        """The dependency packages it imports, directly or not, in the plan's digest."""
+        return self.src.removesuffix(".tar") + ".deps"
 
 
 @dataclass(frozen=True)
@@ -190,7 +197,7 @@ async def rewrite_deps(request: RewriteDepsRequest) -> RewrittenDeps:
 class RewriteCommandRequest:
     address: Address
     command: PlannedCommand
-    src: Digest  # the command's own files (the plan's tar)
+    src: Digest  # the command's own files (the plan's tar), the packages it needs, deps.txt
     deps: Digest  # deps.tar
     options: GoBuildOptions
 
@@ -219,6 +226,10 @@ async def rewrite_command(request: RewriteCommandRequest) -> RewrittenCommand:
                 DEPS_TAR,
                 "-src",
                 cmd.src,
+                "-deplist",
+                DEPS_LIST,
+                "-needs",
+                cmd.needs,
                 "-pkg",
                 cmd.path,
                 "-name",
@@ -247,7 +258,7 @@ async def rewrite_commands(request: RewriteCommandsRequest) -> RewrittenTree:
     deps_list, bbmain, *srcs = await MultiGet(
         Get(Digest, DigestSubset(plan.digest, PathGlobs([DEPS_LIST]))),
         Get(Digest, DigestSubset(plan.digest, PathGlobs([BBMAIN_TAR]))),
-        *(Get(Digest, DigestSubset(plan.digest, PathGlobs([c.src]))) for c in plan.commands),
+        *(Get(Digest, DigestSubset(plan.digest, PathGlobs([c.src, c.needs, DEPS_LIST]))) for c in plan.commands),
     )
     deps = await Get(
         RewrittenDeps,

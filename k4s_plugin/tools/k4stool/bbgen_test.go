@@ -247,8 +247,9 @@ func splitRewrite(t *testing.T, nameArgs, cmds []string) (map[string]string, rew
 	for _, c := range plan.Commands {
 		dir := t.TempDir()
 		copyIn(depsDir, dir, "deps.tar")
-		copyIn(planDir, dir, c.Src)
-		step(dir, rewriteCommandStep, "-deps", "deps.tar", "-src", c.Src, "-pkg", c.Path, "-name", c.Name, "-kind", c.Kind, "-out", "out.tar")
+		needs := strings.TrimSuffix(c.Src, ".tar") + ".deps"
+		copyIn(planDir, dir, c.Src, needs, "deps.txt")
+		step(dir, rewriteCommandStep, "-deps", "deps.tar", "-src", c.Src, "-deplist", "deps.txt", "-needs", needs, "-pkg", c.Path, "-name", c.Name, "-kind", c.Kind, "-out", "out.tar")
 		tars = append(tars, filepath.Join(dir, "out.tar"))
 	}
 	joined := t.TempDir()

@@ -26,6 +26,8 @@ func rewriteCommandStep(args []string) error {
 	fs := flag.NewFlagSet("rewrite-command", flag.ExitOnError)
 	depsTar := fs.String("deps", "deps.tar", "the dependencies' tree from `k4stool rewrite-deps`")
 	srcTar := fs.String("src", "cmd.tar", "the command's own files from `k4stool rewrite-plan`")
+	depList := fs.String("deplist", "deps.txt", "every package in -deps, one a line (from `k4stool rewrite-plan`)")
+	needs := fs.String("needs", "cmd.deps", "the packages of -deps the command imports, directly or not, one a line (from `k4stool rewrite-plan`)")
 	pkg := fs.String("pkg", "", "the command's package path")
 	name := fs.String("name", "", "the command's name")
 	kind := fs.String("kind", kindPlain, "plain, renamed or fixliteral (see planCommands)")
@@ -34,8 +36,10 @@ func rewriteCommandStep(args []string) error {
 	fs.Var(&tags, "tag", "Go build tag (repeatable)")
 	fs.Parse(args)
 	work := mustAbs(".")
-	if !within(work, *depsTar) || !within(work, *srcTar) || !within(work, *out) {
-		return errorf("E_BAD_PATH", "-deps, -src and -out must be inside the working directory")
+	for _, p := range []string{*depsTar, *srcTar, *depList, *needs, *out} {
+		if !within(work, p) {
+			return errorf("E_BAD_PATH", "-deps, -src, -deplist, -needs and -out must be inside the working directory")
+		}
 	}
 	if *pkg == "" || path.Clean(*pkg) != *pkg || strings.HasPrefix(*pkg, "/") || strings.HasPrefix(*pkg, ".") || !commandName.MatchString(*name) {
 		return errorf("E_USAGE", "-pkg %q and -name %q must be a package path and a command name", *pkg, *name)
@@ -51,8 +55,17 @@ func rewriteCommandStep(args []string) error {
 			return errorf("E_INTERNAL", "%s: %s is not under %s", *srcTar, f, prefix)
 		}
 	}
-	for _, step := range []struct{ tar, dir string }{{*depsTar, gen}, {*srcTar, gen}, {*srcTar, orig}} {
-		if err := unpackTree(step.tar, step.dir); err != nil {
+	// Of the dependencies' tree, only the command's own: a Kubernetes command
+	// needs a part of the tree, u-root's a small one.
+	keep, err := depsKeep(*depList, *needs)
+	if err != nil {
+		return err
+	}
+	if err := unpackTreeKeep(*depsTar, gen, keep); err != nil {
+		return err
+	}
+	for _, dir := range []string{gen, orig} {
+		if err := unpackTree(*srcTar, dir); err != nil {
 			return err
 		}
 	}
@@ -70,14 +83,56 @@ func rewriteCommandStep(args []string) error {
 	if err := rewriteCommand(gopathEnv, tags, gen, orig, c); err != nil {
 		return err
 	}
-	keep := map[string]bool{}
+	own := map[string]bool{}
 	for _, f := range files {
-		keep[f] = true
+		own[f] = true
 	}
-	if _, err := packFiles(gen, *out, keep); err != nil {
+	if _, err := packFiles(gen, *out, own); err != nil {
 		return err
 	}
 	return nil
+}
+
+// depsKeep selects the files of the dependencies' tree that belong to the
+// packages in the needs file: those in a needed package's directory, and
+// those below it (embedded files) that are not in another package's.
+func depsKeep(depList, needs string) (func(string) bool, error) {
+	all, err := readLines(depList)
+	if err != nil {
+		return nil, err
+	}
+	need, err := readLines(needs)
+	if err != nil {
+		return nil, err
+	}
+	return func(name string) bool {
+		rel, ok := strings.CutPrefix(name, "src/")
+		if !ok {
+			return false
+		}
+		for d := path.Dir(rel); d != "." && d != "/"; d = path.Dir(d) {
+			if need[d] {
+				return true
+			}
+			if all[d] {
+				return false
+			}
+		}
+		return false
+	}, nil
+}
+
+// readLines reads a file of words, one a line, as a set.
+func readLines(file string) (map[string]bool, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	set := map[string]bool{}
+	for _, w := range strings.Fields(string(data)) {
+		set[w] = true
+	}
+	return set, nil
 }
 
 // tarFiles lists the regular files of a tar packTree wrote.

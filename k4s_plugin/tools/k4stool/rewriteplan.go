@@ -55,7 +55,7 @@ func rewritePlan(args []string) error {
 	planOut := fs.String("plan", "plan.json", "output: the commands, their kinds and source tars; files to exclude")
 	depsOut := fs.String("deps", "deps.txt", "output: the dependency packages, one a line")
 	bbOut := fs.String("bbmain", "bbmain.tar", "output: bb's main package")
-	srcDir := fs.String("srcdir", "src", "output directory: one tar of its own files per command, NAME.tar")
+	srcDir := fs.String("srcdir", "src", "output directory: per command, a tar of its own files (NAME.tar) and the dependency packages it imports, directly or not (NAME.deps)")
 	var names, tags multiFlag
 	fs.Var(&names, "name", "PKG=NAME: explicit command name (repeatable)")
 	fs.Var(&tags, "tag", "Go build tag (repeatable)")
@@ -114,6 +114,16 @@ func rewritePlan(args []string) error {
 		plan.Exclude = append(plan.Exclude, firstPartyFiles(work, modcache, roots[c.Path])...)
 	}
 	sort.Strings(plan.Exclude)
+	deps := depPackages(listed, roots)
+	if err := writeLines(*depsOut, deps); err != nil {
+		return err
+	}
+	for _, c := range cmds {
+		needs := depPackages([]*packages.Package{roots[c.Path]}, roots)
+		if err := writeLines(strings.TrimSuffix(c.Src, ".tar")+".deps", needs); err != nil {
+			return err
+		}
+	}
 
 	// bb's main package: it reads the list only.
 	bb := filepath.Join(work, ".k4s-bbmain")
@@ -121,15 +131,6 @@ func rewritePlan(args []string) error {
 		return err
 	}
 	if _, err := packTree(bb, *bbOut, nil); err != nil {
-		return err
-	}
-
-	deps := depPackages(listed, roots)
-	var depList bytes.Buffer
-	for _, d := range deps {
-		depList.WriteString(d + "\n")
-	}
-	if err := os.WriteFile(*depsOut, depList.Bytes(), 0o644); err != nil {
 		return err
 	}
 
@@ -169,6 +170,14 @@ func firstPartyFiles(work, modcache string, p *packages.Package) []string {
 		}
 	}
 	return out
+}
+
+func writeLines(file string, lines []string) error {
+	var buf bytes.Buffer
+	for _, l := range lines {
+		buf.WriteString(l + "\n")
+	}
+	return os.WriteFile(file, buf.Bytes(), 0o644)
 }
 
 func writeJSON(file string, v any) error {
