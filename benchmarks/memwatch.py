@@ -47,7 +47,8 @@ def step_of(argv: list[str]) -> str | None:
 
 
 def sample() -> dict[str, int]:
-    """Current RSS of each running step's process tree, by step name."""
+    """Current RSS of each running step's process tree, by step name (of the
+    largest tree, where several processes of a step run at once)."""
     procs = _processes()
     children: dict[int, list[int]] = defaultdict(list)
     for pid, (ppid, _, _) in procs.items():
@@ -57,11 +58,13 @@ def sample() -> dict[str, int]:
         step = step_of(argv)
         if step is None:
             continue
-        stack = [pid]
+        tree, stack = 0, [pid]
         while stack:
             p = stack.pop()
-            totals[step] += procs[p][1]
+            tree += procs[p][1]
             stack.extend(children.get(p, ()))
+        # The largest one process of a step that runs several at once (rewrite-command).
+        totals[step] = max(totals[step], tree)
     return dict(totals)
 
 
