@@ -133,6 +133,17 @@ def executed_k4s_steps(output: str) -> list[str]:
     return [d for d in executed_processes(output) if d.startswith(K4S_STEPS)]
 
 
+def k4s_step_count(commands: int, cpio: bool = True) -> int:
+    """The k4s Processes of a build of a busybox with that many commands (and of its
+    image): 2 k4stool builds, download, the rewrite's plan and dependencies, one
+    rewrite per command, compile, and the cpio."""
+    return 2 + 1 + 2 + commands + 1 + int(cpio)
+
+
+# Commands in the busyboxes the tests build.
+SMALL_COMMANDS, UROOT_COMMANDS, K3S_COMMANDS = 7, 114, 130
+
+
 def isolated_pants(
     root: Path,
     caches: Path,

@@ -18,6 +18,10 @@ from pathlib import Path
 import pytest
 
 from .conftest import (
+    K3S_COMMANDS,
+    SMALL_COMMANDS,
+    UROOT_COMMANDS,
+    k4s_step_count,
     PANTS,
     checkout,
     executed_k4s_steps,
@@ -60,7 +64,7 @@ def test_fresh_checkout_reads_remote_cache(server: BuildGrid, tmp_path: Path) ->
     assert r.returncode == 0, r.output
     assert stat_counter(r.output, "remote_cache_write_successes") >= 5, r.output
     assert stat_counter(r.output, "remote_cache_write_errors") == 0
-    assert len(executed_k4s_steps(r.output)) == 6  # 2 tool builds + 4 steps
+    assert len(executed_k4s_steps(r.output)) == k4s_step_count(UROOT_COMMANDS)
 
     # Checkout B: another path, empty caches, another HOME, no Go on PATH (steps run
     # the SDK [k4s-go] pins, fetched from the module proxy: the same digest).
@@ -90,7 +94,7 @@ def test_server_down_builds_locally(reference: str, named: Path, tmp_path: Path)
     )
     assert r.returncode == 0, r.output
     assert "[WARN]" in r.output and "remote" in r.output.lower(), r.output
-    assert len(executed_k4s_steps(r.output)) == 6  # 2 tool builds + 4 steps
+    assert len(executed_k4s_steps(r.output)) == k4s_step_count(SMALL_COMMANDS)
     assert sha256(root / SMALL_OUT) == reference
 
 
@@ -185,7 +189,7 @@ def test_largest_profile_through_remote_cache(server: BuildGrid, tmp_path: Path)
                        named=shared_named)
     a_seconds = time.monotonic() - start
     assert r.returncode == 0, r.output
-    assert len(executed_k4s_steps(r.output)) == 6  # 2 tool builds + 4 steps
+    assert len(executed_k4s_steps(r.output)) == k4s_step_count(K3S_COMMANDS)
     assert stat_counter(r.output, "remote_cache_write_successes") >= 5, r.output
     assert stat_counter(r.output, "remote_cache_write_errors") == 0, r.output
 

@@ -16,18 +16,38 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from .conftest import checkout, executed_k4s_steps, isolated_pants, require_tool, sha256, stat_counter
+from .conftest import (
+    SMALL_COMMANDS,
+    UROOT_COMMANDS,
+    checkout,
+    executed_k4s_steps,
+    isolated_pants,
+    k4s_step_count,
+    require_tool,
+    sha256,
+    stat_counter,
+)
 from .remote_exec import Casd, Fault
 
 UROOT = "distros/uroot:initramfs"
 UROOT_OUT = "dist/distros.uroot/initramfs.cpio"
-# The engine-side command lines of k4s's six steps: two go builds of k4stool (through
-# the shell line that makes GO* paths absolute), then download, rewrite, compile, cpio.
-STEP_MARKERS = ("-C __k4s_tools_src build", "k4stool-download download", "k4stool rewrite", "k4stool compile", "k4stool cpio")
+# The engine-side command lines of k4s's steps: two go builds of k4stool (through the
+# shell line that makes GO* paths absolute), then download, the rewrite (plan,
+# dependencies, one per command), compile, cpio; how many of each uroot runs.
+STEP_MARKERS = {
+    "-C __k4s_tools_src build": 2,
+    "k4stool-download download": 1,
+    "k4stool rewrite-plan": 1,
+    "k4stool rewrite-deps": 1,
+    "k4stool rewrite-command": UROOT_COMMANDS,
+    "k4stool compile": 1,
+    "k4stool cpio": 1,
+}
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +59,7 @@ def local_build(tmp_path_factory) -> tuple[str, float]:
     r = isolated_pants(root, Path(str(root) + "-caches"), "package", UROOT)
     seconds = time.monotonic() - start
     assert r.returncode == 0, r.output
-    assert len(executed_k4s_steps(r.output)) == 6  # 2 tool builds + 4 steps, here
+    assert len(executed_k4s_steps(r.output)) == k4s_step_count(UROOT_COMMANDS)  # all here
     return sha256(root / UROOT_OUT), seconds
 
 
@@ -48,15 +68,15 @@ def _remote_build(root: Path, caches: Path, engine: Casd) -> float:
     r = isolated_pants(root, caches, "package", UROOT, remote_exec=engine.address)
     seconds = time.monotonic() - start
     assert r.returncode == 0, r.output
-    assert stat_counter(r.output, "remote_execution_success") >= 6, r.output
+    assert stat_counter(r.output, "remote_execution_success") >= k4s_step_count(UROOT_COMMANDS), r.output
     assert stat_counter(r.output, "remote_execution_errors") == 0, r.output
     assert executed_k4s_steps(r.output) == []  # no k4s step ran in a local sandbox
     return seconds
 
 
-def _steps_run(*engines: Casd) -> list[str]:
+def _steps_run(*engines: Casd) -> Counter[str]:
     """The k4s steps among the actions the engines ran, by marker, one per action."""
-    return sorted(m for e in engines for line in e.actions() for m in STEP_MARKERS if m in line)
+    return Counter(m for e in engines for line in e.actions() for m in STEP_MARKERS if m in line)
 
 
 @pytest.mark.slow
@@ -68,7 +88,7 @@ def test_uroot_built_remotely_is_byte_identical(local_build: tuple[str, float], 
         seconds = _remote_build(root, tmp_path / "caches", engine)
     finally:
         engine.stop()
-    assert _steps_run(engine) == sorted([*STEP_MARKERS, STEP_MARKERS[0]])  # 6: k4stool built twice
+    assert _steps_run(engine) == Counter(STEP_MARKERS)
     reference, local_seconds = local_build
     assert sha256(root / UROOT_OUT) == reference
     print(f"uroot: local {local_seconds:.0f} s, remote {seconds:.0f} s (empty caches both), sha256 {reference}")
@@ -88,10 +108,10 @@ def test_uroot_spread_over_two_engines(local_build: tuple[str, float], tmp_path:
     # uroot runs two steps at once (the module download beside the k4stool build):
     # the first engine, busy, hands one to the second.
     assert _steps_run(first) and _steps_run(second), (first.actions(), second.actions())
-    assert _steps_run(first, second) == sorted([*STEP_MARKERS, STEP_MARKERS[0]])
+    assert _steps_run(first, second) == Counter(STEP_MARKERS)
     assert sha256(root / UROOT_OUT) == local_build[0]
-    print(f"uroot over two engines: {seconds:.0f} s; first ran {len(_steps_run(first))} steps, "
-          f"second {len(_steps_run(second))}")
+    print(f"uroot over two engines: {seconds:.0f} s; first ran {_steps_run(first).total()} steps, "
+          f"second {_steps_run(second).total()}")
 
 
 @pytest.mark.slow
@@ -105,7 +125,7 @@ def test_uroot_survives_killed_workers(local_build: tuple[str, float], tmp_path:
     try:
         root = checkout(tmp_path / "k4s")
         start = time.monotonic()
-        with Fault(engine, "k4stool rewrite", "runner") as runner, Fault(engine, "k4stool compile", "step") as step:
+        with Fault(engine, "k4stool rewrite-plan", "runner", delay=0.5) as runner, Fault(engine, "k4stool compile", "step") as step:
             r = isolated_pants(root, tmp_path / "caches", "package", UROOT, remote_exec=engine.address)
         seconds = time.monotonic() - start
     finally:
@@ -114,7 +134,7 @@ def test_uroot_survives_killed_workers(local_build: tuple[str, float], tmp_path:
     assert r.returncode == 0, r.output
     # The runner's death: Pants' own retry on the engine, which ran the rewrite twice.
     assert stat_counter(r.output, "remote_execution_rpc_retries") >= 1, r.output
-    assert sum("k4stool rewrite" in line for line in engine.actions()) == 2, engine.actions()
+    assert sum("k4stool rewrite-plan" in line for line in engine.actions()) == 2, engine.actions()
     # The step's death: k4s's fallback, with a warning; only the compile ran here.
     assert re.search(
         r"k4s: the compile of distros/uroot:bb failed remotely .*killed on the executor \(SIGKILL, exit code 137\)"
@@ -154,7 +174,7 @@ def test_engine_killed_mid_build_falls_back_here(tmp_path: Path) -> None:
     engine = Casd(tmp_path / "casd").start()
     try:
         root = checkout(tmp_path / "k4s")
-        with Fault(engine, "k4stool rewrite", "engine") as fault:
+        with Fault(engine, "k4stool rewrite-plan", "engine", delay=0.5) as fault:
             r = isolated_pants(root, tmp_path / "caches", "package", SMALL, remote_exec=engine.address)
     finally:
         engine.stop()
@@ -166,5 +186,7 @@ def test_engine_killed_mid_build_falls_back_here(tmp_path: Path) -> None:
             rf"k4s: the {step} of {SMALL} failed remotely .*the remote execution engine failed: .*"
             r"Running it on this machine instead", r.output,
         ), r.output
-    assert [s.split(" ", 1)[0] for s in executed_k4s_steps(r.output)] == ["Rewrite", "Compile"], r.output
+    # Here: the rewrite's plan, dependencies and one step per command, then the compile.
+    here = Counter(s.split(" ", 1)[0] for s in executed_k4s_steps(r.output))
+    assert here == {"Rewrite": 2 + SMALL_COMMANDS, "Compile": 1}, r.output
     assert (root / "dist/tests.testprojects.small/bb").stat().st_size > 0

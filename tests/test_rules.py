@@ -30,7 +30,7 @@ from k4s_plugin.rules.cpio import Archive
 from k4s_plugin.rules.download import ModuleSources
 from k4s_plugin.rules.initramfs import InitramfsFieldSet
 from k4s_plugin.rules.oci import OciImage, OciImageFieldSet
-from k4s_plugin.rules.rewrite import COMMANDS_JSON, GEN_TAR, RewrittenTree
+from k4s_plugin.rules.rewrite import BBMAIN_TAR, DEPS_TAR, RewrittenTree
 from k4s_plugin.rules.tools import K4sDownloadTool, K4sTools, K4sToolsRequest
 
 from .conftest import REPO, require_tool
@@ -119,10 +119,17 @@ def test_rewrite_names_commands(rule_runner: RuleRunner) -> None:
         "atool": f"{M}/cmds/a/tool",
         "tool": f"{M}/cmds/b/tool",
     }
+    # The tree as tars: the dependencies, bb's main package, one per command (its own
+    # files only), in the order the compile step unpacks them.
     files = contents(rule_runner, tree.digest)
-    assert json.loads(files[COMMANDS_JSON]) == dict(tree.commands)
-    names = tarfile.open(fileobj=io.BytesIO(files[GEN_TAR])).getnames()
-    assert "src/bb.u-root.com/bb/main.go" in names
+    assert sorted(files) == sorted(tree.tars)
+    assert tree.tars[:2] == (DEPS_TAR, BBMAIN_TAR) and len(tree.tars) == 5
+    names = {t: tarfile.open(fileobj=io.BytesIO(files[t])).getnames() for t in tree.tars}
+    assert "src/bb.u-root.com/bb/main.go" in names[BBMAIN_TAR]
+    assert f"src/{U}/echo/echo.go" not in names[DEPS_TAR]
+    for name, path in tree.commands.items():
+        own = [n for t, ns in names.items() if t.endswith(f"/{name}.tar") for n in ns]
+        assert own and all(n.startswith(f"src/{path}") or f"src/{path}".startswith(n.rstrip("/")) for n in own), own
 
 
 def test_compile_runs_on_host(rule_runner: RuleRunner, tmp_path: Path) -> None:

@@ -1,16 +1,17 @@
-"""Step 3: compile the rewritten tree into one static `bb` with the Go SDK."""
+"""Step 3: compile the rewritten tree (the rewrite's tars joined) into one static `bb`
+with the Go SDK."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from pants.engine.addresses import Address
-from pants.engine.fs import Digest, DigestSubset, MergeDigests, PathGlobs
+from pants.engine.fs import Digest, MergeDigests
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.util.frozendict import FrozenDict
 
 from k4s_plugin.rules.busybox import BusyboxBuildRequest, GoBuildOptions
-from k4s_plugin.rules.rewrite import GEN_TAR, RewriteCommandsRequest, RewrittenTree
+from k4s_plugin.rules.rewrite import RewriteCommandsRequest, RewrittenTree
 from k4s_plugin.rules.steps import K4sStep, K4sStepResult
 from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 
@@ -30,7 +31,7 @@ class CompileBusyboxRequest:
     address: Address
     options: GoBuildOptions
     ldflags: tuple[str, ...]
-    rewrite: RewriteCommandsRequest  # the rewrite step that makes gen.tar
+    rewrite: RewriteCommandsRequest  # the rewrite steps that make the tree's tars
 
 
 @rule
@@ -44,8 +45,7 @@ async def compile_busybox(request: CompileBusyboxRequest) -> BusyboxBinary:
     tree, tools = await MultiGet(
         Get(RewrittenTree, RewriteCommandsRequest, request.rewrite), Get(K4sTools, K4sToolsRequest())
     )
-    gen = await Get(Digest, DigestSubset(tree.digest, PathGlobs([GEN_TAR])))
-    input_digest = await Get(Digest, MergeDigests([tools.digest, gen]))
+    input_digest = await Get(Digest, MergeDigests([tools.digest, tree.digest]))
     result = await Get(
         K4sStepResult,
         K4sStep(
@@ -54,8 +54,7 @@ async def compile_busybox(request: CompileBusyboxRequest) -> BusyboxBinary:
             argv=(
                 tools.k4stool,
                 "compile",
-                "-tree",
-                GEN_TAR,
+                *(a for tar in tree.tars for a in ("-tree", tar)),
                 "-out",
                 BB,
                 "-ldflags",

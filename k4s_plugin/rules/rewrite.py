@@ -1,5 +1,9 @@
-"""Step 2: rewrite the commands into one busybox source tree with gobusybox, packed
-as one deterministic tar (`gen.tar`), plus the command name -> package map."""
+"""Step 2: rewrite the commands into busybox sources with gobusybox, as cached
+Processes keyed by what each reads: a plan (the commands, their names, the dependency
+list, each command's own files, bb's main package), the dependencies re-printed as
+gobusybox writes them (`deps.tar`, not rerun when a command's own files change), and
+one rewrite per command (its package, type-checked against its dependencies' export
+data). The compile step joins the tars into one GOPATH tree."""
 
 from __future__ import annotations
 
@@ -16,15 +20,25 @@ from k4s_plugin.rules.download import MODULES_TAR, DownloadModulesRequest, Modul
 from k4s_plugin.rules.steps import K4sStep, K4sStepResult
 from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 
-GEN_TAR = "__k4s_gen.tar"
 COMMANDS_JSON = "__k4s_commands.json"
+PLAN_JSON = "__k4s_rewrite/plan.json"
+DEPS_LIST = "__k4s_rewrite/deps.txt"
+BBMAIN_TAR = "__k4s_rewrite/bbmain.tar"
+# The plan's per command: a tar of its own files (NAME.tar), the dependency packages
+# it imports, directly or not (NAME.deps).
+SRC_DIR = "__k4s_rewrite/src"
+DEPS_TAR = "__k4s_rewrite/deps.tar"
+CMD_DIR = "__k4s_rewrite/cmd"  # each command rewritten: NAME.tar
 
 
 @dataclass(frozen=True)
 class RewrittenTree:
-    """`__k4s_gen.tar` (a GOPATH tree with `src/bb.u-root.com/bb`) and the commands."""
+    """The generated GOPATH tree as tars (`deps.tar`, `bbmain.tar` with
+    `src/bb.u-root.com/bb`, one per command), which the compile step unpacks in the
+    order of `tars` into one tree; and the commands."""
 
     digest: Digest
+    tars: tuple[str, ...]
     commands: FrozenDict[str, str]  # name -> import path
 
 
@@ -46,8 +60,32 @@ async def rewrite_commands_request(busybox: BusyboxBuildRequest) -> RewriteComma
     )
 
 
-@rule(desc="Rewrite Go commands with gobusybox")
-async def rewrite_commands(request: RewriteCommandsRequest) -> RewrittenTree:
+@dataclass(frozen=True)
+class PlannedCommand:
+    path: str  # import path
+    name: str
+    kind: str  # plain, renamed or fixliteral (k4stool's planCommands)
+    src: str  # the tar of its own files, in the plan's digest
+
+    @property
+    def needs(self) -> str:
+        """The dependency packages it imports, directly or not, in the plan's digest."""
+        return self.src.removesuffix(".tar") + ".deps"
+
+
+@dataclass(frozen=True)
+class RewritePlan:
+    """`k4stool rewrite-plan`'s outputs (commands.json, plan.json, deps.txt,
+    bbmain.tar, the commands' source tars), and plan.json read."""
+
+    digest: Digest
+    commands: tuple[PlannedCommand, ...]
+    exclude: tuple[str, ...]  # the first-party commands' own files (build-root globs)
+    names: FrozenDict[str, str]  # name -> import path
+
+
+@rule(desc="Plan the rewrite of Go commands")
+async def rewrite_plan(request: RewriteCommandsRequest) -> RewritePlan:
     # Concurrently: the tools build overlaps the module download.
     modules, tools = await MultiGet(
         Get(ModuleSources, DownloadModulesRequest, request.download),
@@ -66,30 +104,174 @@ async def rewrite_commands(request: RewriteCommandsRequest) -> RewrittenTree:
             step="gobusybox rewrite",
             argv=(
                 tools.k4stool,
-                "rewrite",
+                "rewrite-plan",
                 "-gomod",
                 request.module.dir,
                 "-modules",
                 MODULES_TAR,
-                "-out",
-                GEN_TAR,
                 "-commands",
                 COMMANDS_JSON,
+                "-plan",
+                PLAN_JSON,
+                "-deps",
+                DEPS_LIST,
+                "-bbmain",
+                BBMAIN_TAR,
+                "-srcdir",
+                SRC_DIR,
                 *names,
                 *request.options.tag_args(),
                 "--",
                 *request.commands,
             ),
             input_digest=input_digest,
-            output_files=(GEN_TAR, COMMANDS_JSON),
-            description=f"Rewrite commands of {request.address} with gobusybox",
+            output_files=(COMMANDS_JSON, PLAN_JSON, DEPS_LIST, BBMAIN_TAR),
+            output_directories=(SRC_DIR,),
+            description=f"Rewrite commands of {request.address}: plan",
             extra_env=request.options.target_env(),
         ),
     )
-    cmds_digest = await Get(Digest, DigestSubset(result.output_digest, PathGlobs([COMMANDS_JSON])))
-    contents = await Get(DigestContents, Digest, cmds_digest)
-    commands = json.loads(contents[0].content)
-    return RewrittenTree(result.output_digest, FrozenDict(sorted(commands.items())))
+    json_digest = await Get(Digest, DigestSubset(result.output_digest, PathGlobs([COMMANDS_JSON, PLAN_JSON])))
+    files = {f.path: f.content for f in await Get(DigestContents, Digest, json_digest)}
+    plan = json.loads(files[PLAN_JSON])
+    return RewritePlan(
+        result.output_digest,
+        tuple(PlannedCommand(c["path"], c["name"], c["kind"], c["src"]) for c in plan["commands"]),
+        tuple(plan["exclude"]),
+        FrozenDict(sorted(json.loads(files[COMMANDS_JSON]).items())),
+    )
+
+
+@dataclass(frozen=True)
+class RewriteDepsRequest:
+    address: Address
+    module: GoModule
+    modules: Digest  # modules.tar
+    exclude: tuple[str, ...]  # the first-party commands' own files, left out of the inputs
+    deps_list: Digest  # deps.txt
+    options: GoBuildOptions
+
+
+@dataclass(frozen=True)
+class RewrittenDeps:
+    digest: Digest  # deps.tar
+
+
+@rule(desc="Rewrite the dependencies of Go commands")
+async def rewrite_deps(request: RewriteDepsRequest) -> RewrittenDeps:
+    # Its key holds no first-party command's own files: editing one reruns the plan
+    # and that command's rewrite, and this step only if the dependency list changes.
+    sources, tools = await MultiGet(
+        Get(Digest, DigestSubset(request.module.digest, PathGlobs(["**", *(f"!{g}" for g in request.exclude)]))),
+        Get(K4sTools, K4sToolsRequest()),
+    )
+    input_digest = await Get(Digest, MergeDigests([tools.digest, sources, request.modules, request.deps_list]))
+    result = await Get(
+        K4sStepResult,
+        K4sStep(
+            address=request.address,
+            step="gobusybox rewrite",
+            argv=(
+                tools.k4stool,
+                "rewrite-deps",
+                "-gomod",
+                request.module.dir,
+                "-modules",
+                MODULES_TAR,
+                "-list",
+                DEPS_LIST,
+                "-out",
+                DEPS_TAR,
+                *request.options.tag_args(),
+            ),
+            input_digest=input_digest,
+            output_files=(DEPS_TAR,),
+            description=f"Rewrite commands of {request.address}: dependencies",
+            extra_env=request.options.target_env(),
+        ),
+    )
+    return RewrittenDeps(result.output_digest)
+
+
+@dataclass(frozen=True)
+class RewriteCommandRequest:
+    address: Address
+    command: PlannedCommand
+    src: Digest  # the command's own files (the plan's tar), the packages it needs, deps.txt
+    deps: Digest  # deps.tar
+    options: GoBuildOptions
+
+
+@dataclass(frozen=True)
+class RewrittenCommand:
+    digest: Digest
+    tar: str
+
+
+@rule(desc="Rewrite one Go command")
+async def rewrite_command(request: RewriteCommandRequest) -> RewrittenCommand:
+    tools = await Get(K4sTools, K4sToolsRequest())
+    input_digest = await Get(Digest, MergeDigests([tools.digest, request.deps, request.src]))
+    cmd = request.command
+    out = f"{CMD_DIR}/{cmd.name}.tar"
+    result = await Get(
+        K4sStepResult,
+        K4sStep(
+            address=request.address,
+            step=f"gobusybox rewrite of {cmd.path}",
+            argv=(
+                tools.k4stool,
+                "rewrite-command",
+                "-deps",
+                DEPS_TAR,
+                "-src",
+                cmd.src,
+                "-deplist",
+                DEPS_LIST,
+                "-needs",
+                cmd.needs,
+                "-pkg",
+                cmd.path,
+                "-name",
+                cmd.name,
+                "-kind",
+                cmd.kind,
+                "-out",
+                out,
+                *request.options.tag_args(),
+            ),
+            input_digest=input_digest,
+            output_files=(out,),
+            description=f"Rewrite commands of {request.address}: {cmd.name}",
+            extra_env=request.options.target_env(),
+        ),
+    )
+    return RewrittenCommand(result.output_digest, out)
+
+
+@rule(desc="Rewrite Go commands with gobusybox")
+async def rewrite_commands(request: RewriteCommandsRequest) -> RewrittenTree:
+    plan, modules = await MultiGet(
+        Get(RewritePlan, RewriteCommandsRequest, request),
+        Get(ModuleSources, DownloadModulesRequest, request.download),
+    )
+    deps_list, bbmain, *srcs = await MultiGet(
+        Get(Digest, DigestSubset(plan.digest, PathGlobs([DEPS_LIST]))),
+        Get(Digest, DigestSubset(plan.digest, PathGlobs([BBMAIN_TAR]))),
+        *(Get(Digest, DigestSubset(plan.digest, PathGlobs([c.src, c.needs, DEPS_LIST]))) for c in plan.commands),
+    )
+    deps = await Get(
+        RewrittenDeps,
+        RewriteDepsRequest(request.address, request.module, modules.digest, plan.exclude, deps_list, request.options),
+    )
+    # One Process per command: Pants runs them in parallel and caches each.
+    commands = await MultiGet(
+        Get(RewrittenCommand, RewriteCommandRequest(request.address, c, src, deps.digest, request.options))
+        for c, src in zip(plan.commands, srcs)
+    )
+    digest = await Get(Digest, MergeDigests([deps.digest, bbmain, *(c.digest for c in commands)]))
+    tars = (DEPS_TAR, BBMAIN_TAR, *(c.tar for c in commands))
+    return RewrittenTree(digest, tars, plan.names)
 
 
 def rules():

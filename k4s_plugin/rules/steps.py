@@ -42,6 +42,7 @@ class K4sStep:
     description: str
     extra_env: FrozenDict[str, str] = FrozenDict()
     caches: FrozenDict[str, str] = FrozenDict()
+    output_directories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,7 @@ async def run_k4s_step(req: K4sStep, where: K4sStepEnvironment, k4s_go: K4sGo) -
         input_digest=req.input_digest,
         immutable_input_digests=toolchain.immutable_input_digests,
         output_files=req.output_files,
+        output_directories=req.output_directories,
         env={**toolchain.env, **req.extra_env, **shared_cache_env(k4s_go, req.step)},
         append_only_caches={GO_BUILD_CACHE[0]: GO_BUILD_CACHE[1], **req.caches},
         description=req.description,

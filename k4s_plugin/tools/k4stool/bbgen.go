@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	_ "unsafe" // go:linkname
@@ -33,22 +34,32 @@ import (
 //   - every dependency's files, re-printed from their syntax by
 //     bbinternal.WritePkg (go/format + imports.Process, no types).
 //
-// So: list the graph without types (module mode), write each dependency
-// package with bbinternal.WritePkg from its own parse, one package at a time;
-// then type-check only the commands, against the export data of the
-// dependencies as the compile step will build them (GOPATH mode over the
-// tree just written, -trimpath, the same tags and GOFLAGS): `go list -export`
-// compiles them into GOCACHE, where the compile step finds them. gobusybox's
-// bbinternal still rewrites every command (NewPackage, Rewrite, WritePkg,
-// CreateBBMainSource); writeBBMain and copyAllDeps, unexported in pkg/bb,
-// are redone below in their few lines.
+// So the rewrite is three kinds of step, each a cached Pants Process keyed by
+// what it reads (rewriteplan.go, rewritedeps.go, rewritecmd.go):
+//
+//   - rewrite-plan lists the graph without types (module mode) and writes the
+//     command list, the dependency list, each command's own files and bb's
+//     main package (which needs only the list);
+//   - rewrite-deps writes each dependency package with bbinternal.WritePkg
+//     from its own parse, one package at a time; its inputs hold none of the
+//     first-party commands' files, so editing a command does not rerun it;
+//   - rewrite-command, once per command, type-checks that command alone
+//     against the export data of its dependencies as the compile step will
+//     build them (GOPATH mode over the dependencies' tree, -trimpath, the
+//     same tags and GOFLAGS: `go list -export` compiles them into GOCACHE,
+//     where the compile step finds them), and rewrites it.
+//
+// Joined (the compile step unpacks every piece into one GOPATH) they are the
+// tree pkg/bb writes. gobusybox's bbinternal still does the rewriting
+// (NewPackage, Rewrite, WritePkg, CreateBBMainSource); writeBBMain and
+// copyAllDeps, unexported in pkg/bb, are redone below in their few lines.
 
 // The two files pkg/bb embeds as bb's main package (bbmain/cmd/main.go and
 // bbmain/register.go): the bytes pkg/bb itself embeds, read through
 // go:linkname because pkg/bb does not export them (its writeBBMain, which
 // writes them, is unexported too). No copy of them lives in this repository;
 // TestBBMainTemplates compares them with the module's files, and
-// TestGenerateMatchesBuildBusybox the whole tree with pkg/bb's, so a
+// TestSplitRewriteMatchesPkgBB the joined tree with pkg/bb's, so a
 // gobusybox update that renames them fails the tests, not a build.
 //
 //go:linkname bbMainSource github.com/u-root/gobusybox/src/pkg/bb.bbMainSource
@@ -68,114 +79,188 @@ const bbLoadMode = packages.NeedName | packages.NeedImports | packages.NeedFiles
 const bbListMode = packages.NeedName | packages.NeedImports | packages.NeedFiles | packages.NeedCompiledGoFiles |
 	packages.NeedModule | packages.NeedEmbedFiles
 
-// bbGen is one generation of the busybox tree in gen (a GOPATH: gen/src/...).
-type bbGen struct {
-	genv      *golang.Environ // module mode, as for findpkg
-	gen       string
-	gopathEnv []string // the compile step's go environment, with GOPATH=gen
-	tags      []string
+// How rewrite-command names a command (rewrite-plan decides, planCommands).
+const (
+	// kindPlain: registered under its package path's base name, as pkg/bb names every command.
+	kindPlain = "plain"
+	// kindRenamed: under another name (command_names, or Go's rule that a /vN suffix
+	// is not a name): bbinternal's Package.Name.
+	kindRenamed = "renamed"
+	// kindFixLiteral: a renamed command when no command is plain: pkg/bb needed at least
+	// one, so k4s rewrote it under its base name and then fixed the registered name
+	// (renameRegistration); bb's main imports it with the plain ones.
+	kindFixLiteral = "fixliteral"
+)
+
+// plannedCommand is one command of a busybox, as rewrite-plan hands it to
+// rewrite-command.
+type plannedCommand struct {
+	Path string `json:"path"`
+	Name string `json:"name"`
+	Kind string `json:"kind"`
+	Src  string `json:"src"` // its own files, a tar of src/<path>/...
 }
 
-// generate writes the tree pkg/bb would write for plain (commands named by
-// their base name), then what rewriteRenamed wrote for renamed (named by
-// cmdNames), fixing the registered name of fixLiteral as the caller did.
-func (g *bbGen) generate(plain, renamed []string, cmdNames map[string]string, fixLiteral string) error {
-	all := append(append([]string{}, plain...), renamed...)
-	// 1. The graph, module mode, files only: cheap (`go list -deps -compiled`).
-	listed, err := g.genv.Lookup(bbListMode, all...)
+// planCommands gives each resolved command (in resolved order) its kind.
+func planCommands(paths []string, cmdNames map[string]string) []plannedCommand {
+	var cmds []plannedCommand
+	plain := 0
+	for _, p := range paths {
+		kind := kindRenamed
+		if cmdNames[p] == path.Base(p) {
+			kind = kindPlain
+			plain++
+		}
+		cmds = append(cmds, plannedCommand{Path: p, Name: cmdNames[p], Kind: kind})
+	}
+	if plain == 0 && len(cmds) > 0 {
+		cmds[0].Kind = kindFixLiteral
+	}
+	return cmds
+}
+
+// listCommands lists the commands' graph in module mode, files only (cheap:
+// `go list -deps -compiled`), and returns the commands' own packages by path.
+func listCommands(genv *golang.Environ, paths []string) (map[string]*packages.Package, []*packages.Package, error) {
+	listed, err := lookupPackages(genv, paths)
 	if err != nil {
-		return classifyGoError("E_REWRITE", fmt.Errorf("finding packages failed: %v", err))
+		return nil, nil, err
 	}
 	roots := map[string]*packages.Package{}
+	for _, p := range listed {
+		if len(p.GoFiles) > 0 {
+			roots[p.PkgPath] = p
+		}
+	}
+	for _, p := range paths {
+		if roots[p] == nil {
+			return nil, nil, errorf("E_REWRITE", "no Go files for command %s", p)
+		}
+	}
+	return roots, listed, nil
+}
+
+// lookupPackages lists packages in module mode, files only, failing on any
+// package error as pkg/bb does.
+func lookupPackages(genv *golang.Environ, paths []string) ([]*packages.Package, error) {
+	listed, err := genv.Lookup(bbListMode, paths...)
+	if err != nil {
+		return nil, classifyGoError("E_REWRITE", fmt.Errorf("finding packages failed: %v", err))
+	}
 	for _, p := range listed {
 		if len(p.Errors) > 0 {
 			var merr error
 			for _, e := range p.Errors {
 				merr = errors.Join(merr, e)
 			}
-			return classifyGoError("E_REWRITE", fmt.Errorf("finding packages failed: failed to add package %v for errors: %w", p, merr))
-		}
-		if len(p.GoFiles) > 0 {
-			roots[p.PkgPath] = p
+			return nil, classifyGoError("E_REWRITE", fmt.Errorf("finding packages failed: failed to add package %v for errors: %w", p, merr))
 		}
 	}
-	for _, p := range all {
-		if roots[p] == nil {
-			return errorf("E_REWRITE", "no Go files for command %s", p)
-		}
-	}
+	return listed, nil
+}
 
-	// 2. Every dependency outside the standard library, as pkg/bb's
-	// copyAllDeps writes it (its "contains a dot" test), one package at a
-	// time per CPU.
-	src := filepath.Join(g.gen, "src")
-	var deps []*packages.Package
+// depPackages are the packages bb's tree holds besides the commands: every
+// dependency outside the standard library, by pkg/bb's copyAllDeps test (the
+// first path element contains a dot), sorted.
+func depPackages(listed []*packages.Package, roots map[string]*packages.Package) []string {
 	seen := map[string]bool{}
+	var deps []string
 	packages.Visit(listed, nil, func(p *packages.Package) {
 		first, _, _ := strings.Cut(p.PkgPath, "/")
-		if roots[p.PkgPath] == nil && strings.Contains(first, ".") && !seen[p.ID] {
-			seen[p.ID] = true
-			deps = append(deps, p)
+		if roots[p.PkgPath] == nil && strings.Contains(first, ".") && !seen[p.PkgPath] {
+			seen[p.PkgPath] = true
+			deps = append(deps, p.PkgPath)
 		}
 	})
-	if err := writeDeps(deps, src); err != nil {
-		return err
-	}
+	sort.Strings(deps)
+	return deps
+}
 
-	// 3. The commands' own files, unchanged, where GOPATH mode finds them;
-	// bbinternal's Rewrite then writes over each of them.
-	for _, p := range all {
-		if err := copyPackageFiles(roots[p], filepath.Join(src, p)); err != nil {
-			return err
-		}
+// writeDepsTree lists the dependency packages (module mode, files only) and
+// writes each under src as pkg/bb's copyAllDeps does, re-printed by
+// bbinternal.WritePkg.
+func writeDepsTree(genv *golang.Environ, deps []string, src string) error {
+	if len(deps) == 0 {
+		return os.MkdirAll(src, 0o755)
 	}
-
-	// 4. Type-check the commands against export data.
-	cmds, err := g.load(all)
+	listed, err := lookupPackages(genv, deps)
 	if err != nil {
 		return err
 	}
-	for _, p := range cmds {
-		// Read the commands' other and embedded files from where they came
-		// from, not from the copies Rewrite writes over.
-		orig := roots[p.PkgPath]
-		p.GoFiles, p.OtherFiles, p.EmbedFiles = orig.GoFiles, orig.OtherFiles, orig.EmbedFiles
-	}
 	byPath := map[string]*packages.Package{}
-	var plainOrder []string
-	isPlain := map[string]bool{}
-	for _, p := range plain {
-		isPlain[p] = true
-	}
-	for _, p := range cmds {
+	for _, p := range listed {
 		byPath[p.PkgPath] = p
-		if isPlain[p.PkgPath] {
-			plainOrder = append(plainOrder, p.PkgPath)
-		}
 	}
+	var pkgs []*packages.Package
+	for _, d := range deps {
+		if byPath[d] == nil {
+			return errorf("E_REWRITE", "dependency %s was not found", d)
+		}
+		pkgs = append(pkgs, byPath[d])
+	}
+	return writeDeps(pkgs, src)
+}
 
-	// 5. Rewrite: pkg/bb's commands, then the renamed ones.
-	for _, pp := range plainOrder {
-		cmd := bbinternal.NewPackage(path.Base(pp), byPath[pp])
-		if err := cmd.Rewrite(filepath.Join(src, pp), bbMainPkg+"/pkg/bbmain"); err != nil {
-			return errorf("E_REWRITE", "rewriting command %q failed: %v", pp, err)
+// rewriteCommand type-checks one command in gen (a GOPATH holding its
+// dependencies as writeDepsTree wrote them and the command's own files)
+// against its dependencies' export data, and rewrites it in place with
+// bbinternal. orig is a GOPATH with another copy of the command's files: the
+// rewrite reads its other and embedded files from there, not from the
+// copies it writes over.
+func rewriteCommand(gopathEnv, tags []string, gen, orig string, c plannedCommand) error {
+	pkgs, err := loadCommands(gopathEnv, tags, gen, []string{c.Path})
+	if err != nil {
+		return err
+	}
+	p := pkgs[0]
+	genSrc, origSrc := filepath.Join(gen, "src"), filepath.Join(orig, "src")
+	relocate := func(files []string) []string {
+		out := make([]string, len(files))
+		for i, f := range files {
+			out[i] = f
+			if rel, err := filepath.Rel(genSrc, f); err == nil && filepath.IsLocal(rel) {
+				out[i] = filepath.Join(origSrc, rel)
+			}
+		}
+		return out
+	}
+	p.GoFiles, p.OtherFiles, p.EmbedFiles = relocate(p.GoFiles), relocate(p.OtherFiles), relocate(p.EmbedFiles)
+
+	cmd := bbinternal.NewPackage(path.Base(c.Path), p)
+	dest := filepath.Join(genSrc, c.Path)
+	switch c.Kind {
+	case kindPlain, kindFixLiteral:
+		if err := cmd.Rewrite(dest, bbMainPkg+"/pkg/bbmain"); err != nil {
+			return errorf("E_REWRITE", "rewriting command %q failed: %v", c.Path, err)
+		}
+		if c.Kind == kindFixLiteral {
+			return renameRegistration(gen, c.Path, c.Name)
+		}
+	case kindRenamed:
+		cmd.Name = c.Name
+		if err := cmd.Rewrite(dest, bbMainPkg+"/pkg/bbmain"); err != nil {
+			return errorf("E_REWRITE", "rewriting %s: %v", c.Path, err)
+		}
+	default:
+		return errorf("E_USAGE", "unknown command kind %q", c.Kind)
+	}
+	return nil
+}
+
+// writeBBMainTree writes bb's main package (bbDir) importing the commands:
+// what pkg/bb writes for the plain ones (and the fixLiteral one), then the
+// renamed ones added as k4s's second gobusybox pass added them.
+func writeBBMainTree(bbDir string, cmds []plannedCommand) error {
+	var plain, renamed []string
+	for _, c := range cmds {
+		if c.Kind == kindRenamed {
+			renamed = append(renamed, c.Path)
+		} else {
+			plain = append(plain, c.Path)
 		}
 	}
-	bbDir := filepath.Join(src, bbMainPkg)
-	if err := writeBBMain(bbDir, plainOrder); err != nil {
+	if err := writeBBMain(bbDir, plain); err != nil {
 		return errorf("E_REWRITE", "failed to write main.go: %v", err)
-	}
-	if fixLiteral != "" {
-		if err := renameRegistration(g.gen, fixLiteral, cmdNames[fixLiteral]); err != nil {
-			return err
-		}
-	}
-	for _, pp := range renamed {
-		cmd := bbinternal.NewPackage(path.Base(pp), byPath[pp])
-		cmd.Name = cmdNames[pp]
-		if err := cmd.Rewrite(filepath.Join(src, pp), bbMainPkg+"/pkg/bbmain"); err != nil {
-			return errorf("E_REWRITE", "rewriting %s: %v", pp, err)
-		}
 	}
 	if len(renamed) > 0 {
 		return addMainImports(filepath.Join(bbDir, "main.go"), renamed)
@@ -183,14 +268,16 @@ func (g *bbGen) generate(plain, renamed []string, cmdNames map[string]string, fi
 	return nil
 }
 
-// load type-checks the command packages (GOPATH mode over gen, as the
-// compile step builds them) against their dependencies' export data.
-func (g *bbGen) load(paths []string) ([]*packages.Package, error) {
+// loadCommands type-checks command packages (GOPATH mode over gen, as the
+// compile step builds them: -trimpath, the same tags and GOFLAGS, so the
+// export data `go list -export` compiles into GOCACHE is what the compile
+// step finds there) against their dependencies' export data.
+func loadCommands(gopathEnv, tags []string, gen string, paths []string) ([]*packages.Package, error) {
 	flags := []string{"-trimpath"}
-	if len(g.tags) > 0 {
-		flags = append(flags, "-tags="+strings.Join(g.tags, ","))
+	if len(tags) > 0 {
+		flags = append(flags, "-tags="+strings.Join(tags, ","))
 	}
-	cfg := &packages.Config{Mode: bbLoadMode, Env: g.gopathEnv, Dir: g.gen, BuildFlags: flags}
+	cfg := &packages.Config{Mode: bbLoadMode, Env: gopathEnv, Dir: gen, BuildFlags: flags}
 	pkgs, err := packages.Load(cfg, paths...)
 	if err != nil {
 		return nil, classifyGoError("E_REWRITE", fmt.Errorf("finding packages failed: %v", err))
@@ -204,16 +291,18 @@ func (g *bbGen) load(paths []string) ([]*packages.Package, error) {
 	if len(errs) > 0 {
 		return nil, errorf("E_REWRITE", "%s", strings.Join(errs, "\n"))
 	}
-	got := map[string]bool{}
+	got := map[string]*packages.Package{}
 	for _, p := range pkgs {
-		got[p.PkgPath] = true
+		got[p.PkgPath] = p
 	}
+	var out []*packages.Package
 	for _, p := range paths {
-		if !got[p] {
+		if got[p] == nil {
 			return nil, errorf("E_REWRITE", "type-checking the commands: %s is missing", p)
 		}
+		out = append(out, got[p])
 	}
-	return pkgs, nil
+	return out, nil
 }
 
 // writeDeps writes each package with bbinternal.WritePkg, parsed as

@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"io/fs"
 	"log"
 	"os"
@@ -110,48 +111,189 @@ func writeTestModules(t *testing.T) string {
 	return root
 }
 
-// The tree generate writes is the one gobusybox's pkg/bb writes
-// (BuildBusybox with GenerateOnly), file for file, byte for byte.
-func TestGenerateMatchesPkgBB(t *testing.T) {
-	root := writeTestModules(t)
-	t.Setenv("GOFLAGS", "-mod=mod")
-	t.Setenv("GOPROXY", "off")
-	t.Setenv("GOWORK", "off")
-	t.Setenv("GOARCH", "amd64")
-	t.Setenv("GOOS", "linux")
-	genv := golang.Default(golang.DisableCGO(), golang.WithWorkingDir(filepath.Join(root, "cmds")))
+// The rewrite's steps (rewrite-plan, rewrite-deps without the commands' own
+// files, one rewrite-command per command), each in a fresh directory as a
+// Pants sandbox, joined as the compile step joins them, write the tree
+// gobusybox's pkg/bb writes (BuildBusybox with GenerateOnly), file for file,
+// byte for byte; with command names other than the base name, pkg/bb's tree
+// with the registered name changed (what k4s wrote when it rewrote those
+// commands in a second pass).
+func TestSplitRewriteMatchesPkgBB(t *testing.T) {
+	goroot, gocache := goEnvValue(t, "GOROOT"), goEnvValue(t, "GOCACHE")
+	saved := os.Environ()
+	t.Cleanup(func() { setProcessEnv(saved) })
 	cmds := []string{"example.com/cmds/a", "example.com/cmds/b"}
-
-	ref := filepath.Join(root, "ref")
-	l := log.New(os.Stderr, "gobusybox: ", 0)
-	if err := bb.BuildBusybox(l, &bb.Opts{Env: genv, GenSrcDir: ref, CommandPaths: cmds, GenerateOnly: true, GoBuildOpts: &golang.BuildOpts{}}); err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name  string
+		names map[string]string // path -> name, when not the base name
+		kinds []string
+	}{
+		{"plain", nil, []string{kindPlain, kindPlain}},
+		{"renamed", map[string]string{cmds[0]: "atool"}, []string{kindRenamed, kindPlain}},
+		{"fixliteral", map[string]string{cmds[0]: "atool", cmds[1]: "btool"}, []string{kindFixLiteral, kindRenamed}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			setProcessEnv(saved)
+			t.Setenv("GOFLAGS", "-mod=mod")
+			t.Setenv("GOPROXY", "off")
+			t.Setenv("GOWORK", "off")
+			t.Setenv("GOARCH", "amd64")
+			t.Setenv("GOOS", "linux")
+			root := writeTestModules(t)
+			genv := golang.Default(golang.DisableCGO(), golang.WithWorkingDir(filepath.Join(root, "cmds")))
+			ref := filepath.Join(root, "ref")
+			l := log.New(os.Stderr, "gobusybox: ", 0)
+			if err := bb.BuildBusybox(l, &bb.Opts{Env: genv, GenSrcDir: ref, CommandPaths: cmds, GenerateOnly: true, GoBuildOpts: &golang.BuildOpts{}}); err != nil {
+				t.Fatal(err)
+			}
+			for i, p := range cmds {
+				if n, ok := tc.names[p]; ok {
+					renameInTree(t, ref, p, n, tc.kinds[i] == kindRenamed)
+				}
+			}
+			t.Setenv("GOROOT", goroot)
+			t.Setenv("GOCACHE", gocache)
+			t.Setenv("GOFLAGS", "")
+			var nameArgs []string
+			for p, n := range tc.names {
+				nameArgs = append(nameArgs, "-name", p+"="+n)
+			}
+			got, plan := splitRewrite(t, nameArgs, cmds)
+			for i, c := range plan.Commands {
+				if c.Kind != tc.kinds[i] {
+					t.Errorf("%s: kind %s, want %s", c.Path, c.Kind, tc.kinds[i])
+				}
+			}
+			want := readTree(t, filepath.Join(ref, "src"))
+			for name, w := range want {
+				if g, ok := got[name]; !ok {
+					t.Errorf("%s: missing", name)
+				} else if g != w {
+					t.Errorf("%s differs:\n--- pkg/bb\n%s\n--- split rewrite\n%s", name, w, g)
+				}
+			}
+			for name := range got {
+				if _, ok := want[name]; !ok {
+					t.Errorf("%s: not written by pkg/bb", name)
+				}
+			}
+			if len(want) < 8 {
+				t.Errorf("pkg/bb wrote only %d files: %v", len(want), want)
+			}
+		})
 	}
+}
 
-	gen := filepath.Join(root, "gen")
-	gopathEnv := append(os.Environ(), "GOPATH="+gen, "GO111MODULE=off", "GOFLAGS=", "CGO_ENABLED=0")
-	g := &bbGen{genv: genv, gen: gen, gopathEnv: gopathEnv}
-	names := map[string]string{cmds[0]: "a", cmds[1]: "b"}
-	if err := g.generate(cmds, nil, names, ""); err != nil {
-		t.Fatal(err)
-	}
-
-	want, got := readTree(t, ref), readTree(t, gen)
-	for name, w := range want {
-		if g, ok := got[name]; !ok {
-			t.Errorf("%s: missing", name)
-		} else if g != w {
-			t.Errorf("%s differs:\n--- pkg/bb\n%s\n--- generate\n%s", name, w, g)
+// splitRewrite runs the rewrite's steps as the rules do, each in a fresh
+// directory, and returns the tree they write joined (below src/) and the plan.
+func splitRewrite(t *testing.T, nameArgs, cmds []string) (map[string]string, rewritePlanFile) {
+	env := os.Environ()
+	step := func(dir string, run func([]string) error, args ...string) {
+		t.Helper()
+		setProcessEnv(env)
+		t.Chdir(dir)
+		if err := run(args); err != nil {
+			t.Fatalf("%v: %v", args, err)
 		}
 	}
-	for name := range got {
-		if _, ok := want[name]; !ok {
-			t.Errorf("%s: not written by pkg/bb", name)
+	copyIn := func(from, to string, files ...string) {
+		t.Helper()
+		for _, f := range files {
+			data, err := os.ReadFile(filepath.Join(from, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(filepath.Dir(filepath.Join(to, f)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(to, f), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	if len(want) < 8 {
-		t.Errorf("pkg/bb wrote only %d files: %v", len(want), want)
+	// No module cache: the dependency module is a local replacement.
+	empty := t.TempDir()
+	planDir := writeTestModules(t)
+	if _, err := packTree(empty, filepath.Join(planDir, "modules.tar"), nil); err != nil {
+		t.Fatal(err)
 	}
+	step(planDir, rewritePlan, append(append([]string{"-gomod", "cmds", "-modules", "modules.tar"}, nameArgs...), append([]string{"--"}, cmds...)...)...)
+	var plan rewritePlanFile
+	data, err := os.ReadFile(filepath.Join(planDir, "plan.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &plan); err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Exclude) == 0 {
+		t.Fatalf("plan.json excludes no first-party files: %s", data)
+	}
+
+	// The dependencies, without the commands' own files.
+	depsDir := writeTestModules(t)
+	for _, g := range plan.Exclude {
+		matches, _ := filepath.Glob(filepath.Join(depsDir, g))
+		for _, m := range matches {
+			if err := os.Remove(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	copyIn(planDir, depsDir, "modules.tar", "deps.txt")
+	step(depsDir, rewriteDeps, "-gomod", "cmds", "-modules", "modules.tar", "-list", "deps.txt", "-out", "deps.tar")
+
+	tars := []string{filepath.Join(depsDir, "deps.tar"), filepath.Join(planDir, "bbmain.tar")}
+	for _, c := range plan.Commands {
+		dir := t.TempDir()
+		copyIn(depsDir, dir, "deps.tar")
+		needs := strings.TrimSuffix(c.Src, ".tar") + ".deps"
+		copyIn(planDir, dir, c.Src, needs, "deps.txt")
+		step(dir, rewriteCommandStep, "-deps", "deps.tar", "-src", c.Src, "-deplist", "deps.txt", "-needs", needs, "-pkg", c.Path, "-name", c.Name, "-kind", c.Kind, "-out", "out.tar")
+		tars = append(tars, filepath.Join(dir, "out.tar"))
+	}
+	joined := t.TempDir()
+	for _, tar := range tars {
+		if err := unpackTree(tar, joined); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return readTree(t, filepath.Join(joined, "src")), plan
+}
+
+// renameInTree changes the name a command of pkg/bb's tree registers under,
+// and with package too its package name (bbinternal names the rewritten
+// package bb<name>), as k4s's second gobusybox pass wrote a renamed command.
+func renameInTree(t *testing.T, gen, pkgPath, name string, pkg bool) {
+	if err := renameRegistration(gen, pkgPath, name); err != nil {
+		t.Fatal(err)
+	}
+	if !pkg {
+		return
+	}
+	files, _ := filepath.Glob(filepath.Join(gen, "src", pkgPath, "*.go"))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old := "package bb" + filepath.Base(pkgPath) + "\n"
+		if !bytes.HasPrefix(data, []byte(old)) && !bytes.Contains(data, []byte("\n"+old)) {
+			t.Fatalf("%s: no %q", f, old)
+		}
+		data = bytes.Replace(data, []byte(old), []byte("package bb"+name+"\n"), 1)
+		if err := os.WriteFile(f, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func goEnvValue(t *testing.T, key string) string {
+	out, err := exec.Command("go", "env", key).Output()
+	if err != nil {
+		t.Fatalf("go env %s: %v", key, err)
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // readTree maps each file below dir to its content, with an "x " prefix for

@@ -12,31 +12,40 @@ import (
 
 func init() { subcommands["compile"] = compile }
 
-// compile builds the generated busybox tree into one static binary:
+// compile builds the generated busybox tree (the rewrite's tars, unpacked in
+// order into one GOPATH: dependencies, bb's main package, each command) into
+// one static binary:
 // GOPATH mode (gobusybox's tree is GOPATH-style), CGO_ENABLED=0, -trimpath,
 // an empty build id, GOOS/GOARCH from the environment.
 func compile(args []string) error {
 	fs := flag.NewFlagSet("compile", flag.ExitOnError)
-	tree := fs.String("tree", "gen.tar", "generated tree from `k4stool rewrite`")
 	out := fs.String("out", "bb", "output binary")
 	ldflags := fs.String("ldflags", "-s -w", "linker flags (-buildid= is always added)")
-	var tags multiFlag
+	var tags, trees multiFlag
 	fs.Var(&tags, "tag", "Go build tag (repeatable)")
+	fs.Var(&trees, "tree", "a tar of the generated tree, from `k4stool rewrite-deps`, `rewrite-plan` (bb's main) or `rewrite-command` (repeatable)")
 	fs.Parse(args)
+	if len(trees) == 0 {
+		return errorf("E_USAGE", "no -tree given")
+	}
 	if err := checkLdflags(*ldflags); err != nil {
 		return err
 	}
 
 	work := mustAbs(".")
-	if !within(work, *out) || !within(work, *tree) {
-		return errorf("E_BAD_PATH", "-tree and -out must be inside the working directory")
+	for _, p := range append([]string{*out}, trees...) {
+		if !within(work, p) {
+			return errorf("E_BAD_PATH", "-tree and -out must be inside the working directory")
+		}
 	}
 	if err := os.MkdirAll(filepath.Dir(mustAbs(*out)), 0o755); err != nil {
 		return err
 	}
 	gopath := filepath.Join(work, "gopath")
-	if err := unpackTree(*tree, gopath); err != nil {
-		return err
+	for _, t := range trees {
+		if err := unpackTree(t, gopath); err != nil {
+			return err
+		}
 	}
 	env, err := goEnv(work,
 		"GOPATH="+gopath,

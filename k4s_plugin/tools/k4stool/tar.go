@@ -115,7 +115,11 @@ func packPaths(dir, out string, paths []string) (int, error) {
 }
 
 // unpackTree extracts a tar written by packTree into dir.
-func unpackTree(tarPath, dir string) error {
+func unpackTree(tarPath, dir string) error { return unpackTreeKeep(tarPath, dir, nil) }
+
+// unpackTreeKeep extracts a tar written by packTree into dir; keep, if
+// non-nil, selects the files and symlinks extracted (entry names, slash-separated).
+func unpackTreeKeep(tarPath, dir string, keep func(name string) bool) error {
 	f, err := os.Open(tarPath)
 	if err != nil {
 		return err
@@ -144,6 +148,9 @@ func unpackTree(tarPath, dir string) error {
 		}
 		if links[name] {
 			return fmt.Errorf("%s: entry %q replaces a symlink", tarPath, hdr.Name)
+		}
+		if keep != nil && hdr.Typeflag != tar.TypeDir && !keep(filepath.ToSlash(name)) {
+			continue
 		}
 		p := filepath.Join(dir, name)
 		switch hdr.Typeflag {

@@ -12,7 +12,6 @@ import (
 	"go/token"
 	"log"
 	"os"
-	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -24,28 +23,39 @@ import (
 	"golang.org/x/tools/go/packages"
 )
 
-func init() { subcommands["rewrite"] = rewrite }
+func init() { subcommands["rewrite-plan"] = rewritePlan }
 
 const bbMainPkg = "bb.u-root.com/bb"
 
 // commandName is one path element: what bbin/<name> may be.
 var commandName = regexp.MustCompile(`^[A-Za-z0-9_+][A-Za-z0-9._+-]*$`)
 
-// rewrite turns Go commands into one GOPATH-style busybox source tree, the
-// one gobusybox's pkg/bb (what `makebb -g` runs) writes, byte for byte, and
-// packs it into one tar. gobusybox's bbinternal rewrites each command; only
-// the commands are type-checked, against their dependencies' export data
-// (bbgen.go). The tree is the one k4s wrote when it called pkg/bb for the
-// commands named by their package path's base name and then rewrote the
-// others (explicit names, and Go's own rule that a major-version suffix like
-// /v3 is not a command name) under their own names, since pkg/bb names every
-// command by its base name and refuses duplicates.
-func rewrite(args []string) error {
-	fs := flag.NewFlagSet("rewrite", flag.ExitOnError)
+// rewritePlanFile is plan.json: the commands as rewrite-command rewrites
+// them, and the first-party files the dependencies' step must not read (the
+// commands' own), as build-root globs.
+type rewritePlanFile struct {
+	Commands []plannedCommand `json:"commands"`
+	Exclude  []string         `json:"exclude"`
+}
+
+// rewritePlan is the first of the rewrite's steps (bbgen.go): it resolves the
+// command patterns and names, lists their graph without types (module mode),
+// and writes the command name -> package map, plan.json, the dependency list
+// (rewrite-deps), each command's own files as one tar (rewrite-command) and
+// bb's main package. The commands named by their package path's base name are
+// the ones k4s handed pkg/bb; the others (explicit names, and Go's rule that
+// a major-version suffix like /v3 is not a command name) it rewrote under
+// their own names, since pkg/bb names every command by its base name and
+// refuses duplicates (planCommands).
+func rewritePlan(args []string) error {
+	fs := flag.NewFlagSet("rewrite-plan", flag.ExitOnError)
 	gomod := fs.String("gomod", ".", "directory holding go.mod and go.sum")
 	modules := fs.String("modules", "modules.tar", "module cache tar from `k4stool download`")
-	out := fs.String("out", "gen.tar", "output tar of the generated tree")
 	cmdsOut := fs.String("commands", "commands.json", "output: command name -> package path")
+	planOut := fs.String("plan", "plan.json", "output: the commands, their kinds and source tars; files to exclude")
+	depsOut := fs.String("deps", "deps.txt", "output: the dependency packages, one a line")
+	bbOut := fs.String("bbmain", "bbmain.tar", "output: bb's main package")
+	srcDir := fs.String("srcdir", "src", "output directory: per command, a tar of its own files (NAME.tar) and the dependency packages it imports, directly or not (NAME.deps)")
 	var names, tags multiFlag
 	fs.Var(&names, "name", "PKG=NAME: explicit command name (repeatable)")
 	fs.Var(&tags, "tag", "Go build tag (repeatable)")
@@ -57,40 +67,16 @@ func rewrite(args []string) error {
 	if err := checkPatterns(patterns); err != nil {
 		return err
 	}
-
 	work := mustAbs(".")
-	dir := mustAbs(*gomod)
-	if !within(work, dir) || !within(work, *modules) || !within(work, *out) || !within(work, *cmdsOut) {
-		return errorf("E_BAD_PATH", "-gomod, -modules, -out and -commands must be inside the working directory")
+	for _, p := range []string{*cmdsOut, *planOut, *depsOut, *bbOut, *srcDir} {
+		if !within(work, p) {
+			return errorf("E_BAD_PATH", "-commands, -plan, -deps, -bbmain and -srcdir must be inside the working directory")
+		}
 	}
-	modcache := filepath.Join(work, ".k4s-modcache")
-	if err := unpackTree(*modules, modcache); err != nil {
-		return err
-	}
-	// The compile step's environment (compile.go), over the tree generated
-	// here: the commands are type-checked against dependencies compiled as
-	// that step compiles them.
-	gopathEnv, err := goEnv(work,
-		"GOPATH="+filepath.Join(work, "gen"),
-		"GO111MODULE=off",
-		"GOFLAGS="+goFlagsWithout("-mod=", "-modcacherw"),
-	)
+	genv, modcache, err := moduleEnviron(work, *gomod, *modules, tags)
 	if err != nil {
 		return err
 	}
-	env, err := goEnv(work,
-		"GOMODCACHE="+modcache,
-		"GOPROXY=off",
-		"GOFLAGS="+strings.TrimSpace(goFlagsWithout("-mod=")+" -mod=readonly"),
-	)
-	if err != nil {
-		return err
-	}
-	// gobusybox's library reads os.Environ(); make it the sandboxed one.
-	setProcessEnv(env)
-	// GOROOT as goEnv made it absolute: go/build read the relative one Pants passed
-	// when this program started, and gobusybox would take that.
-	genv := golang.Default(golang.DisableCGO(), golang.WithGOROOT(os.Getenv("GOROOT")), golang.WithWorkingDir(dir), golang.WithBuildTag(tags...), golang.WithMod(golang.ModReadonly))
 	l := log.New(os.Stderr, "gobusybox: ", 0)
 
 	if err := checkExplicitPatterns(genv, patterns); err != nil {
@@ -100,33 +86,51 @@ func rewrite(args []string) error {
 	if err != nil {
 		return classifyGoError("E_RESOLVE", err)
 	}
-
 	cmdNames, err := commandNames(paths, names)
 	if err != nil {
 		return err
 	}
+	cmds := planCommands(paths, cmdNames)
+	roots, listed, err := listCommands(genv, paths)
+	if err != nil {
+		return err
+	}
 
-	var plain, renamed []string
-	for _, p := range paths {
-		if cmdNames[p] == path.Base(p) {
-			plain = append(plain, p)
-		} else {
-			renamed = append(renamed, p)
+	// Each command's own files, unchanged, as GOPATH mode finds them.
+	if err := os.MkdirAll(*srcDir, 0o755); err != nil {
+		return err
+	}
+	plan := rewritePlanFile{Commands: cmds, Exclude: []string{}}
+	for i := range cmds {
+		c := &cmds[i]
+		tmp := filepath.Join(work, ".k4s-cmdsrc", c.Name)
+		if err := copyPackageFiles(roots[c.Path], filepath.Join(tmp, "src", c.Path)); err != nil {
+			return err
+		}
+		c.Src = filepath.ToSlash(filepath.Join(*srcDir, c.Name+".tar"))
+		if _, err := packTree(tmp, c.Src, nil); err != nil {
+			return err
+		}
+		plan.Exclude = append(plan.Exclude, firstPartyFiles(work, modcache, roots[c.Path])...)
+	}
+	sort.Strings(plan.Exclude)
+	deps := depPackages(listed, roots)
+	if err := writeLines(*depsOut, deps); err != nil {
+		return err
+	}
+	for _, c := range cmds {
+		needs := depPackages([]*packages.Package{roots[c.Path]}, roots)
+		if err := writeLines(strings.TrimSuffix(c.Src, ".tar")+".deps", needs); err != nil {
+			return err
 		}
 	}
-	// pkg/bb needed at least one command: it rewrote one renamed command
-	// under its base name (its package is still called so), then k4s fixed
-	// the registered name.
-	fixLiteral := ""
-	if len(plain) == 0 {
-		plain, renamed, fixLiteral = renamed[:1], renamed[1:], renamed[0]
-	}
 
-	// What `makebb -g` does (gobusybox's pkg/bb), in this process, with the
-	// dependencies' types from export data (bbgen.go).
-	gen := filepath.Join(work, "gen")
-	g := &bbGen{genv: genv, gen: gen, gopathEnv: gopathEnv, tags: tags}
-	if err := g.generate(plain, renamed, cmdNames, fixLiteral); err != nil {
+	// bb's main package: it reads the list only.
+	bb := filepath.Join(work, ".k4s-bbmain")
+	if err := writeBBMainTree(filepath.Join(bb, "src", bbMainPkg), cmds); err != nil {
+		return err
+	}
+	if _, err := packTree(bb, *bbOut, nil); err != nil {
 		return err
 	}
 
@@ -134,19 +138,82 @@ func rewrite(args []string) error {
 	for p, n := range cmdNames {
 		manifest[n] = p
 	}
-	data, err := json.MarshalIndent(manifest, "", "  ")
-	if err != nil {
+	if err := writeJSON(*cmdsOut, manifest); err != nil {
 		return err
 	}
-	if err := os.WriteFile(*cmdsOut, append(data, '\n'), 0o644); err != nil {
+	if err := writeJSON(*planOut, plan); err != nil {
 		return err
 	}
-	n, err := packTree(gen, *out, nil)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "k4s: %d commands, %d entries in the generated tree\n", len(paths), n)
+	fmt.Fprintf(os.Stderr, "k4s: %d commands, %d dependency packages\n", len(paths), len(deps))
 	return nil
+}
+
+// firstPartyFiles are the files of a command's package that lie in the
+// build's own sources (not in the module cache), as build-root globs: its Go
+// files (every *.go directly in its directory) and its other and embedded
+// files.
+func firstPartyFiles(work, modcache string, p *packages.Package) []string {
+	dir := filepath.Dir(p.GoFiles[0])
+	if !within(work, dir) || within(modcache, dir) {
+		return nil
+	}
+	rel := func(f string) string {
+		r, _ := filepath.Rel(work, f)
+		return filepath.ToSlash(r)
+	}
+	out := []string{rel(filepath.Join(dir, "*.go"))}
+	for _, list := range [][]string{p.OtherFiles, p.EmbedFiles} {
+		for _, f := range list {
+			if within(work, f) && !within(modcache, f) {
+				out = append(out, rel(f))
+			}
+		}
+	}
+	return out
+}
+
+func writeLines(file string, lines []string) error {
+	var buf bytes.Buffer
+	for _, l := range lines {
+		buf.WriteString(l + "\n")
+	}
+	return os.WriteFile(file, buf.Bytes(), 0o644)
+}
+
+func writeJSON(file string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, append(data, '\n'), 0o644)
+}
+
+// moduleEnviron unpacks the module cache tar and makes the go environment of
+// module mode over it (GOPROXY=off, -mod=readonly) this process's own, for
+// gobusybox's library, which reads os.Environ(); it returns gobusybox's
+// environment for the module in gomod, and the module cache's path.
+func moduleEnviron(work, gomod, modules string, tags []string) (*golang.Environ, string, error) {
+	dir := mustAbs(gomod)
+	if !within(work, dir) || !within(work, modules) {
+		return nil, "", errorf("E_BAD_PATH", "-gomod and -modules must be inside the working directory")
+	}
+	modcache := filepath.Join(work, ".k4s-modcache")
+	if err := unpackTree(modules, modcache); err != nil {
+		return nil, "", err
+	}
+	env, err := goEnv(work,
+		"GOMODCACHE="+modcache,
+		"GOPROXY=off",
+		"GOFLAGS="+strings.TrimSpace(goFlagsWithout("-mod=")+" -mod=readonly"),
+	)
+	if err != nil {
+		return nil, "", err
+	}
+	setProcessEnv(env)
+	// GOROOT as goEnv made it absolute: go/build read the relative one Pants passed
+	// when this program started, and gobusybox would take that.
+	genv := golang.Default(golang.DisableCGO(), golang.WithGOROOT(os.Getenv("GOROOT")), golang.WithWorkingDir(dir), golang.WithBuildTag(tags...), golang.WithMod(golang.ModReadonly))
+	return genv, modcache, nil
 }
 
 // commandNames names each resolved command (path -> name) as `go build` does,
@@ -285,28 +352,4 @@ func addMainImports(mainGo string, paths []string) error {
 		return err
 	}
 	return os.WriteFile(mainGo, buf.Bytes(), 0o644)
-}
-
-// renameRegistration changes the name a rewritten command registers under.
-func renameRegistration(gen, pkgPath, name string) error {
-	dir := filepath.Join(gen, "src", pkgPath)
-	old := []byte(fmt.Sprintf(".Register(%q,", path.Base(pkgPath)))
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if !strings.HasSuffix(e.Name(), ".go") {
-			continue
-		}
-		p := filepath.Join(dir, e.Name())
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		if bytes.Contains(data, old) {
-			return os.WriteFile(p, bytes.Replace(data, old, []byte(fmt.Sprintf(".Register(%q,", name)), 1), 0o644)
-		}
-	}
-	return fmt.Errorf("no registration of %s found in %s", pkgPath, dir)
 }
