@@ -41,13 +41,14 @@ import (
 //     command list, the dependency list, each command's own files and bb's
 //     main package (which needs only the list);
 //   - rewrite-deps writes each dependency package with bbinternal.WritePkg
-//     from its own parse, one package at a time; its inputs hold none of the
-//     first-party commands' files, so editing a command does not rerun it;
+//     from its own parse, one package at a time, and compiles them all once
+//     into GOCACHE (precompile); its inputs hold none of the first-party
+//     commands' files, so editing a command does not rerun it;
 //   - rewrite-command, once per command, type-checks that command alone
 //     against the export data of its dependencies as the compile step will
-//     build them (GOPATH mode over the dependencies' tree, -trimpath, the
-//     same tags and GOFLAGS: `go list -export` compiles them into GOCACHE,
-//     where the compile step finds them), and rewrites it.
+//     build them (GOPATH mode over the dependencies it imports, -trimpath,
+//     the same tags and GOFLAGS: `go list -export` finds them in GOCACHE or
+//     compiles them there, where the compile step finds them), and rewrites it.
 //
 // Joined (the compile step unpacks every piece into one GOPATH) they are the
 // tree pkg/bb writes. gobusybox's bbinternal still does the rewriting
