@@ -84,11 +84,10 @@ def test_shared_cache_env_only_for_compiling_steps() -> None:
     on = SimpleNamespace(shared_build_cache="grpc://cache:50051", shared_build_cache_instance_name="main")
     off = SimpleNamespace(shared_build_cache=None, shared_build_cache_instance_name="")
     want = {"K4S_GOCACHE_REMOTE": "grpc://cache:50051", "K4S_GOCACHE_INSTANCE": "main"}
-    assert shared_cache_env(on, "compile") == want
-    assert shared_cache_env(on, "gobusybox rewrite") == want
+    assert shared_cache_env(on, True) == want
     # The other steps keep their keys when the option changes.
-    for step in ("module download", "cpio", "OCI image", "size report", "tidy"):
-        assert shared_cache_env(on, step) == {}
-    assert shared_cache_env(off, "compile") == {}
+    assert shared_cache_env(on, False) == {}
+    assert shared_cache_env(off, True) == {}
     with pytest.raises(K4sStepError, match="grpc://host:port"):
-        shared_cache_env(SimpleNamespace(shared_build_cache="http://x", shared_build_cache_instance_name=""), "compile")
+        shared_cache_env(SimpleNamespace(shared_build_cache="http://x", shared_build_cache_instance_name=""), True)
+

@@ -65,6 +65,7 @@ async def compile_busybox(request: CompileBusyboxRequest) -> BusyboxBinary:
             output_files=(BB,),
             description=f"Compile {request.address} ({len(tree.commands)} commands)",
             extra_env=request.options.target_env(),
+            compiles_go=True,
         ),
     )
     return BusyboxBinary(result.output_digest, tree.commands)

@@ -187,6 +187,7 @@ async def rewrite_deps(request: RewriteDepsRequest) -> RewrittenDeps:
             input_digest=input_digest,
             output_files=(DEPS_TAR,),
             description=f"Rewrite commands of {request.address}: dependencies",
+            compiles_go=True,
             extra_env=request.options.target_env(),
         ),
     )
@@ -243,6 +244,7 @@ async def rewrite_command(request: RewriteCommandRequest) -> RewrittenCommand:
             input_digest=input_digest,
             output_files=(out,),
             description=f"Rewrite commands of {request.address}: {cmd.name}",
+            compiles_go=True,
             extra_env=request.options.target_env(),
         ),
     )

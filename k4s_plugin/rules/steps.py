@@ -43,6 +43,10 @@ class K4sStep:
     extra_env: FrozenDict[str, str] = FrozenDict()
     caches: FrozenDict[str, str] = FrozenDict()
     output_directories: tuple[str, ...] = ()
+    # The go commands of this step compile packages (the compile; the rewrite's
+    # dependencies and per-command `go list -export`): with
+    # `[k4s-go].shared_build_cache` they share Go's build cache through REAPI.
+    compiles_go: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,23 +56,18 @@ class K4sStepResult:
     stdout: str = ""
 
 
-def compiles_go(step: str) -> bool:
-    """The steps whose go commands compile packages: the rewrite's (`go list -export`
-    compiles the commands' dependencies) and the compile's. With
-    `[k4s-go].shared_build_cache` they share Go's build cache through REAPI."""
-    return step == "compile" or "rewrite" in step
-
-
-def shared_cache_env(k4s_go: K4sGo, step: str) -> dict[str, str]:
+def shared_cache_env(k4s_go: K4sGo, compiles_go: bool) -> dict[str, str]:
     """The env that makes k4stool run the go command with `k4stool gocache` as
     GOCACHEPROG (gotool.go): only for the compiling steps, so the others keep
     their keys when the option changes."""
-    if not compiles_go(step) or not k4s_go.shared_build_cache:
+    if not compiles_go or not k4s_go.shared_build_cache:
         return {}
     address = k4s_go.shared_build_cache
     if not address.startswith(("grpc://", "grpcs://")):
         raise K4sStepError(
-            f"[k4s-go].shared_build_cache is `{address}`: it must be grpc://host:port or grpcs://host:port."
+            f"[k4s-go].shared_build_cache is `{address}`: it must be grpc://host:port or grpcs://host:port.\n\n"
+            "Fix: set `shared_build_cache` in pants.toml's [k4s-go] (or PANTS_K4S_GO_SHARED_BUILD_CACHE) "
+            "to the REAPI cache's grpc:// or grpcs:// address, or leave it unset."
         )
     env = {"K4S_GOCACHE_REMOTE": address}
     if k4s_go.shared_build_cache_instance_name:
@@ -182,7 +181,7 @@ async def run_k4s_step(req: K4sStep, where: K4sStepEnvironment, k4s_go: K4sGo) -
         immutable_input_digests=toolchain.immutable_input_digests,
         output_files=req.output_files,
         output_directories=req.output_directories,
-        env={**toolchain.env, **req.extra_env, **shared_cache_env(k4s_go, req.step)},
+        env={**toolchain.env, **req.extra_env, **shared_cache_env(k4s_go, req.compiles_go)},
         append_only_caches={GO_BUILD_CACHE[0]: GO_BUILD_CACHE[1], **req.caches},
         description=req.description,
         level=LogLevel.INFO,
