@@ -81,6 +81,11 @@ VXLAN_KERNEL_MODULES = ("vxlan",)
 WORKER_COMPONENTS = ("containerd", "kubelet", "flanneld", "kube-proxy")
 
 
+# The kernel every image is built for and boots (`linux_kernel`): Debian's, pinned by
+# package, version and sha256 per architecture (distros/kernel/BUILD).
+KERNEL = "//distros/kernel:debian"
+
+
 def node_appliance(components, kernel_modules=NODE_KERNEL_MODULES, server=True, memory=1024):
     """The `initramfs` fields of an image that boots as a node: u-root's init runs
     k4s-node, which loads `kernel_modules` and starts `components` in order (the
@@ -98,6 +103,7 @@ def node_appliance(components, kernel_modules=NODE_KERNEL_MODULES, server=True, 
         uinit="k4s-node",
         shell="",
         kernel_modules=list(kernel_modules),
+        linux_kernel=KERNEL,
         # `pants run`'s RAM (MiB), which the slow tests use too: a node is Ready and runs
         # their workloads in it (tests/test_appliance.py); more RAM makes it faster.
         vm_memory=memory,
@@ -112,10 +118,10 @@ def shell_images(max_size, flash_max_size, busybox=":bb@goarch=amd64"):
     """`:initramfs`, the busybox booting u-root's init to a gosh shell, and
     `:initramfs-xz`, the same image xz-compressed (CRC32 checks, as the kernel wants)
     for a flash part."""
-    initramfs(name="initramfs", busybox=busybox, init="init", shell="gosh", max_size=max_size)
+    initramfs(name="initramfs", busybox=busybox, init="init", shell="gosh", max_size=max_size, linux_kernel=KERNEL)
     initramfs(
         name="initramfs-xz", busybox=busybox, init="init", shell="gosh", compression="xz",
-        max_size=flash_max_size,
+        max_size=flash_max_size, linux_kernel=KERNEL,
     )
 
 
@@ -128,6 +134,7 @@ def arm64_shell_image():
         init="init",
         shell="gosh",
         max_size=CPIO_BUDGET,
+        linux_kernel=KERNEL,
     )
 
 

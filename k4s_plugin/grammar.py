@@ -116,3 +116,30 @@ def size_problem(value: str) -> str | None:
 def format_size(n: int) -> str:
     """41943040 -> '41,943,040 B (40.0 MiB)'."""
     return f"{n:,} B ({n / (1 << 20):.1f} MiB)"
+
+
+# A Debian kernel package pin (linux_kernel's `debian_packages`): Debian Policy 5.6.1
+# (package names: lower-case letters, digits, '+', '-', '.'; at least two characters,
+# starting alphanumeric) and 5.6.12 (versions: [epoch:]upstream[-revision] of
+# alphanumerics and . + ~ -); a SHA-256 as 64 lower-case hex digits. Neither can start
+# with '-', so no value reaches apt-get as an option.
+DEBIAN_ARCHES = ("amd64", "arm64")
+_DEB_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+_DEB_VERSION = re.compile(r"([0-9]+:)?[0-9][A-Za-z0-9.+~-]*")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def debian_pin_problem(arch: str, pin: dict) -> str | None:
+    """What is wrong with one architecture's pin, {"package", "version", "sha256"}."""
+    if arch not in DEBIAN_ARCHES:
+        return f"{arch!r} is not an architecture k4s builds for ({', '.join(DEBIAN_ARCHES)})"
+    keys = sorted(pin)
+    if keys != ["package", "sha256", "version"]:
+        return f"the {arch} pin has the keys {', '.join(keys) or 'none'}; it needs exactly package, version and sha256"
+    if not _DEB_PACKAGE.fullmatch(pin["package"]):
+        return f"the {arch} package {pin['package']!r} is not a Debian package name"
+    if not _DEB_VERSION.fullmatch(pin["version"]):
+        return f"the {arch} version {pin['version']!r} is not a Debian version"
+    if not _SHA256.fullmatch(pin["sha256"]):
+        return f"the {arch} sha256 {pin['sha256']!r} is not 64 lower-case hex digits"
+    return None

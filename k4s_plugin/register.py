@@ -24,11 +24,11 @@ from k4s_plugin.rules import (
     tidy,
     tools,
 )
-from k4s_plugin.targets import GoBusyboxTarget, InitramfsTarget, OciImageTarget
+from k4s_plugin.targets import GoBusyboxTarget, InitramfsTarget, LinuxKernelTarget, OciImageTarget
 
 
 def target_types():
-    return [GoBusyboxTarget, InitramfsTarget, OciImageTarget]
+    return [GoBusyboxTarget, InitramfsTarget, OciImageTarget, LinuxKernelTarget]
 
 
 def rules():

@@ -19,6 +19,7 @@ from pants.engine.target import (
     IntField,
     InvalidFieldException,
     MultipleSourcesField,
+    NestedDictStringToStringField,
     StringField,
     StringSequenceField,
     Target,
@@ -577,11 +578,11 @@ class InitramfsKernelModulesDirField(StringField):
     default = None
     help = softwrap(
         """
-        The module tree `kernel_modules` come from, e.g. `/lib/modules/6.1.0-56-amd64`.
-        By default the newest `/lib/modules/*` of this machine, the tree of Debian's
-        `linux-image-amd64`, which `pants run` boots by default. It is read on every
-        Pants run (a process that is never cached), so a kernel update on the machine
-        changes the image.
+        A module tree on this machine that `kernel_modules` come from instead of
+        `linux_kernel`'s, e.g. `/lib/modules/6.1.0-57-amd64` (it needs a `modules.dep`).
+        The image then depends on what is installed here: it is read on every Pants run
+        (a process that is never cached). Leave it unset to take the modules of
+        `linux_kernel`, the same bytes on every machine.
         """
     )
 
@@ -597,6 +598,21 @@ class InitramfsKernelModulesDirField(StringField):
         return value
 
 
+class InitramfsLinuxKernelField(StringField, AsyncFieldMixin):
+    alias = "linux_kernel"
+    default = None
+    help = softwrap(
+        """
+        The address of a `linux_kernel` target: the kernel this image is built for.
+        `kernel_modules` come from its package's module tree (for the busybox's
+        architecture), `pants package` writes its image beside the initramfs
+        (`<output_path stem>.vmlinuz`), and `pants run` boots it. Needed when
+        `kernel_modules` is set (unless `kernel_modules_dir` names a tree) and for
+        `pants run` (unless `kernel` names an image).
+        """
+    )
+
+
 # Fields for `pants run` of an initramfs: boot it in QEMU.
 
 
@@ -605,10 +621,10 @@ class InitramfsKernelField(StringField, AsyncFieldMixin):
     default = None
     help = softwrap(
         """
-        For `pants run`: the address of a `file` target holding the Linux kernel image
-        (bzImage / vmlinuz) to boot this initramfs with. By default this machine's
-        newest kernel, `/boot/vmlinuz-<version>` (Debian's `linux-image-amd64`): the
-        same kernel whose modules `kernel_modules` copies from `/lib/modules/<version>`.
+        For `pants run`: the address of a `file` target holding a Linux kernel image
+        (bzImage / vmlinuz) to boot this initramfs with instead of `linux_kernel`'s
+        (whose modules `kernel_modules` carries; a kernel given here should be the same
+        one).
         """
     )
 
@@ -798,6 +814,7 @@ class InitramfsTarget(Target):
         InitramfsCompressionField,
         InitramfsKernelModulesField,
         InitramfsKernelModulesDirField,
+        InitramfsLinuxKernelField,
         InitramfsImagesField,
         InitramfsNodeComponentsField,
         InitramfsMaxSizeField,
@@ -943,5 +960,70 @@ class OciImageTarget(Target):
             go_busybox(name="pod-bb", commands=["github.com/u-root/u-root/cmds/core/sleep"])
             oci_image(name="pause", busybox=":pod-bb", image_name="k4s.local/pause:v1",
                       entrypoint=["/bbin/sleep"], cmd=["2147483647"])
+        """
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# linux_kernel
+# ---------------------------------------------------------------------------------------
+
+
+class LinuxKernelDebianPackagesField(NestedDictStringToStringField):
+    alias = "debian_packages"
+    required = True
+    help = softwrap(
+        """
+        The kernel as a Debian package per architecture, pinned:
+        `{"amd64": {"package": "linux-image-6.1.0-57-amd64", "version": "6.1.192-3",
+        "sha256": "<the .deb's SHA-256>"}, "arm64": {...}}`. The package is fetched with
+        this machine's `apt-get download` (its configured sources; for arm64 on an amd64
+        machine, `dpkg --add-architecture arm64` and `apt-get update` first) inside a
+        Process whose output must have that SHA-256, then unpacked and indexed by
+        k4stool (no dpkg, no depmod): the kernel image, the module tree, and
+        `modules.dep`/`modules.softdep` computed from the modules' `.modinfo`. To find
+        the values: `apt-cache policy <package>:<arch>` (version), `apt-get download
+        <package>:<arch>=<version> && sha256sum *.deb` (sha256).
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value, address: Address):
+        value = super().compute_value(raw_value, address)
+        if not value:
+            raise _invalid(
+                cls.alias, address, raw_value, "it names no package",
+                'Give at least one architecture: {"amd64": {"package": ..., "version": ..., "sha256": ...}}.',
+            )
+        for arch, pin in value.items():
+            _check(
+                grammar.debian_pin_problem(arch, dict(pin)), cls.alias, address, dict(value),
+                "Pin each architecture as {\"package\": \"linux-image-<release>\", \"version\": "
+                "\"<apt-cache policy's version>\", \"sha256\": \"<sha256sum of the .deb>\"}.",
+            )
+        return value
+
+
+class LinuxKernelTarget(Target):
+    alias = "linux_kernel"
+    core_fields = (*COMMON_TARGET_FIELDS, LinuxKernelDebianPackagesField)
+    help = softwrap(
+        """
+        A Linux kernel as a pinned build input: a Debian kernel package (`linux-image-*`)
+        per architecture, by name, version and SHA-256. An `initramfs` names it in
+        `linux_kernel`: its `kernel_modules` come from this package (never from the
+        machine's `/lib/modules`), `pants package` writes the kernel image beside the
+        cpio, and `pants run` boots it, so the same commit gives the same image on
+        every machine, with or without a kernel installed.
+
+        Example:
+
+            linux_kernel(
+                name="debian",
+                debian_packages={
+                    "amd64": {"package": "linux-image-6.1.0-57-amd64", "version": "6.1.192-3",
+                              "sha256": "14d219d0..."},
+                },
+            )
         """
     )

@@ -107,6 +107,23 @@ _FIXES: dict[str, tuple[str | None, str]] = {
         "The rewritten busybox does not compile (see the go output above). Check "
         "`build_tags`, `goarch` and `ldflags`, or remove the command that fails.",
     ),
+    # The kernel steps (k4stool kernel-index / kernel-modules) of a linux_kernel target.
+    "E_KERNEL_NOT_DEB": (
+        "debian_packages",
+        "The file apt-get downloaded is not a Debian package. Pin a `linux-image-*` package "
+        "(`apt-cache search linux-image`), with its version and the SHA-256 of its .deb.",
+    ),
+    "E_KERNEL_NOT_KERNEL": (
+        "debian_packages",
+        "Pin a kernel image package, `linux-image-<release>` (`apt-cache search "
+        "linux-image-`): one with boot/vmlinuz-<release> and lib/modules/<release>/, not a "
+        "meta-package, headers or firmware.",
+    ),
+    "E_KERNEL_ARCH": (
+        "debian_packages",
+        "Pin, under each architecture, a package built for it (`linux-image-<release>-arm64` "
+        "under \"arm64\", `...-amd64` under \"amd64\").",
+    ),
 }
 
 
@@ -118,5 +135,7 @@ def explain(address: Address, step: str, code: str, detail: str) -> str:
     return f"k4s {step} failed for {address} ({code}), caused by {where}:\n\n{detail}\n\nFix: {fix}"
 
 
-def target_error(address: Address, field: str, problem: str, fix: str) -> K4sTargetError:
-    return K4sTargetError(f"The `{field}` field of {address} {problem}\n\nFix: {fix}")
+def target_error(address: Address, field: str, problem: str, fix: str, code: str | None = None) -> K4sTargetError:
+    """`code`, when given, is a stable error code (E_...) the message starts with."""
+    prefix = f"k4s ({code}): " if code else ""
+    return K4sTargetError(f"{prefix}The `{field}` field of {address} {problem}\n\nFix: {fix}")

@@ -37,6 +37,7 @@ from k4s_plugin.rules.busybox import BusyboxBuildRequest, GoBusyboxFieldSet, bus
 from k4s_plugin.rules.compile import BB, BusyboxBinary
 from k4s_plugin.rules.cpio import Archive, PackInitramfsRequest
 from k4s_plugin.rules.errors import target_error
+from k4s_plugin.rules.kernel import LinuxKernel, LinuxKernelRequest
 from k4s_plugin.rules.kmods import KernelModules, KernelModulesRequest
 from k4s_plugin.rules.oci import OciImage, OciImageFieldSet
 from k4s_plugin.rules.toolchain import K4sStepEnvironment
@@ -50,6 +51,7 @@ from k4s_plugin.targets import (
     InitramfsInitField,
     InitramfsKernelModulesDirField,
     InitramfsKernelModulesField,
+    InitramfsLinuxKernelField,
     InitramfsMaxSizeField,
     InitramfsNodeComponentsField,
     InitramfsShellField,
@@ -77,6 +79,7 @@ class InitramfsFieldSet(FieldSet):
     compression: InitramfsCompressionField
     kernel_modules: InitramfsKernelModulesField
     kernel_modules_dir: InitramfsKernelModulesDirField
+    linux_kernel: InitramfsLinuxKernelField
     images: InitramfsImagesField
     node_components: InitramfsNodeComponentsField
     max_size: InitramfsMaxSizeField
@@ -100,6 +103,7 @@ class InitramfsRequest:
     images: InitramfsImagesField
     kernel_modules: tuple[str, ...]
     kernel_modules_dir: str | None
+    linux_kernel: str | None
     base_layout: bool
     compression: str
     max_size: int | None  # bytes
@@ -119,6 +123,7 @@ class InitramfsRequest:
             images=field_set.images,
             kernel_modules=tuple(field_set.kernel_modules.value or ()),
             kernel_modules_dir=field_set.kernel_modules_dir.value,
+            linux_kernel=field_set.linux_kernel.value,
             base_layout=field_set.base_layout.value,
             compression=field_set.compression.value,
             max_size=field_set.max_size.bytes(),
@@ -128,6 +133,24 @@ class InitramfsRequest:
 @rule
 def initramfs_request(field_set: InitramfsFieldSet) -> InitramfsRequest:
     return InitramfsRequest.from_field_set(field_set)
+
+
+@dataclass(frozen=True)
+class InitramfsKernel:
+    """The `linux_kernel` of an initramfs for its busybox's architecture, if it names one."""
+
+    kernel: LinuxKernel | None
+
+
+@rule(desc="Resolve the kernel of an initramfs")
+async def initramfs_kernel(request: InitramfsRequest) -> InitramfsKernel:
+    if not request.linux_kernel:
+        return InitramfsKernel(None)
+    busybox = await Get(GoBusyboxFieldSet, InitramfsRequest, request)
+    return InitramfsKernel(await Get(
+        LinuxKernel,
+        LinuxKernelRequest(request.address, InitramfsLinuxKernelField.alias, request.linux_kernel, busybox.goarch.value),
+    ))
 
 
 @dataclass(frozen=True)
@@ -260,6 +283,19 @@ def _check_commands(request: InitramfsRequest, commands) -> None:
 async def build_initramfs(request: InitramfsRequest, where: K4sStepEnvironment) -> Archive:
     bb_field_set = await Get(GoBusyboxFieldSet, InitramfsRequest, request)
     bb_request = BusyboxBuildRequest.from_field_set(bb_field_set)
+    # The kernel first: a bad pin or module name fails in seconds, not after the
+    # busybox's build. Modules from a tree of this machine (`kernel_modules_dir`) are
+    # read here, wherever the steps run.
+    kernel = await Get(InitramfsKernel, InitramfsRequest, request)
+    kmods = await Get(
+        KernelModules,
+        {
+            KernelModulesRequest(
+                request.address, request.kernel_modules, request.kernel_modules_dir, kernel.kernel
+            ): KernelModulesRequest,
+            where.local: EnvironmentName,
+        },
+    )
     busybox = await Get(BusyboxBinary, BusyboxBuildRequest, bb_request)
     _check_commands(request, busybox.commands)
 
@@ -303,14 +339,6 @@ async def build_initramfs(request: InitramfsRequest, where: K4sStepEnvironment) 
     records += [layout.image_record(i.name, i.src, InitramfsImagesField.alias, i.what) for i in images]
     digests += [i.digest for i in images]
 
-    # Read from this machine's module tree, always here, wherever the steps run.
-    kmods = await Get(
-        KernelModules,
-        {
-            KernelModulesRequest(request.address, request.kernel_modules, request.kernel_modules_dir): KernelModulesRequest,
-            where.local: EnvironmentName,
-        },
-    )
     records += layout.kernel_module_records(kmods.records, InitramfsKernelModulesField.alias)
     digests.append(kmods.digest)
 

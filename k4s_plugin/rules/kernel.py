@@ -1,85 +1,243 @@
-"""This machine's kernel: the one `pants run` boots (`/boot/vmlinuz-<version>`) and
-whose modules an image carries (`/lib/modules/<version>`), picked once, so that the two
-never belong to different kernels.
+"""The kernel an image is built for: a `linux_kernel` target, a Debian kernel package
+pinned by name, version and SHA-256 per architecture.
 
-Both live outside the build root, so they are listed by a process that is never
-cached (`ProcessCacheScope.PER_SESSION`).
+1. `apt-get download <package>:<arch>=<version>` in a Process (this machine's apt and
+   its configured sources; always run here, cacheable: its output is pinned), whose
+   one `.deb` must have the pinned SHA-256 (checked on the digest, before anything
+   reads it);
+2. `k4stool kernel-index` (a k4s step): the kernel image, the package's control
+   fields, and `modules.dep`/`modules.softdep`/`modules.alias` computed from the
+   modules' `.modinfo` (Debian's package has none: its postinst runs depmod);
+3. `k4stool kernel-modules` (kmods.py): the module files an image carries.
+
+Nothing here reads the machine's `/boot` or `/lib/modules`.
 """
 
 from __future__ import annotations
 
-import os.path
+import json
 from dataclasses import dataclass
 
 from pants.core.util_rules.system_binaries import BinaryPathRequest, BinaryPaths
-from pants.engine.addresses import Address
-from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
-from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.addresses import Address, AddressInput
+from pants.engine.environment import EnvironmentName
+from pants.engine.fs import (
+    CreateDigest,
+    Digest,
+    DigestContents,
+    DigestEntries,
+    DigestSubset,
+    FileEntry,
+    MergeDigests,
+    PathGlobs,
+)
+from pants.engine.process import FallibleProcessResult, Process
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import WrappedTarget, WrappedTargetRequest
+from pants.util.logging import LogLevel
 
 from k4s_plugin.rules.errors import target_error
+from k4s_plugin.rules.steps import K4sStep, K4sStepResult
+from k4s_plugin.rules.toolchain import K4sStepEnvironment
+from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
+from k4s_plugin.targets import LinuxKernelDebianPackagesField, LinuxKernelTarget
+
+KERNEL_DIR = "__k4s_kernel"
+PACKAGES_FIELD = LinuxKernelDebianPackagesField.alias
 
 
 @dataclass(frozen=True)
-class HostKernelRequest:
-    """`field` of `address` needs this machine's kernel (named in errors)."""
+class LinuxKernelRequest:
+    """The kernel `field` of `address` names (an address, relative to it), for `goarch`."""
 
     address: Address
     field: str
+    kernel: str
+    goarch: str
 
 
 @dataclass(frozen=True)
-class HostKernel:
-    """The newest kernel version installed here, by version order (6.1.0-10 after 6.1.0-9):
-    its image and its module tree, each None when this machine lacks it."""
-
+class DebianKernelPin:
+    address: Address  # the linux_kernel target
+    package: str
     version: str
-    image: str | None
-    modules_dir: str | None
+    arch: str
+    sha256: str
+
+    @property
+    def deb(self) -> str:
+        return f"{KERNEL_DIR}/{self.arch}/{self.package}.deb"
+
+    def purl(self) -> str:
+        return f"pkg:deb/debian/{self.package}@{self.version}?arch={self.arch}"
 
 
-def version_key(version: str) -> list:
-    parts = version.replace("-", ".").split(".")
-    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts]
+@dataclass(frozen=True)
+class DebianPackage:
+    """A digest holding `pin.deb`, verified against `pin.sha256`."""
+
+    pin: DebianKernelPin
+    digest: Digest
 
 
-def pick(paths: list[str]) -> HostKernel | None:
-    """The newest version among `/boot/vmlinuz-<v>` and `/lib/modules/<v>/modules.dep`."""
-    images = {os.path.basename(p)[len("vmlinuz-"):]: p for p in paths if os.path.basename(p).startswith("vmlinuz-")}
-    trees = {os.path.basename(os.path.dirname(p)): os.path.dirname(p) for p in paths if p.endswith("/modules.dep")}
-    versions = set(images) | set(trees)
-    if not versions:
-        return None
-    newest = max(versions, key=version_key)
-    return HostKernel(newest, images.get(newest), trees.get(newest))
+@dataclass(frozen=True)
+class LinuxKernel:
+    """A pinned kernel, unpacked and indexed: `image` (a digest holding `image_path`),
+    the package itself (`deb`, for kmods.py) and its module index, as depmod writes it."""
+
+    pin: DebianKernelPin
+    release: str
+    deb: Digest
+    image: Digest
+    image_path: str
+    image_sha256: str
+    modules_dep: str
+    modules_softdep: str
+    modules_alias: str
+    modules_builtin: str
 
 
-@rule(desc="Find this machine's kernel")
-async def host_kernel(request: HostKernelRequest) -> HostKernel:
-    find = await Get(BinaryPaths, BinaryPathRequest(binary_name="find", search_path=("/usr/bin", "/bin")))
-    if not find.first_path:
+@rule(desc="Resolve a linux_kernel target")
+async def resolve_linux_kernel(request: LinuxKernelRequest) -> LinuxKernel:
+    origin = f"the `{request.field}` field of {request.address}"
+    address = await Get(
+        Address, AddressInput,
+        AddressInput.parse(request.kernel, relative_to=request.address.spec_path, description_of_origin=origin),
+    )
+    wrapped = await Get(WrappedTarget, WrappedTargetRequest(address, description_of_origin=origin))
+    if not isinstance(wrapped.target, LinuxKernelTarget):
         raise target_error(
-            request.address, request.field, "needs this machine's kernel, and finding it needs "
-            "`find`, which is not in /usr/bin or /bin.", "Install findutils.",
+            request.address, request.field, f"names {address}, a `{wrapped.target.alias}` target, "
+            "not a `linux_kernel`.", "Name a `linux_kernel` target (e.g. //distros/kernel:debian).",
+            code="E_KERNEL_NOT_A_KERNEL_TARGET",
         )
-    # A missing /boot or /lib/modules makes find exit 1; what it lists still counts.
-    listing = await Get(
+    pins = wrapped.target[LinuxKernelDebianPackagesField].value or {}
+    if request.goarch not in pins:
+        raise target_error(
+            request.address, request.field, f"names {address}, which pins no kernel for "
+            f"{request.goarch} (the busybox's GOARCH), only for {', '.join(sorted(pins))}.",
+            f"Add a {request.goarch!r} package to the `{PACKAGES_FIELD}` of {address}, or use a "
+            "busybox of an architecture it has.",
+            code="E_KERNEL_ARCH",
+        )
+    pin = pins[request.goarch]
+    package = await Get(
+        DebianPackage,
+        DebianKernelPin(address, pin["package"], pin["version"], request.goarch, pin["sha256"]),
+    )
+    return await Get(LinuxKernel, DebianPackage, package)
+
+
+@rule(desc="Fetch a pinned Debian kernel package", level=LogLevel.DEBUG)
+async def fetch_debian_package(pin: DebianKernelPin, where: K4sStepEnvironment) -> DebianPackage:
+    apt_get = await Get(BinaryPaths, BinaryPathRequest(binary_name="apt-get", search_path=("/usr/bin", "/bin")))
+    spec = f"{pin.package}:{pin.arch}={pin.version}"
+    if not apt_get.first_path:
+        raise target_error(
+            pin.address, PACKAGES_FIELD, f"pins {spec}, which k4s fetches with `apt-get download`, "
+            "and apt-get is not in /usr/bin or /bin.",
+            "Build on a Debian or Ubuntu machine (a container will do), or fetch it once where "
+            "apt-get exists and share Pants' cache (README \"Remote cache\").",
+            code="E_KERNEL_APT",
+        )
+    # Here, not on remote executors: the machine's apt sources. Cacheable: the output
+    # is pinned by its SHA-256, whatever mirror served it.
+    result = await Get(
         FallibleProcessResult,
-        Process(
-            (find.first_path.path, "/boot", "/lib/modules", "-maxdepth", "2",
-             "(", "-name", "vmlinuz-*", "-o", "-name", "modules.dep", ")"),
-            description="Find the kernels of this machine",
-            cache_scope=ProcessCacheScope.PER_SESSION,
+        {
+            Process(
+                (apt_get.first_path.path, "download", "-q", spec),
+                description=f"apt-get download {spec}",
+                output_directories=(".",),
+                level=LogLevel.INFO,
+            ): Process,
+            where.local: EnvironmentName,
+        },
+    )
+    if result.exit_code != 0:
+        foreign = (
+            f" For a foreign architecture, `dpkg --add-architecture {pin.arch} && apt-get update` "
+            "(build-support/host-tools does this for arm64)." if pin.arch != "amd64" else ""
+        )
+        raise target_error(
+            pin.address, PACKAGES_FIELD, f"pins {spec}, which `apt-get download` could not fetch:\n\n"
+            f"{result.stderr.decode(errors='replace').strip()}",
+            f"Run `apt-get update`; `apt-cache policy {pin.package}:{pin.arch}` must list version "
+            f"{pin.version}. If the archive has dropped it (Debian's security archive keeps only the "
+            "newest), pin the version it lists, with its .deb's sha256." + foreign,
+            code="E_KERNEL_APT",
+        )
+    entries = await Get(DigestEntries, Digest, result.output_digest)
+    debs = [e for e in entries if isinstance(e, FileEntry) and e.path.endswith(".deb")]
+    if len(debs) != 1:
+        raise target_error(
+            pin.address, PACKAGES_FIELD, f"pins {spec}, and `apt-get download` gave "
+            f"{len(debs)} .deb files ({', '.join(e.path for e in debs)}).",
+            "Pin one package (a `linux-image-<release>` package, not a pattern).", code="E_KERNEL_APT",
+        )
+    got = debs[0].file_digest.fingerprint
+    if got != pin.sha256:
+        raise target_error(
+            pin.address, PACKAGES_FIELD, f"pins {spec} with sha256 {pin.sha256}, and the .deb "
+            f"apt-get fetched ({debs[0].path}, {debs[0].file_digest.serialized_bytes_length} bytes) "
+            f"has sha256 {got}.",
+            "If you moved the pin to this package on purpose, set its sha256 to the one above "
+            "after checking it (`apt-get download` and `sha256sum` on a trusted machine); "
+            "otherwise your apt sources serve another file under this name and version: do not "
+            "build with it.",
+            code="E_KERNEL_SHA256",
+        )
+    digest = await Get(Digest, CreateDigest([FileEntry(pin.deb, debs[0].file_digest)]))
+    return DebianPackage(pin, digest)
+
+
+@rule(desc="Unpack and index a kernel package")
+async def index_kernel_package(package: DebianPackage) -> LinuxKernel:
+    pin = package.pin
+    tools = await Get(K4sTools, K4sToolsRequest())
+    out = f"{KERNEL_DIR}/{pin.arch}/index"
+    result = await Get(
+        K4sStepResult,
+        K4sStep(
+            address=pin.address,
+            step="kernel-index",
+            argv=(tools.k4stool, "kernel-index", "-deb", pin.deb, "-arch", pin.arch, "-out", out),
+            input_digest=await Get(Digest, MergeDigests([tools.digest, package.digest])),
+            output_files=(),
+            output_directories=(out,),
+            description=f"Unpack and index {pin.package} {pin.version} ({pin.arch})",
         ),
     )
-    kernel = pick(listing.stdout.decode().split())
-    if kernel is None:
+    image_path = f"{out}/vmlinuz"
+    texts_digest, image, entries = await MultiGet(
+        Get(Digest, DigestSubset(result.output_digest, PathGlobs([f"{out}/index.json", f"{out}/modules.*"]))),
+        Get(Digest, DigestSubset(result.output_digest, PathGlobs([image_path]))),
+        Get(DigestEntries, Digest, result.output_digest),
+    )
+    texts = {
+        c.path.rsplit("/", 1)[1]: c.content.decode()
+        for c in await Get(DigestContents, Digest, texts_digest)
+    }
+    index = json.loads(texts["index.json"])
+    if index["package"] != pin.package or index["version"] != pin.version:
         raise target_error(
-            request.address, request.field, "needs this machine's kernel, and there is no "
-            "/boot/vmlinuz-* or /lib/modules/*/modules.dep.",
-            "Install a kernel (Debian: `apt-get install linux-image-amd64`) or set the field "
-            "to your own.",
+            pin.address, PACKAGES_FIELD, f"pins {pin.package} {pin.version} ({pin.arch}), and the "
+            f"package with that sha256 is {index['package']} {index['version']}.",
+            "Pin the package's own name and version with its sha256.", code="E_KERNEL_NOT_KERNEL",
         )
-    return kernel
+    image_sha256 = next(e.file_digest.fingerprint for e in entries if isinstance(e, FileEntry) and e.path == image_path)
+    return LinuxKernel(
+        pin=pin,
+        release=index["release"],
+        deb=package.digest,
+        image=image,
+        image_path=image_path,
+        image_sha256=image_sha256,
+        modules_dep=texts["modules.dep"],
+        modules_softdep=texts["modules.softdep"],
+        modules_alias=texts["modules.alias"],
+        modules_builtin=texts.get("modules.builtin", ""),
+    )
 
 
 def rules():

@@ -1,8 +1,10 @@
-"""Kernel modules for an initramfs, from a module tree on this machine.
+"""Kernel modules for an initramfs: from the pinned kernel of its `linux_kernel`
+(kernel.py; cached steps, the same bytes on every machine), or, when the target asks
+for it with `kernel_modules_dir`, from a module tree on this machine.
 
-The tree is outside the build root, so it is read by processes that are never
-cached (`ProcessCacheScope.PER_SESSION`): their outputs (the module files) are
-what the cacheable cpio step depends on, so a changed kernel changes the image.
+A tree on this machine is outside the build root, so it is read by processes that are
+never cached (`ProcessCacheScope.PER_SESSION`): their outputs (the module files) are
+what the cacheable cpio step depends on, so a changed tree changes the image.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from pants.engine.rules import Get, MultiGet, collect_rules, rule
 
 from k4s_plugin import grammar
 from k4s_plugin.rules.errors import target_error
-from k4s_plugin.rules.kernel import HostKernel, HostKernelRequest
+from k4s_plugin.rules.kernel import LinuxKernel
+from k4s_plugin.rules.steps import K4sStep, K4sStepResult
+from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 
 KMODS_DIR = "__k4s_kmods"
 
@@ -28,6 +32,7 @@ class KernelModulesRequest:
     address: Address
     names: tuple[str, ...]
     modules_dir: str | None
+    kernel: LinuxKernel | None = None
 
 
 @dataclass(frozen=True)
@@ -115,23 +120,77 @@ def _closure(
     return order, missing, deps
 
 
+def _kmod_records(digest_prefix: str, release: str, order: list[str], deps: dict[str, list[str]]):
+    """The dependency-closure's modules.dep and load-order list, and the cpio records of
+    the module files (under `digest_prefix` in the sandbox) and of those two."""
+    image_dir = f"lib/modules/{release}"
+    dep_lines = [f"{m}: {' '.join(deps[m])}".rstrip() + "\n" for m in order]
+    contents = [
+        FileContent(f"{KMODS_DIR}/k4s/modules.dep", "".join(dep_lines).encode()),
+        FileContent(f"{KMODS_DIR}/k4s/k4s.conf", "".join(f"{image_dir}/{m}\n" for m in order).encode()),
+    ]
+    records = [(f"{image_dir}/{m}", f"{digest_prefix}/{m}") for m in order]
+    records += [
+        (f"{image_dir}/modules.dep", f"{KMODS_DIR}/k4s/modules.dep"),
+        ("etc/modules-load.d/k4s.conf", f"{KMODS_DIR}/k4s/k4s.conf"),
+    ]
+    return contents, records
+
+
+def _builtin(builtin_text: str) -> set[str]:
+    return {_norm(line.rsplit("/", 1)[-1].split(".ko")[0]) for line in builtin_text.split()}
+
+
+async def _from_kernel(request: KernelModulesRequest, kernel: LinuxKernel) -> KernelModules:
+    """The modules from the pinned kernel package (k4stool kernel-modules)."""
+    softdeps = _softdeps(kernel.modules_softdep, kernel.modules_alias)
+    order, missing, deps = _closure(kernel.modules_dep, request.names, softdeps)
+    if missing:
+        builtin = _builtin(kernel.modules_builtin)
+        inside = [n for n in missing if _norm(n) in builtin]
+        why = f" ({', '.join(inside)} built into that kernel)" if inside else " (misspelt?)"
+        raise target_error(
+            request.address, "kernel_modules", f"names {', '.join(missing)}, which "
+            f"{kernel.pin.package} {kernel.pin.version} ({kernel.pin.arch}, from "
+            f"{kernel.pin.address}) has no module for{why}.",
+            "Drop built-in modules and fix misspelt names (`lsmod` names; the kernel's "
+            "modules are listed by `dpkg -c` of its package), or pin a kernel that has them.",
+            code="E_KERNEL_MODULE_MISSING",
+        )
+    tools = await Get(K4sTools, K4sToolsRequest())
+    out = f"{KMODS_DIR}/{kernel.release}"
+    result = await Get(
+        K4sStepResult,
+        K4sStep(
+            address=kernel.pin.address,
+            step="kernel-modules",
+            argv=(tools.k4stool, "kernel-modules", "-deb", kernel.pin.deb, "-out", out, "--", *order),
+            input_digest=await Get(Digest, MergeDigests([tools.digest, kernel.deb])),
+            output_files=(),
+            output_directories=(out,),
+            description=f"Unpack {len(order)} modules of {kernel.pin.package} ({kernel.pin.arch})",
+        ),
+    )
+    contents, records = _kmod_records(out, kernel.release, order, deps)
+    digest = await Get(Digest, MergeDigests([result.output_digest, await Get(Digest, CreateDigest(contents))]))
+    return KernelModules(digest, tuple(records), tuple(order))
+
+
 @rule(desc="Collect kernel modules for an initramfs")
 async def collect_kernel_modules(request: KernelModulesRequest) -> KernelModules:
     if not request.names:
         return KernelModules(await Get(Digest, MergeDigests([])), (), ())
-    modules_dir = request.modules_dir
-    if not modules_dir:
-        # The same kernel `pants run` boots (rules/kernel.py).
-        kernel = await Get(HostKernel, HostKernelRequest(request.address, "kernel_modules"))
-        if not kernel.modules_dir:
+    if not request.modules_dir:
+        if request.kernel is None:
             raise target_error(
-                request.address, "kernel_modules", f"is set, but this machine's newest kernel, "
-                f"{kernel.version}, has no /lib/modules/{kernel.version}/modules.dep.",
-                "Install that kernel's modules (Debian: `linux-image-amd64`) or set "
-                "`kernel_modules_dir`.",
+                request.address, "kernel_modules", "is set, and the target names no kernel to take "
+                "them from: neither `linux_kernel` nor `kernel_modules_dir` is set.",
+                "Set `linux_kernel` to a `linux_kernel` target (this repository's: "
+                "\"//distros/kernel:debian\"), or `kernel_modules_dir` to a module tree of this machine.",
+                code="E_KERNEL_NONE",
             )
-        modules_dir = kernel.modules_dir
-    modules_dir = os.path.normpath(modules_dir)
+        return await _from_kernel(request, request.kernel)
+    modules_dir = os.path.normpath(request.modules_dir)
 
     cat = await _binary(request.address, "cat")
     # modules.softdep and modules.alias may be missing from a hand-made tree: optional.
@@ -165,7 +224,7 @@ async def collect_kernel_modules(request: KernelModulesRequest) -> KernelModules
         raise target_error(
             request.address, "kernel_modules", f"names {', '.join(missing)}, not in "
             f"{modules_dir}/modules.dep (built into the kernel, or misspelt?).",
-            "Drop built-in modules (see /lib/modules/*/modules.builtin) or fix the names.",
+            f"Drop built-in modules (see {modules_dir}/modules.builtin) or fix the names.",
         )
     cp = await _binary(request.address, "cp")
     copied = await Get(
@@ -179,21 +238,8 @@ async def collect_kernel_modules(request: KernelModulesRequest) -> KernelModules
             input_digest=await Get(Digest, CreateDigest([FileContent(f"{KMODS_DIR}/.keep", b"")])),
         ),
     )
-    image_dir = f"lib/modules/{os.path.basename(modules_dir)}"
-    dep_lines = [f"{m}: {' '.join(deps[m])}".rstrip() + "\n" for m in order]
-    extra = await Get(
-        Digest,
-        CreateDigest([
-            FileContent(f"{KMODS_DIR}/k4s/modules.dep", "".join(dep_lines).encode()),
-            FileContent(f"{KMODS_DIR}/k4s/k4s.conf", "".join(f"{image_dir}/{m}\n" for m in order).encode()),
-        ]),
-    )
-    digest = await Get(Digest, MergeDigests([copied.output_digest, extra]))
-    records = [(f"{image_dir}/{m}", f"{KMODS_DIR}{modules_dir}/{m}") for m in order]
-    records += [
-        (f"{image_dir}/modules.dep", f"{KMODS_DIR}/k4s/modules.dep"),
-        ("etc/modules-load.d/k4s.conf", f"{KMODS_DIR}/k4s/k4s.conf"),
-    ]
+    contents, records = _kmod_records(f"{KMODS_DIR}{modules_dir}", os.path.basename(modules_dir), order, deps)
+    digest = await Get(Digest, MergeDigests([copied.output_digest, await Get(Digest, CreateDigest(contents))]))
     return KernelModules(digest, tuple(records), tuple(order))
 
 

@@ -12,7 +12,7 @@ from pants.engine.unions import UnionRule
 from k4s_plugin.rules.busybox import BusyboxBuildRequest, GoBusyboxFieldSet
 from k4s_plugin.rules.compile import BB, BusyboxBinary
 from k4s_plugin.rules.cpio import Archive
-from k4s_plugin.rules.initramfs import InitramfsFieldSet, InitramfsRequest
+from k4s_plugin.rules.initramfs import InitramfsFieldSet, InitramfsKernel, InitramfsRequest
 from k4s_plugin.rules.oci import OciImage, OciImageFieldSet, OciImageRequest
 from k4s_plugin.rules.sbom import SBOM_SUFFIX, Sbom, SbomRequest
 from k4s_plugin.targets import (
@@ -52,25 +52,47 @@ async def package_go_busybox(field_set: PackageGoBusyboxFieldSet) -> BuiltPackag
     )
 
 
+def kernel_path(output_path: str) -> str:
+    """Where the kernel goes beside an image: `initramfs.cpio.xz` -> `initramfs.vmlinuz`."""
+    stem = output_path
+    for ending in sorted(set(COMPRESSIONS.values()), key=len, reverse=True):
+        if stem.endswith("." + ending):
+            stem = stem[: -len(ending) - 1]
+            break
+    return stem + ".vmlinuz"
+
+
 @rule(desc="Package an initramfs")
 async def package_initramfs(field_set: PackageInitramfsFieldSet) -> BuiltPackage:
     request = InitramfsRequest.from_field_set(field_set)
-    archive, busybox = await MultiGet(
-        Get(Archive, InitramfsRequest, request), Get(GoBusyboxFieldSet, InitramfsRequest, request)
+    archive, busybox, kernel = await MultiGet(
+        Get(Archive, InitramfsRequest, request),
+        Get(GoBusyboxFieldSet, InitramfsRequest, request),
+        Get(InitramfsKernel, InitramfsRequest, request),
     )
     sbom = await Get(
-        Sbom, SbomRequest(field_set.address, BusyboxBuildRequest.from_field_set(busybox), archive, request.compression)
+        Sbom,
+        SbomRequest(
+            field_set.address, BusyboxBuildRequest.from_field_set(busybox), archive, request.compression,
+            kernel.kernel,
+        ),
     )
     path = field_set.output_path.value_or_default(
         file_ending=COMPRESSIONS[field_set.compression.value]
     )
     image = await _move(archive.digest, archive.path, path, executable=False)
     sbom_file = await _move(sbom.digest, sbom.path, path + SBOM_SUFFIX, executable=False)
-    digest = await Get(Digest, MergeDigests([image, sbom_file]))
-    return BuiltPackage(
-        digest,
-        (BuiltPackageArtifact(path), BuiltPackageArtifact(path + SBOM_SUFFIX, extra_log_lines=("SBOM (CycloneDX 1.5)",))),
-    )
+    digests = [image, sbom_file]
+    artifacts = [BuiltPackageArtifact(path), BuiltPackageArtifact(path + SBOM_SUFFIX, extra_log_lines=("SBOM (CycloneDX 1.5)",))]
+    if kernel.kernel:
+        # The kernel the image was built for: `pants run` boots this pair.
+        k = kernel.kernel
+        digests.append(await _move(k.image, k.image_path, kernel_path(path), executable=False))
+        artifacts.append(BuiltPackageArtifact(
+            kernel_path(path), extra_log_lines=(f"kernel {k.release} ({k.pin.package} {k.pin.version}, {k.pin.arch})",),
+        ))
+    digest = await Get(Digest, MergeDigests(digests))
+    return BuiltPackage(digest, tuple(artifacts))
 
 
 @dataclass(frozen=True)

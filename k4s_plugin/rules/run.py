@@ -23,8 +23,7 @@ from pants.engine.target import SourcesField, WrappedTarget, WrappedTargetReques
 from k4s_plugin.rules.busybox import GoBusyboxFieldSet
 from k4s_plugin.rules.cpio import Archive
 from k4s_plugin.rules.errors import target_error
-from k4s_plugin.rules.kernel import HostKernel, HostKernelRequest
-from k4s_plugin.rules.initramfs import InitramfsFieldSet, InitramfsRequest
+from k4s_plugin.rules.initramfs import InitramfsFieldSet, InitramfsKernel, InitramfsRequest
 from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 from k4s_plugin.targets import (
     InitramfsClusterIdentityField,
@@ -125,23 +124,19 @@ async def run_initramfs(field_set: RunInitramfsFieldSet, build_root: BuildRoot) 
             )
         digests.append(sources.snapshot.digest)
         kernel_args = ("-kernel", "{chroot}/" + sources.files[0])
-    elif goarch != HOST_GOARCH:
-        raise target_error(
-            field_set.address, "kernel", f"is not set, and the default (/boot/vmlinuz-*) is "
-            f"this machine's {HOST_GOARCH or platform.machine()} kernel, not one for {goarch}.",
-            "Set `kernel` to a `file` target with a kernel image for that architecture.",
-        )
     else:
-        # The kernel whose modules the image carries (rules/kernel.py picks both).
-        kernel = await Get(HostKernel, HostKernelRequest(field_set.address, "kernel"))
-        if not kernel.image:
+        # The kernel the image was built for, as `pants package` writes it beside the image.
+        kernel = (await Get(InitramfsKernel, InitramfsRequest, request)).kernel
+        if kernel is None:
             raise target_error(
-                field_set.address, "kernel", f"is not set, and this machine's newest kernel, "
-                f"{kernel.version}, has modules but no /boot/vmlinuz-{kernel.version}.",
-                "Install that kernel's image (Debian: `linux-image-amd64`) or set `kernel` to a "
-                "`file` target holding one.",
+                field_set.address, "linux_kernel", "is not set, and neither is `kernel`: "
+                "`pants run` has no kernel to boot (k4s never takes this machine's).",
+                "Set `linux_kernel` to a `linux_kernel` target (this repository's: "
+                "\"//distros/kernel:debian\"), or `kernel` to a `file` target with a kernel image.",
+                code="E_KERNEL_NONE",
             )
-        kernel_args = ("-kernel", kernel.image)
+        digests.append(kernel.image)
+        kernel_args = ("-kernel", "{chroot}/" + kernel.image_path)
 
     accel = field_set.vm_accel.value
     if accel == "auto" and goarch != HOST_GOARCH:

@@ -32,6 +32,7 @@ from k4s_plugin.rules.busybox import BusyboxBuildRequest
 from k4s_plugin.rules.compile import BusyboxBinary
 from k4s_plugin.rules.cpio import Archive
 from k4s_plugin.rules.download import PATCHES_DIR, ModuleSources
+from k4s_plugin.rules.kernel import LinuxKernel
 from k4s_plugin.rules.store import file_digests
 from k4s_plugin.subsystems import K4sGo
 
@@ -48,6 +49,7 @@ class SbomRequest:
     busybox: BusyboxBuildRequest
     archive: Archive
     compression: str
+    kernel: LinuxKernel | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,27 @@ def _sha256(hex_digest: str) -> list[dict]:
 
 def _file_hashes(entries: DigestEntries) -> dict[str, str]:
     return {path: d.fingerprint for path, d in file_digests(entries).items()}
+
+
+def kernel_component(kernel: LinuxKernel) -> dict:
+    """The kernel package the image was built for (its modules are file components
+    that name it)."""
+    pin = kernel.pin
+    return {
+        "type": "operating-system",
+        "bom-ref": pin.purl(),
+        "name": pin.package,
+        "version": pin.version,
+        "purl": pin.purl(),
+        "hashes": _sha256(pin.sha256),
+        "description": f"Linux {kernel.release}: the kernel this image is built for (its modules, and the image `pants run` boots)",
+        "properties": [
+            {"name": "k4s:kernel-release", "value": kernel.release},
+            {"name": "k4s:kernel-image-sha256", "value": kernel.image_sha256},
+            {"name": "k4s:architecture", "value": pin.arch},
+            {"name": "k4s:target", "value": pin.address.spec},
+        ],
+    }
 
 
 def _module_component(module: dict, patch_hashes: dict[str, str]) -> dict:
@@ -138,9 +161,12 @@ async def initramfs_sbom(request: SbomRequest, k4s_go: K4sGo) -> Sbom:
             )
         elif image_path.startswith("lib/modules/"):
             component["properties"] = [{"name": "k4s:kernel-release", "value": image_path.split("/")[2]}]
+            if request.kernel and image_path.endswith((".ko", ".ko.xz", ".ko.zst", ".ko.gz")):
+                component["properties"].append({"name": "k4s:kernel-package", "value": request.kernel.pin.purl()})
         files.append(component)
         file_refs.append(ref)
 
+    kernel = [kernel_component(request.kernel)] if request.kernel else []
     image_ref = f"image:{request.address.spec}"
     bom = {
         "bomFormat": "CycloneDX",
@@ -157,9 +183,9 @@ async def initramfs_sbom(request: SbomRequest, k4s_go: K4sGo) -> Sbom:
                 "properties": [{"name": "k4s:compression", "value": request.compression}],
             },
         },
-        "components": files + [stdlib] + module_components,
+        "components": files + kernel + [stdlib] + module_components,
         "dependencies": [
-            {"ref": image_ref, "dependsOn": file_refs},
+            {"ref": image_ref, "dependsOn": file_refs + [k["bom-ref"] for k in kernel]},
             *([{"ref": bb_ref, "dependsOn": [stdlib["bom-ref"]] + [m["bom-ref"] for m in module_components]}] if bb_ref else []),
         ],
     }

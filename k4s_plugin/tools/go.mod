@@ -12,6 +12,7 @@ require (
 	github.com/opencontainers/image-spec v1.1.1
 	github.com/u-root/gobusybox/src v0.3.0
 	github.com/u-root/mkuimage v0.0.0-20250905073043-9a40452f5d3b
+	github.com/ulikunitz/xz v0.5.15
 	golang.org/x/mod v0.34.0
 	golang.org/x/sys v0.42.0
 	golang.org/x/tools v0.43.0
