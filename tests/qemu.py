@@ -1,6 +1,8 @@
 """One QEMU command line for the tests and benchmarks that boot an image outside `pants
 run`: k4stool vm's, the one `pants run` uses (printed with `-print`, then run here), with
-this machine's kernel as the plugin picks it (k4s_plugin/rules/kernel.py)."""
+the kernel `pants package` wrote beside the image (its `linux_kernel`, the kernel whose
+modules it carries); for images made by hand (no kernel beside them), this machine's
+newest /boot/vmlinuz-* (the tests' host tools install Debian's)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from k4s_plugin.rules.kernel import pick
+from k4s_plugin.rules.package import kernel_path
 
 REPO = Path(__file__).resolve().parent.parent
 TOOLS = REPO / "k4s_plugin" / "tools"
@@ -38,12 +40,24 @@ def k4stool() -> Path:
     return _k4stool
 
 
+def version_key(version: str) -> list:
+    parts = version.replace("-", ".").split(".")
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts]
+
+
 def host_kernel() -> str:
-    """This machine's kernel image, as `pants run` and the kernel-module step pick it."""
-    kernel = pick(glob.glob("/boot/vmlinuz-*") + glob.glob("/lib/modules/*/modules.dep"))
-    if kernel is None or kernel.image is None:
+    """This machine's newest kernel image, by version order (6.1.0-10 after 6.1.0-9)."""
+    images = glob.glob("/boot/vmlinuz-*")
+    if not images:
         pytest.fail("no kernel in /boot: install Debian's linux-image-amd64 (.ci/run does)")
-    return kernel.image
+    return max(images, key=lambda p: version_key(os.path.basename(p)[len("vmlinuz-"):]))
+
+
+def image_kernel(initrd: Path) -> str:
+    """The kernel `pants package` wrote beside `initrd` (`<stem>.vmlinuz`), else
+    this machine's (an image made by hand carries no modules)."""
+    beside = initrd.with_name(kernel_path(initrd.name))
+    return str(beside) if beside.is_file() else host_kernel()
 
 
 def qemu_argv(initrd: Path, *, memory: int = 1024, cpus: int = 2, append: str = "",
@@ -54,7 +68,7 @@ def qemu_argv(initrd: Path, *, memory: int = 1024, cpus: int = 2, append: str = 
     if not qemu:
         pytest.fail("`qemu-system-x86_64` is not installed; .ci/run installs it (see README)")
     r = subprocess.run(
-        [str(k4stool()), "vm", "-qemu", qemu, "-kernel", kernel or host_kernel(),
+        [str(k4stool()), "vm", "-qemu", qemu, "-kernel", kernel or image_kernel(initrd),
          "-initrd", str(initrd), "-memory", str(memory), "-cpus", str(cpus), "-accel", "tcg",
          "-append", append, "-print"],
         capture_output=True, text=True, timeout=120,

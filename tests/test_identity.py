@@ -89,7 +89,7 @@ def run_args(cluster_identity: bool) -> tuple[list[str], str]:
     from k4s_plugin.rules.busybox import GoBusyboxFieldSet
     from k4s_plugin.rules.cpio import Archive
     from k4s_plugin.rules.initramfs import InitramfsRequest
-    from k4s_plugin.rules.kernel import HostKernel, HostKernelRequest
+    from k4s_plugin.rules.initramfs import InitramfsKernel
     from k4s_plugin.rules.run import run_initramfs
     from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 
@@ -117,8 +117,8 @@ def run_args(cluster_identity: bool) -> tuple[list[str], str]:
               for t, i in ((Address, AddressInput), (WrappedTarget, WrappedTargetRequest),
                            (SourceFiles, SourceFilesRequest))),
             MockGet(Digest, (MergeDigests,), lambda _: EMPTY_DIGEST),
-            MockGet(HostKernel, (HostKernelRequest,),
-                    lambda _: HostKernel("6.1.0-9", "/boot/vmlinuz-6.1.0-9", "/lib/modules/6.1.0-9")),
+            MockGet(InitramfsKernel, (InitramfsRequest,),
+                    lambda _: InitramfsKernel(SimpleNamespace(image=EMPTY_DIGEST, image_path="__k4s_kernel/amd64/index/vmlinuz"))),
         ],
     )
     return list(request.args), build_root.path
@@ -133,7 +133,7 @@ def test_run_passes_identity() -> None:
     args, _ = run_args(False)
     assert "-identity" not in args and "-new-identity" not in args
     # The kernel whose modules images carry (rules/kernel.py), not k4stool's own guess.
-    assert args[args.index("-kernel") + 1] == "/boot/vmlinuz-6.1.0-9"
+    assert args[args.index("-kernel") + 1] == "{chroot}/__k4s_kernel/amd64/index/vmlinuz"
 
 
 @pytest.fixture(scope="module")

@@ -1,26 +1,221 @@
-"""One picker for this machine's kernel (k4s_plugin/rules/kernel.py): `pants run` boots
-the kernel whose modules the image carries."""
+"""The kernel as a pinned build input (`linux_kernel`, k4s_plugin/rules/kernel.py):
+a Debian package fetched with apt-get and checked against its sha256, unpacked and
+indexed by k4stool (kernel.go, no dpkg or depmod), its modules in the image, its image
+beside the image in dist/, and nothing read from this machine's /boot or /lib/modules.
+"""
 
 from __future__ import annotations
 
-from k4s_plugin.rules.kernel import HostKernel, pick
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from pants.engine.addresses import Address
+from pants.engine.internals.scheduler import ExecutionError
+from pants.testutil.rule_runner import RuleRunner
+
+from k4s_plugin import register
+from k4s_plugin.rules.package import kernel_path
+
+from .conftest import PANTS, REPO, checkout, executed_processes, fresh_dist, go_test, require_tool, run_pants, sha256
+
+KERNEL = "//distros/kernel:debian"
+AMD64 = {
+    "package": "linux-image-6.1.0-57-amd64",
+    "version": "6.1.192-3",
+    "sha256": "14d219d01e1283261817d961dbb3895cb5b4288d0de10e0ba0632a0d993e15bf",
+}
+ARM64 = {
+    "package": "linux-image-6.1.0-57-arm64",
+    "version": "6.1.192-3",
+    "sha256": "8301bd5b5b2cf8fd5e479832200c23e64eca0ae9ec45c487c5c318b1e44d4692",
+}
 
 
-def test_newest_version_by_version_order_with_its_image_and_modules() -> None:
-    paths = [
-        "/boot/vmlinuz-6.1.0-9-amd64", "/lib/modules/6.1.0-9-amd64/modules.dep",
-        "/boot/vmlinuz-6.1.0-10-amd64", "/lib/modules/6.1.0-10-amd64/modules.dep",
-    ]
-    assert pick(paths) == HostKernel(
-        "6.1.0-10-amd64", "/boot/vmlinuz-6.1.0-10-amd64", "/lib/modules/6.1.0-10-amd64"
+def test_pin_matches_distros_kernel() -> None:
+    """The pins these tests use are the repository's (distros/kernel/BUILD)."""
+    build = (REPO / "distros" / "kernel" / "BUILD").read_text()
+    for pin in (AMD64, ARM64):
+        for value in pin.values():
+            assert f'"{value}"' in build
+
+
+def test_k4stool_kernel_steps() -> None:
+    """kernel.go: a made-up .deb (ar, xz tars, ELF modules with .modinfo) gives
+    depmod's modules.dep (transitive, reverse load order), softdep and alias; the
+    module step extracts only what it is asked; bad packages are coded errors."""
+    go_test(REPO / "k4s_plugin" / "tools", "./k4stool", run="Kernel")
+
+
+def test_kernel_beside_the_image() -> None:
+    assert kernel_path("distros.k3s-like/initramfs.cpio") == "distros.k3s-like/initramfs.vmlinuz"
+    assert kernel_path("distros.k3s-like/initramfs-xz.cpio.xz") == "distros.k3s-like/initramfs-xz.vmlinuz"
+    assert kernel_path("a/img.cpio.zst") == "a/img.vmlinuz"
+    assert kernel_path("a/custom") == "a/custom.vmlinuz"
+
+
+# (debian_packages value as Python source, text the error must contain)
+BAD_PINS = [
+    ("{}", "it names no package"),
+    ('{"sparc": %r}' % AMD64, "not an architecture k4s builds for"),
+    ('{"amd64": {"package": "linux-image-x", "version": "1"}}', "exactly package, version and sha256"),
+    ('{"amd64": %r}' % {**AMD64, "package": "-o=APT::x"}, "not a Debian package name"),
+    ('{"amd64": %r}' % {**AMD64, "version": "1 2"}, "not a Debian version"),
+    ('{"amd64": %r}' % {**AMD64, "version": "-1"}, "not a Debian version"),
+    ('{"amd64": %r}' % {**AMD64, "sha256": AMD64["sha256"][:-1]}, "not 64 lower-case hex digits"),
+    ('{"amd64": %r}' % {**AMD64, "sha256": AMD64["sha256"].upper()}, "not 64 lower-case hex digits"),
+]
+
+
+@pytest.mark.parametrize("value,expected", BAD_PINS)
+def test_bad_pin(value: str, expected: str) -> None:
+    runner = RuleRunner(target_types=register.target_types())
+    runner.write_files({"k/BUILD": f'linux_kernel(name="k", debian_packages={value})'})
+    with pytest.raises(ExecutionError) as exc:
+        runner.get_target(Address("k", target_name="k"))
+    msg = str(exc.value)
+    assert "`debian_packages` field of k:k" in msg and expected in msg and "Fix:" in msg, msg
+
+
+def _kmod_pin(tmp: Path) -> dict[str, str]:
+    """A real package of this machine's apt sources that is not a kernel (kmod), pinned
+    to what apt serves now."""
+    require_tool("apt-get")
+    policy = subprocess.run(["apt-cache", "policy", "kmod"], capture_output=True, text=True, check=True).stdout
+    version = next(line.split()[1] for line in policy.splitlines() if line.strip().startswith("Candidate:"))
+    subprocess.run(["apt-get", "download", "-q", f"kmod={version}"], cwd=tmp, check=True,
+                   capture_output=True)
+    deb = next(tmp.glob("kmod_*.deb"))
+    return {"package": "kmod", "version": version, "sha256": sha256(deb)}
+
+
+@pytest.fixture(scope="module")
+def bad_kernels(tmp_path_factory) -> Path:
+    """A scratch checkout with bad kernels and images using them in tests/kernelbad."""
+    root = checkout(tmp_path_factory.mktemp("kernel") / "k4s")
+    wrong_sha = {**AMD64, "sha256": "0" * 64}
+    kmod = _kmod_pin(tmp_path_factory.mktemp("kmod"))
+    (root / "tests" / "kernelbad").mkdir()
+    (root / "tests" / "kernelbad" / "BUILD").write_text(
+        f"linux_kernel(name='wrong_sha', debian_packages={{'amd64': {wrong_sha!r}}})\n"
+        f"linux_kernel(name='not_kernel', debian_packages={{'amd64': {kmod!r}}})\n"
+        f"linux_kernel(name='wrong_arch', debian_packages={{'amd64': {ARM64!r}}})\n"
+        f"linux_kernel(name='amd64_only', debian_packages={{'amd64': {AMD64!r}}})\n"
+        "BB = '//tests/testprojects/small:bb'\n"
+        "initramfs(name='img_wrong_sha', busybox=BB, linux_kernel=':wrong_sha')\n"
+        "initramfs(name='img_not_kernel', busybox=BB, linux_kernel=':not_kernel')\n"
+        "initramfs(name='img_wrong_arch', busybox=BB, linux_kernel=':wrong_arch')\n"
+        "initramfs(name='img_no_module', busybox=BB, linux_kernel=':amd64_only', kernel_modules=['overlay', 'no_such_module_k4s'])\n"
+        "initramfs(name='img_builtin', busybox=BB, linux_kernel=':amd64_only', kernel_modules=['ext4', 'unix'])\n"
+        "initramfs(name='img_not_a_kernel_target', busybox=BB, linux_kernel=BB)\n"
+        "initramfs(name='img_arm64', busybox='//distros/uroot:bb@goarch=arm64', linux_kernel=':amd64_only')\n"
+        "initramfs(name='img_no_kernel', busybox=BB, kernel_modules=['overlay'])\n"
+    )
+    return root
+
+
+K = "tests/kernelbad"
+# (image address, code, target the error names, field, text)
+BAD_KERNELS = [
+    (f"{K}:img_wrong_sha", "E_KERNEL_SHA256", f"{K}:wrong_sha", "debian_packages", "has sha256 14d219d0"),
+    (f"{K}:img_not_kernel", "E_KERNEL_NOT_KERNEL", f"{K}:not_kernel", "debian_packages", "not a kernel package"),
+    (f"{K}:img_wrong_arch", "E_KERNEL_ARCH", f"{K}:wrong_arch", "debian_packages", 'architecture "arm64", not amd64'),
+    (f"{K}:img_no_module", "E_KERNEL_MODULE_MISSING", f"{K}:img_no_module", "kernel_modules", "no_such_module_k4s"),
+    (f"{K}:img_builtin", "E_KERNEL_MODULE_MISSING", f"{K}:img_builtin", "kernel_modules", "unix built into that kernel"),
+    (f"{K}:img_not_a_kernel_target", "E_KERNEL_NOT_A_KERNEL_TARGET", f"{K}:img_not_a_kernel_target", "linux_kernel", "a `go_busybox` target"),
+    (f"{K}:img_arm64", "E_KERNEL_ARCH", f"{K}:img_arm64", "linux_kernel", "pins no kernel for arm64"),
+    (f"{K}:img_no_kernel", "E_KERNEL_NONE", f"{K}:img_no_kernel", "kernel_modules", "neither `linux_kernel` nor `kernel_modules_dir`"),
+]
+
+
+@pytest.mark.parametrize("address,code,target,field,text", BAD_KERNELS, ids=[b[0].split(":")[1] for b in BAD_KERNELS])
+def test_bad_kernel(bad_kernels: Path, address: str, code: str, target: str, field: str, text: str) -> None:
+    """Each a coded error naming the target, the field and the fix, before the busybox
+    is downloaded, rewritten or compiled (no process cache: every step that ran shows)."""
+    dist = fresh_dist("kernelbad", root=bad_kernels)
+    r = run_pants(f"--pants-distdir={dist}", "--no-local-cache", "--keep-sandboxes=always", "package", address,
+                  cwd=bad_kernels)
+    assert r.returncode != 0
+    assert code in r.output, r.output[-4000:]
+    assert f"`{field}` field of {target}" in r.output, r.output[-4000:]
+    assert text in r.output and "Fix:" in r.output, r.output[-4000:]
+    ran = executed_processes(r.output)
+    assert not [d for d in ran if d.startswith(("Download Go modules", "Rewrite", "Compile"))], ran
+    assert not dist.exists() or not any(p.is_file() for p in dist.rglob("*"))
+
+
+def test_plugin_reads_no_host_kernel_paths() -> None:
+    """`git grep "/lib/modules\\|/boot/vmlinuz" k4s_plugin`: no path a default build reads,
+    only help text, k4stool's paths inside a package, and the explicit
+    `kernel_modules_dir` example."""
+    out = subprocess.run(["git", "grep", "-n", r"/lib/modules\|/boot/vmlinuz", "k4s_plugin"], cwd=REPO,
+                         capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        path = line.split(":", 1)[0]
+        assert path in ("k4s_plugin/targets.py", "k4s_plugin/rules/kernel.py", "k4s_plugin/tools/k4stool/kernel.go"), line
+
+
+def _without_host_kernel(*argv: str) -> list[str]:
+    """argv run in a mount namespace where /boot and /lib/modules are empty tmpfs (as
+    on a machine without a kernel package); it fails if they are not empty."""
+    require_tool("unshare")
+    script = (
+        "set -e; for d in /boot /lib/modules; do [ -d $d ] && mount -t tmpfs k4s-empty $d; done; "
+        "if find /boot /lib/modules -mindepth 1 2>/dev/null | grep -q .; then exit 97; fi; exec \"$@\""
+    )
+    unshare = ["unshare", "-m"] if os.geteuid() == 0 else ["unshare", "-r", "-m"]
+    return [*unshare, "sh", "-c", script, "sh", *argv]
+
+
+def _package_without_host_kernel(target: str, dist: Path, *flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        _without_host_kernel(str(PANTS), "--no-pantsd", f"--pants-distdir={dist}", *flags, "package", target),
+        cwd=REPO, capture_output=True, text=True, timeout=4 * 3600,
     )
 
 
-def test_the_newest_kernel_lacking_a_part_is_reported_not_replaced() -> None:
-    # Modules of a newer kernel whose image is missing: not silently the older image
-    # (whose modules would not be the ones the image carries).
-    paths = ["/boot/vmlinuz-6.1.0-9-amd64", "/lib/modules/6.1.0-9-amd64/modules.dep",
-             "/lib/modules/6.12.0-1-amd64/modules.dep"]
-    assert pick(paths) == HostKernel("6.12.0-1-amd64", None, "/lib/modules/6.12.0-1-amd64")
-    assert pick(["/boot/vmlinuz-6.1.0-9-amd64"]) == HostKernel("6.1.0-9-amd64", "/boot/vmlinuz-6.1.0-9-amd64", None)
-    assert pick([]) is None
+def test_namespace_hides_the_host_kernel() -> None:
+    r = subprocess.run(_without_host_kernel("sh", "-c", "find /boot /lib/modules -mindepth 1 | wc -l; ls /usr/bin/apt-get"),
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.split() == ["0", "/usr/bin/apt-get"], (r.stdout, r.stderr)
+    outside = subprocess.run(["sh", "-c", "find /boot /lib/modules -mindepth 1 | wc -l"], capture_output=True, text=True)
+    print(f"outside the namespace: {outside.stdout.strip()} entries in /boot and /lib/modules")
+
+
+def _same_bytes(target: str, stem: str, *flags: str) -> None:
+    normal = fresh_dist("kernel-normal")
+    r = run_pants(f"--pants-distdir={normal}", "package", target, timeout=4 * 3600)
+    assert r.returncode == 0, r.output[-4000:]
+    hidden = fresh_dist("kernel-hidden")
+    h = _package_without_host_kernel(target, hidden, *flags)
+    assert h.returncode == 0, (h.stdout + h.stderr)[-4000:]
+    for name in (f"{stem}.cpio", f"{stem}.vmlinuz", f"{stem}.cpio.cdx.json"):
+        a, b = normal / name, hidden / name
+        assert a.is_file() and b.is_file(), name
+        assert sha256(a) == sha256(b), name
+    print(f"{target}: cpio sha256 {sha256(normal / f'{stem}.cpio')} with and without /boot and /lib/modules")
+
+
+@pytest.mark.slow
+def test_same_image_without_a_host_kernel_small() -> None:
+    """An image with kernel modules, built again with /boot and /lib/modules empty and
+    no process cache (every step runs again, apt-get too): the same cpio, kernel and
+    SBOM."""
+    _same_bytes("tests/boot:initramfs_kmods", "tests.boot/initramfs_kmods", "--no-local-cache")
+
+
+@pytest.mark.slow
+def test_same_k3s_like_image_without_a_host_kernel() -> None:
+    """README's first command in a mount namespace without a kernel: the same cpio as
+    with this machine's kernel installed. (With Pants' caches: the kernel steps are
+    cacheable, pinned by sha256; the old host-tree reads were never cached and would
+    fail here.)"""
+    _same_bytes("distros/k3s-like:initramfs", "distros.k3s-like/initramfs")
+
+
+def test_no_host_kernel_tools_needed() -> None:
+    """The kernel steps use no dpkg-deb, ar, tar or depmod of this machine: k4stool
+    unpacks the package (kernel.go imports only Go libraries)."""
+    source = (REPO / "k4s_plugin" / "tools" / "k4stool" / "kernel.go").read_text()
+    assert "os/exec" not in source

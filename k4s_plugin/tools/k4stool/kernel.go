@@ -319,6 +319,10 @@ func kernelIndex(args []string) error {
 	if err != nil {
 		return err
 	}
+	if control["Architecture"] == "all" {
+		return errorf("E_KERNEL_NOT_KERNEL", "package %s %s is for every architecture (\"all\"): not a kernel package",
+			control["Package"], control["Version"])
+	}
 	if a := control["Architecture"]; a != *arch {
 		return errorf("E_KERNEL_ARCH", "package %s %s is for architecture %q, not %s",
 			control["Package"], control["Version"], a, *arch)
