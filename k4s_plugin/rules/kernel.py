@@ -31,11 +31,12 @@ from pants.engine.fs import (
     MergeDigests,
     PathGlobs,
 )
-from pants.engine.process import FallibleProcessResult, Process
+from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import WrappedTarget, WrappedTargetRequest
 from pants.util.logging import LogLevel
 
+from k4s_plugin.grammar import DEBIAN_ARCHES
 from k4s_plugin.rules.errors import target_error
 from k4s_plugin.rules.steps import K4sStep, K4sStepResult
 from k4s_plugin.rules.toolchain import K4sStepEnvironment
@@ -155,6 +156,16 @@ async def fetch_debian_package(pin: DebianKernelPin, where: K4sStepEnvironment) 
         },
     )
     if result.exit_code != 0:
+        elsewhere = await _arches_having(apt_get.first_path.path, pin, where)
+        if elsewhere:
+            raise target_error(
+                pin.address, PACKAGES_FIELD, f"pins under {pin.arch!r} the package {pin.package} "
+                f"{pin.version}, which apt has for {', '.join(elsewhere)}, not {pin.arch}: a kernel of "
+                "another architecture than the images that use this pin.",
+                f"Pin a {pin.arch} kernel package under {pin.arch!r} (`apt-cache search "
+                f"linux-image-.*-{pin.arch}`), and this one under {elsewhere[0]!r}.",
+                code="E_KERNEL_ARCH",
+            )
         foreign = (
             f" For a foreign architecture, `dpkg --add-architecture {pin.arch} && apt-get update` "
             "(build-support/host-tools does this for arm64)." if pin.arch != "amd64" else ""
@@ -189,6 +200,27 @@ async def fetch_debian_package(pin: DebianKernelPin, where: K4sStepEnvironment) 
         )
     digest = await Get(Digest, CreateDigest([FileEntry(pin.deb, debs[0].file_digest)]))
     return DebianPackage(pin, digest)
+
+
+async def _arches_having(apt_get: str, pin: DebianKernelPin, where: K4sStepEnvironment) -> list[str]:
+    """The other architectures for which apt has the pinned package and version (asked
+    only once apt could not fetch it for `pin.arch`; `--print-uris` downloads nothing)."""
+    others = [a for a in DEBIAN_ARCHES if a != pin.arch]
+    results = await MultiGet(
+        Get(
+            FallibleProcessResult,
+            {
+                Process(
+                    (apt_get, "download", "-q", "--print-uris", f"{pin.package}:{arch}={pin.version}"),
+                    description=f"Ask apt for {pin.package}:{arch}={pin.version}",
+                    cache_scope=ProcessCacheScope.PER_SESSION,
+                ): Process,
+                where.local: EnvironmentName,
+            },
+        )
+        for arch in others
+    )
+    return [a for a, r in zip(others, results) if r.exit_code == 0 and r.stdout.strip()]
 
 
 @rule(desc="Unpack and index a kernel package")
