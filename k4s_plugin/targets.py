@@ -24,6 +24,7 @@ from pants.engine.target import (
     StringSequenceField,
     Target,
 )
+from pants.util.frozendict import FrozenDict
 from pants.util.strutil import softwrap
 
 from k4s_plugin import grammar
@@ -988,7 +989,9 @@ class LinuxKernelDebianPackagesField(NestedDictStringToStringField):
     )
 
     @classmethod
-    def compute_value(cls, raw_value, address: Address):
+    def compute_value(
+        cls, raw_value: Optional[Dict[str, Dict[str, str]]], address: Address
+    ) -> Optional[FrozenDict[str, FrozenDict[str, str]]]:
         value = super().compute_value(raw_value, address)
         if not value:
             raise _invalid(
