@@ -40,7 +40,7 @@ from k4s_plugin.grammar import DEBIAN_ARCHES
 from k4s_plugin.rules.errors import target_error
 from k4s_plugin.rules.steps import K4sStep, K4sStepResult
 from k4s_plugin.rules.toolchain import K4sStepEnvironment
-from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
+from k4s_plugin.rules.tools import K4sKernelTool, K4sKernelToolRequest
 from k4s_plugin.targets import LinuxKernelDebianPackagesField, LinuxKernelTarget
 
 KERNEL_DIR = "__k4s_kernel"
@@ -226,7 +226,7 @@ async def _arches_having(apt_get: str, pin: DebianKernelPin, where: K4sStepEnvir
 @rule(desc="Unpack and index a kernel package")
 async def index_kernel_package(package: DebianPackage) -> LinuxKernel:
     pin = package.pin
-    tools = await Get(K4sTools, K4sToolsRequest())
+    tools = await Get(K4sKernelTool, K4sKernelToolRequest())
     out = f"{KERNEL_DIR}/{pin.arch}/index"
     result = await Get(
         K4sStepResult,

@@ -22,7 +22,7 @@ from k4s_plugin import grammar
 from k4s_plugin.rules.errors import target_error
 from k4s_plugin.rules.kernel import LinuxKernel
 from k4s_plugin.rules.steps import K4sStep, K4sStepResult
-from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
+from k4s_plugin.rules.tools import K4sKernelTool, K4sKernelToolRequest
 
 KMODS_DIR = "__k4s_kmods"
 
@@ -157,7 +157,7 @@ async def _from_kernel(request: KernelModulesRequest, kernel: LinuxKernel) -> Ke
             "modules are listed by `dpkg -c` of its package), or pin a kernel that has them.",
             code="E_KERNEL_MODULE_MISSING",
         )
-    tools = await Get(K4sTools, K4sToolsRequest())
+    tools = await Get(K4sKernelTool, K4sKernelToolRequest())
     out = f"{KMODS_DIR}/{kernel.release}"
     result = await Get(
         K4sStepResult,

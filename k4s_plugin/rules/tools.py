@@ -60,6 +60,18 @@ class K4sDownloadTool:
     k4stool = f"{TOOLS_DIR}/k4stool-download"
 
 
+@dataclass(frozen=True)
+class K4sKernelTool:
+    """`__k4s_tools/k4stool-kernel`: k4stool built with the `k4s_download` and
+    `k4s_kernel` tags: the kernel steps (kernel.go) and the download step, without
+    gobusybox (seconds to build). The kernel steps are not in K4sTools, so adding them
+    left that binary, and so every busybox step's cache key, as it was."""
+
+    digest: Digest
+
+    k4stool = f"{TOOLS_DIR}/k4stool-kernel"
+
+
 # Go needs absolute GOROOT, GOCACHE, GOMODCACHE and GOPATH, and this build runs before
 # there is a k4stool to make them so: the shell makes the relative paths of the
 # Process env absolute against the sandbox, wherever that is (Pants 2.17 fills in
@@ -143,6 +155,22 @@ async def build_k4s_download_tool(where: K4sStepEnvironment) -> K4sDownloadTool:
         "Build k4stool (download step only)",
     )
     return K4sDownloadTool(digest)
+
+
+@dataclass(frozen=True)
+class K4sKernelToolRequest:
+    """Ask for K4sKernelTool with `Get(K4sKernelTool, K4sKernelToolRequest())`."""
+
+
+@rule(desc="Build k4stool's kernel steps", level=LogLevel.DEBUG)
+async def build_k4s_kernel_tool(_: K4sKernelToolRequest, where: K4sStepEnvironment) -> K4sKernelTool:
+    digest = await _go_build(
+        where,
+        ("-tags", "k4s_download,k4s_kernel", "-o", f"../{K4sKernelTool.k4stool}", "./k4stool"),
+        (K4sKernelTool.k4stool,),
+        "Build k4stool (kernel steps)",
+    )
+    return K4sKernelTool(digest)
 
 
 def rules():

@@ -1,4 +1,4 @@
-//go:build !k4s_download
+//go:build k4s_kernel
 
 package main
 
