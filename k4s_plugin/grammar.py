@@ -26,6 +26,18 @@ LDFLAGS_ALLOWED = "`-s`, `-w` and `-X importpath.name=value` (one string each)"
 # A kernel module name as modules.dep spells it.
 _KMOD = re.compile(r"[A-Za-z0-9_-]+")
 
+# Linux's limits (NAME_MAX, PATH_MAX): a longer name or path is packed into a cpio the
+# kernel cannot unpack, and cannot be written under dist/.
+NAME_MAX = 255
+PATH_MAX = 4095
+# Names the image and the multicall binary need for themselves: `bbin/bb` is the binary,
+# and `bb <cmd>` runs <cmd> only if no command is itself called `bb`.
+RESERVED_COMMAND_NAMES = frozenset({"bb"})
+# k4s target names become file names (dist/<dir>/<name>..., images/<name>.tar): one path
+# element, leaving room for the longest suffix k4s adds (`.cpio.zst.cdx.json`).
+_TARGET_NAME = re.compile(r"[A-Za-z0-9_+][A-Za-z0-9._+-]*")
+TARGET_NAME_MAX = NAME_MAX - len(".cpio.zst.cdx.json")
+
 
 def import_path_problem(path: str, *, globs: bool = False) -> str | None:
     """Why `path` is not a Go import path (with glob elements if `globs`), or None."""
@@ -35,6 +47,8 @@ def import_path_problem(path: str, *, globs: bool = False) -> str | None:
         return "it starts with '-' (a flag, not an import path)"
     if path.startswith("/") or path.endswith("/"):
         return "it starts or ends with '/'"
+    if len(path.encode()) > PATH_MAX:
+        return f"it is {len(path.encode())} bytes long, over Linux's {PATH_MAX}"
     pattern = _GLOB_ELEM if globs else _ELEM
     for elem in path.split("/"):
         if not elem:
@@ -45,6 +59,8 @@ def import_path_problem(path: str, *, globs: bool = False) -> str | None:
             )
         if elem.strip(".") == "" or elem.startswith(".") or elem.endswith("."):
             return f"its element {elem!r} starts or ends with '.'"
+        if len(elem) > NAME_MAX:
+            return f"its element {elem[:20]!r}... is {len(elem)} bytes long, over Linux's {NAME_MAX}"
     return None
 
 
@@ -59,6 +75,20 @@ def command_name_problem(name: str) -> str | None:
     """Why `name` cannot be a command name (one element of `bbin/<name>`), or None."""
     if not _NAME.fullmatch(name or ""):
         return "a command name is one path element of letters, digits and '._+-', not starting with '.' or '-'"
+    if len(name) > NAME_MAX:
+        return f"it is {len(name)} bytes long, over Linux's {NAME_MAX} for a file name (bbin/<name>)"
+    if name in RESERVED_COMMAND_NAMES:
+        return f"{name!r} is reserved: bbin/{name} is the busybox binary itself, and `{name} <cmd>` would run this command instead of <cmd>"
+    return None
+
+
+def target_name_problem(name: str) -> str | None:
+    """Why a k4s target's name cannot be used for the files k4s derives from it
+    (`dist/<dir>/<name>`, `var/lib/k4s/images/<name>.tar`), or None."""
+    if not _TARGET_NAME.fullmatch(name or ""):
+        return "a k4s target name is one path element of letters, digits and '._+-', not starting with '.' or '-' (it names files k4s writes)"
+    if len(name.encode()) > TARGET_NAME_MAX:
+        return f"it is {len(name.encode())} bytes long; k4s derives file names from it and allows at most {TARGET_NAME_MAX}"
     return None
 
 
@@ -68,8 +98,13 @@ def relative_path_problem(path: str) -> str | None:
         return "it is empty"
     if path.startswith("/"):
         return "it is absolute"
-    if "\0" in path or "\n" in path:
-        return "it holds a NUL or newline"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        return "it holds a control character (NUL, newline, ...)"
+    if len(path.encode()) > PATH_MAX:
+        return f"it is {len(path.encode())} bytes long, over Linux's {PATH_MAX}"
+    long = [e for e in path.split("/") if len(e.encode()) > NAME_MAX]
+    if long:
+        return f"its element {long[0][:20]!r}... is {len(long[0].encode())} bytes long, over Linux's {NAME_MAX}"
     norm = os.path.normpath(path)
     if norm == "." or norm == ".." or norm.startswith("../"):
         return "it leaves the directory it is relative to ('..')"
@@ -92,14 +127,15 @@ def kernel_module_problem(name: str) -> str | None:
 
 
 # A size: a number and an optional unit, binary (KiB, MiB, GiB) or decimal (kB, MB, GB).
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|kB|KB|MB|GB)?")
+# ASCII digits only: `\d` would take other scripts' digits ("４０MiB").
+_SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?) ?(B|KiB|MiB|GiB|kB|KB|MB|GB)?")
 _SIZE_UNITS = {None: 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30,
                "kB": 1000, "KB": 1000, "MB": 1000**2, "GB": 1000**3}
 
 
 def size_bytes(value: str) -> int | None:
     """`"40MiB"` -> 41943040; None when `value` is not a size."""
-    m = _SIZE.fullmatch(value.strip())
+    m = _SIZE.fullmatch(value)
     if not m:
         return None
     return int(float(m.group(1)) * _SIZE_UNITS[m.group(2)])

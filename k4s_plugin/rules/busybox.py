@@ -173,13 +173,21 @@ async def go_module(busybox: BusyboxBuildRequest) -> GoModule:
         Get(SourceFiles, SourceFilesRequest([busybox.sources])),
         *(Get(SourceFiles, SourceFilesRequest([s])) for s in local_sources),
     )
+    gomod = next(f for f in files.files if f.endswith("go.mod"))
     for address, sources in zip(addresses, local):
-        if not any(os.path.basename(f) == "go.mod" for f in sources.files):
+        mods = [f for f in sources.files if os.path.basename(f) == "go.mod"]
+        if not mods:
             raise target_error(
                 busybox.address, "local_modules", f"names {address}, whose files hold no go.mod.",
                 "Add the module's go.mod and go.sum to that target's `sources`.",
             )
-    gomod = next(f for f in files.files if f.endswith("go.mod"))
+        if gomod in mods:
+            raise target_error(
+                busybox.address, "local_modules", f"names {address}, whose files are this "
+                f"target's own module ({gomod}): a module cannot replace itself.",
+                "List only other modules that go.mod replaces with a directory; this "
+                "module's own commands need no entry.",
+            )
     digest = await Get(Digest, MergeDigests([files.snapshot.digest, *(s.snapshot.digest for s in local)]))
     return GoModule(busybox.address, digest, os.path.dirname(gomod) or ".")
 

@@ -113,10 +113,16 @@ _FIXES: dict[str, tuple[str | None, str]] = {
 def explain(address: Address, step: str, code: str, detail: str) -> str:
     field, fix = _FIXES.get(code, (None, "This looks like a bug in k4s; please report it."))
     if code in _FIXES and field is None:
-        return f"k4s {step} failed for {address} ({code}):\n\n{detail}\n\nFix: {fix}"
+        return f"k4s: {code}: the {step} failed for {address}:\n\n{detail}\n\nFix: {fix}"
     where = f"the `{field}` field of {address}" if field else str(address)
-    return f"k4s {step} failed for {address} ({code}), caused by {where}:\n\n{detail}\n\nFix: {fix}"
+    return f"k4s: {code}: the {step} failed for {address}, caused by {where}:\n\n{detail}\n\nFix: {fix}"
 
 
-def target_error(address: Address, field: str, problem: str, fix: str) -> K4sTargetError:
-    return K4sTargetError(f"The `{field}` field of {address} {problem}\n\nFix: {fix}")
+# Codes of the errors the rules raise about a target's input (before or between steps).
+BAD_INPUT = "E_BAD_INPUT"  # a field's value, as the rules read it (names, files, addresses)
+LAYOUT = "E_LAYOUT"  # the image's layout (layout.check_layout)
+OUTPUT = "E_OUTPUT"  # where `package` would write
+
+
+def target_error(address: Address, field: str, problem: str, fix: str, code: str = BAD_INPUT) -> K4sTargetError:
+    return K4sTargetError(f"k4s: {code}: The `{field}` field of {address} {problem}\n\nFix: {fix}")
