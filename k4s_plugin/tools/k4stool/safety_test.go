@@ -214,8 +214,8 @@ func TestPatchRefusesLinksAndModes(t *testing.T) {
 	const f = "github.com/u-root/u-root/cmds/core/echo/link.go"
 	for body, want := range map[string]string{
 		"diff --git a/" + f + " b/" + f + "\nnew file mode 120000\n--- /dev/null\n+++ b/" + f + "\n@@ -0,0 +1 @@\n+/etc/passwd\n\\ No newline at end of file\n": "git mode 120000",
-		"diff --git a/" + f + " b/" + f + "\nnew file mode 160000\n--- /dev/null\n+++ b/" + f + "\n@@ -0,0 +1 @@\n+Subproject commit 1\n": "git mode 160000",
-		"diff --git a/" + f + " b/" + f + "\nold mode 100644\nnew mode 100755\n": "changes the file mode (100644 -> 100755)",
+		"diff --git a/" + f + " b/" + f + "\nnew file mode 160000\n--- /dev/null\n+++ b/" + f + "\n@@ -0,0 +1 @@\n+Subproject commit 1\n":                       "git mode 160000",
+		"diff --git a/" + f + " b/" + f + "\nold mode 100644\nnew mode 100755\n":                                                                                "changes the file mode (100644 -> 100755)",
 	} {
 		files, _, err := gitdiff.Parse(strings.NewReader(body))
 		if err != nil || len(files) != 1 {
