@@ -89,5 +89,6 @@ def archive_problem(data: bytes, goarch: str) -> str | None:
     except ValueError as e:
         return f"{e}, so it is not an image archive containerd can import"
     if goarch not in archs:
-        return f"it is an {fmt} of {', '.join(archs) or 'no'} images, not {goarch} (the busybox's `goarch`)"
+        article = "an" if fmt[0] in "AEIOU" else "a"
+        return f"it is {article} {fmt} of {', '.join(archs) or 'no'} images, not {goarch} (the busybox's `goarch`)"
     return None
