@@ -19,12 +19,12 @@ _ELEM = re.compile(r"[A-Za-z0-9._~+-]+")
 _GLOB_ELEM = re.compile(r"[A-Za-z0-9._~+*?\[\]-]+")
 # A command name, `bbin/<name>`: one path element, no leading dot or dash.
 _NAME = re.compile(r"[A-Za-z0-9_+][A-Za-z0-9._+-]*")
-# `-X importpath.name=value`: the variable by Go syntax, a value without blanks or
-# quotes (it is passed through `go build -ldflags`, which splits on blanks).
-_LDFLAG_X = re.compile(r"-X [A-Za-z0-9._~+/-]+\.[A-Za-z_][A-Za-z0-9_]*=[^\s'\"\\`]*")
+# `-X importpath.name=value`: the variable by Go syntax, a value without blanks,
+# control characters or quotes (it is passed through `go build -ldflags`, which splits on blanks).
+_LDFLAG_X = re.compile(r"-X [A-Za-z0-9._~+/-]+\.[A-Za-z_][A-Za-z0-9_]*=[^\s'\"\\`\x00-\x1f\x7f]*")
 LDFLAGS_ALLOWED = "`-s`, `-w` and `-X importpath.name=value` (one string each)"
 # A kernel module name as modules.dep spells it.
-_KMOD = re.compile(r"[A-Za-z0-9_-]+")
+_KMOD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")  # not a flag of insmod
 
 # Linux's limits (NAME_MAX, PATH_MAX): a longer name or path is packed into a cpio the
 # kernel cannot unpack, and cannot be written under dist/.
@@ -120,15 +120,21 @@ def ldflag_problem(flag: str) -> str | None:
     return f"only {LDFLAGS_ALLOWED} are allowed"
 
 
+# The kernel's MODULE_NAME_LEN (64 - sizeof(long) on 64-bit machines), with its NUL.
+KMOD_NAME_MAX = 55
+
+
 def kernel_module_problem(name: str) -> str | None:
     if not _KMOD.fullmatch(name or ""):
-        return "a kernel module name has only letters, digits, '_' and '-'"
+        return "a kernel module name has only letters, digits, '_' and '-', and does not start with '-'"
+    if len(name) > KMOD_NAME_MAX:
+        return f"it is {len(name)} characters long; the kernel's module names have at most {KMOD_NAME_MAX}"
     return None
 
 
 # A size: a number and an optional unit, binary (KiB, MiB, GiB) or decimal (kB, MB, GB).
 # ASCII digits only: `\d` would take other scripts' digits ("４０MiB").
-_SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?) ?(B|KiB|MiB|GiB|kB|KB|MB|GB)?")
+_SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(?: ?(B|KiB|MiB|GiB|kB|KB|MB|GB))?")
 _SIZE_UNITS = {None: 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30,
                "kB": 1000, "KB": 1000, "MB": 1000**2, "GB": 1000**3}
 

@@ -446,12 +446,15 @@ class InitramfsBusyboxField(StringField, AsyncFieldMixin):
 
 
 class _CommandNameField(StringField):
-    """A field naming one command of the busybox: one path element."""
+    """A field naming one command of the busybox: one path element (`""` only where
+    the field says it means none)."""
+
+    empty_means_none = False
 
     @classmethod
     def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
         value = super().compute_value(raw_value, address)
-        if value:
+        if value or (value == "" and not cls.empty_means_none):
             _check(
                 grammar.command_name_problem(value),
                 cls.alias, address, value,
@@ -497,6 +500,7 @@ class InitramfsUinitArgsField(StringSequenceField):
 class InitramfsShellField(_CommandNameField):
     alias = "shell"
     default = "gosh"
+    empty_means_none = True
     help = softwrap(
         """
         The default shell, linked at `bin/sh` and `bin/defaultsh`; u-root's `init` runs it
@@ -727,7 +731,8 @@ class InitramfsVmPortForwardsField(StringSequenceField):
         value = super().compute_value(raw_value, address)
         for fwd in value or ():
             host, _, guest = fwd.partition(":")
-            if not (host.isdigit() and guest.isdigit() and 0 < int(host) < 65536 and 0 < int(guest) < 65536):
+            # ASCII digits only (`"٣".isdigit()` is true).
+            if not (re.fullmatch(r"[0-9]{1,5}:[0-9]{1,5}", fwd) and 0 < int(host) < 65536 and 0 < int(guest) < 65536):
                 raise InvalidFieldException(
                     f"The `{cls.alias}` field of {address} has {fwd!r}: write "
                     f"`\"<host port>:<guest port>\"`, e.g. `\"6443:6443\"`."

@@ -135,20 +135,28 @@ def rule_runner() -> RuleRunner:
     )
 
 
-@pytest.mark.parametrize(
-    "kind,field,value,expected", FIELD_ROWS, ids=[f"{r[1]}={r[2]}" for r in FIELD_ROWS]
-)
-def test_bad_field_value(rule_runner: RuleRunner, kind: str, field: str, value: str, expected: str) -> None:
+def parse_error(rule_runner: RuleRunner, kind: str, field: str | None = None, value: str | None = None,
+                name: str = "t") -> str:
+    """The error of parsing `<kind>(name=<name>, <field>=<value>)` (with the kind's
+    required field) in p/BUILD; fails the test if it parses."""
     required = 'commands=["a.b/c"]' if kind == BB else 'busybox=":bb"'
     if field in ("commands", "busybox"):
         required = ""
-    build = f'{kind}(name="t", {required}{", " if required else ""}{field}={value})'
+    given = f"{field}={value}" if field else ""
+    build = f"{kind}(name={name!r}, {', '.join(x for x in (required, given) if x)})"
     rule_runner.write_files(
         {"p/go.mod": "module example.com/p\n\ngo 1.24\n", "p/go.sum": "", "p/BUILD": build}
     )
     with pytest.raises(ExecutionError) as exc:
-        rule_runner.get_target(Address("p", target_name="t"))
-    msg = str(exc.value)
+        rule_runner.get_target(Address("p", target_name=name))
+    return str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "kind,field,value,expected", FIELD_ROWS, ids=[f"{r[1]}={r[2][:40]}" for r in FIELD_ROWS]
+)
+def test_bad_field_value(rule_runner: RuleRunner, kind: str, field: str, value: str, expected: str) -> None:
+    msg = parse_error(rule_runner, kind, field, value)
     # Ours: "The `field` field of p:t has ...". Pants' own (valid_choices): "the 'field'
     # field in target p:t must be one of ...".
     assert f"`{field}` field of p:t" in msg or f"'{field}' field in target p:t" in msg, msg
@@ -166,14 +174,7 @@ BAD_NAMES = ["..", ".", "-x", "a b", "a\tb", "é", "x" * 238]
 @pytest.mark.parametrize("kind", [BB, IR, "oci_image"])
 @pytest.mark.parametrize("name", BAD_NAMES, ids=[n[:8] for n in BAD_NAMES])
 def test_bad_target_name(rule_runner: RuleRunner, kind: str, name: str) -> None:
-    required = 'commands=["a.b/c"]' if kind == BB else 'busybox=":bb"'
-    rule_runner.write_files(
-        {"p/go.mod": "module example.com/p\n\ngo 1.24\n", "p/go.sum": "",
-         "p/BUILD": f"{kind}(name={name!r}, {required})"}
-    )
-    with pytest.raises(ExecutionError) as exc:
-        rule_runner.get_target(Address("p", target_name=name))
-    msg = str(exc.value)
+    msg = parse_error(rule_runner, kind, name=name)
     assert "k4s: E_BAD_FIELD: The `name` field of p:" in msg and "Fix: Rename the target" in msg, msg
 
 
