@@ -59,7 +59,11 @@ def rule_runner() -> RuleRunner:
     from k4s_plugin.rules.cpio import Archive
     from k4s_plugin.rules.initramfs import InitramfsFieldSet
 
-    rr = _runner(QueryRule(Archive, [InitramfsFieldSet]), QueryRule(DigestContents, [Digest]))
+    from k4s_plugin.rules.busybox import GoBusyboxFieldSet
+    from k4s_plugin.rules.compile import BusyboxBinary
+
+    rr = _runner(QueryRule(Archive, [InitramfsFieldSet]), QueryRule(DigestContents, [Digest]),
+                 QueryRule(BusyboxBinary, [GoBusyboxFieldSet]))
     ca = [f"--ca-certs-path={os.environ['PANTS_CA_CERTS_PATH']}"] if os.environ.get("PANTS_CA_CERTS_PATH") else []
     rr.set_options(ca, env_inherit={"PATH", "GOPROXY", "GOSUMDB", "GONOSUMDB", "GOPRIVATE", "GOFLAGS"})
     rr.write_files({f"small/{p.relative_to(SMALL)}": p.read_bytes()
@@ -242,3 +246,26 @@ def test_bad_image_trees(rule_runner: RuleRunner, build: str, field: str, expect
     msg = str(exc.value)
     assert f"The `{field}` field of small:i" in msg and expected in msg and "k4s: E_" in msg, msg
     assert "bug in k4s" not in msg
+
+
+def test_thousands_of_ldflags_go_through_a_file(rule_runner: RuleRunner, tmp_path: Path) -> None:
+    """4,000 `-X` flags (170 KB, over Linux's 128 KiB for one argument) failed with
+    "Argument list too long"; they reach the linker through a response file."""
+    from k4s_plugin.rules.busybox import GoBusyboxFieldSet
+    from k4s_plugin.rules.compile import BB, LDFLAGS_INLINE_MAX, BusyboxBinary
+
+    from .test_rules import M, busybox, contents
+
+    flags = ["-s", "-w", *(f"-X main.v{i:05d}={'v' * 30}" for i in range(4000)),
+             f"-X {M}/cmds/hello.greeting=K4sLdflagsFromAFile"]
+    assert len(" ".join(flags)) > 128 * 1024 > LDFLAGS_INLINE_MAX
+    fs = busybox(rule_runner, f'go_busybox(name="bb", commands=["{M}/cmds/hello"], ldflags={flags!r})')
+    assert isinstance(fs, GoBusyboxFieldSet)
+    bb = tmp_path / "bb"
+    bb.write_bytes(contents(rule_runner, rule_runner.request(BusyboxBinary, [fs]).digest)[BB])
+    bb.chmod(0o755)
+    out = subprocess.run([bb, "hello", "world"], capture_output=True, text=True, check=True)
+    # The linker got the flags: the last -X value is in the binary (the rewritten
+    # command sets `greeting` again in its init, so it still says hello).
+    assert b"K4sLdflagsFromAFile" in bb.read_bytes()
+    assert out.stdout.endswith(" world\n")
