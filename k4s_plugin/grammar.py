@@ -113,6 +113,23 @@ def relative_path_problem(path: str) -> str | None:
     return None
 
 
+# Tags the go command sets itself (or that mean "never build this file"): as a user
+# tag, `ignore` pulls in generators and examples (`//go:build ignore`), `cgo` files
+# that need cgo (k4s builds with CGO_ENABLED=0), a GOOS/GOARCH another platform's files.
+_RESERVED_TAGS = frozenset(
+    "ignore cgo gc gccgo unix linux darwin windows freebsd netbsd openbsd android ios js "
+    "wasip1 plan9 solaris illumos aix dragonfly amd64 arm64 386 arm riscv64 ppc64 ppc64le "
+    "s390x loong64 mips mipsle mips64 mips64le wasm".split()
+)
+
+
+def build_tag_problem(tag: str) -> str | None:
+    """Why `tag` (a well-formed tag) must not be given in `build_tags`, or None."""
+    if tag in _RESERVED_TAGS or re.fullmatch(r"go1\.[0-9]+", tag):
+        return "it is a tag the go command sets itself (or `ignore`, which marks files never to build)"
+    return None
+
+
 def ldflag_problem(flag: str) -> str | None:
     """Why `flag` is not one of the linker flags k4s passes through, or None."""
     if flag in ("-s", "-w") or _LDFLAG_X.fullmatch(flag):

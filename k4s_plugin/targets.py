@@ -133,7 +133,8 @@ class GoBusyboxCommandsField(StringSequenceField):
 class GoBusyboxModSourcesField(MultipleSourcesField):
     alias = "sources"
     default = ("go.mod", "go.sum", "**/*.go", "!**/*_test.go")
-    expected_file_extensions = (".mod", ".sum", ".go")
+    # Any file: first-party commands embed files (`//go:embed`), which must be here.
+    expected_file_extensions = None
     help = softwrap(
         """
         The Go module of this busybox, relative to the BUILD file: exactly one `go.mod`
@@ -208,6 +209,10 @@ class GoBusyboxBuildTagsField(StringSequenceField):
                     f"The `{cls.alias}` field of {address} has {tag!r}, which is not a Go "
                     "build tag (letters, digits, '_' and '.'). Give one tag per string."
                 )
+            _check(
+                grammar.build_tag_problem(tag), cls.alias, address, tag,
+                "Drop it: set the platform with `goos`/`goarch`; k4s always builds without cgo.",
+            )
         return value
 
 

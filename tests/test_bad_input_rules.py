@@ -269,3 +269,46 @@ def test_thousands_of_ldflags_go_through_a_file(rule_runner: RuleRunner, tmp_pat
     # command sets `greeting` again in its init, so it still says hello).
     assert b"K4sLdflagsFromAFile" in bb.read_bytes()
     assert out.stdout.endswith(" world\n")
+
+
+def test_first_party_go_embed(rule_runner: RuleRunner, tmp_path: Path) -> None:
+    """A first-party command's `//go:embed` files, listed in `sources`, are built in
+    (the field refused any file but .go/.mod/.sum, though its help said to add them)."""
+    from k4s_plugin.rules.compile import BB, BusyboxBinary
+
+    from .test_rules import M, busybox, contents
+
+    rule_runner.write_files({
+        "small/cmds/embedder/main.go": 'package main\n\nimport (\n\t_ "embed"\n\t"fmt"\n)\n\n'
+                                       '//go:embed msg.txt\nvar msg string\n\nfunc main() { fmt.Print(msg) }\n',
+        "small/cmds/embedder/msg.txt": "embedded by k4s\n",
+    })
+    fs = busybox(rule_runner, f'go_busybox(name="bb", commands=["{M}/cmds/embedder"],'
+                              ' sources=["go.mod", "go.sum", "**/*.go", "!**/*_test.go", "cmds/embedder/msg.txt"])')
+    bb = tmp_path / "bb"
+    bb.write_bytes(contents(rule_runner, rule_runner.request(BusyboxBinary, [fs]).digest)[BB])
+    bb.chmod(0o755)
+    out = subprocess.run([bb, "embedder"], capture_output=True, text=True, check=True)
+    assert out.stdout == "embedded by k4s\n"
+    # Without the embedded file in `sources`: an error naming `sources` and the pattern.
+    fs = busybox(rule_runner, f'go_busybox(name="bb", commands=["{M}/cmds/embedder"])')
+    with pytest.raises(ExecutionError) as exc:
+        rule_runner.request(BusyboxBinary, [fs])
+    msg = str(exc.value)
+    assert "`sources` field of small:bb" in msg and "msg.txt" in msg and "k4s: E_EMBED" in msg, msg[-3000:]
+
+
+def test_first_party_command_of_only_tests(rule_runner: RuleRunner) -> None:
+    """A first-party command whose directory holds only `_test.go` files is named as
+    such, not given the `go get` fix of a missing module."""
+    from k4s_plugin.rules.compile import BusyboxBinary
+
+    from .test_rules import M, busybox
+
+    rule_runner.write_files({"small/cmds/onlytests/x_test.go": "package main\n"})
+    fs = busybox(rule_runner, f'go_busybox(name="bb", commands=["{M}/cmds/onlytests"])')
+    with pytest.raises(ExecutionError) as exc:
+        rule_runner.request(BusyboxBinary, [fs])
+    msg = str(exc.value)
+    assert "k4s: E_BAD_INPUT: The `commands` field of small:bb" in msg and "hold no Go files (other than tests)" in msg, msg
+    assert "go get" not in msg.split("K4sTargetError")[-1]

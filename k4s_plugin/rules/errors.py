@@ -61,8 +61,16 @@ _FIXES: dict[str, tuple[str | None, str]] = {
     ),
     "E_BUILD_CONSTRAINTS": (
         "commands",
-        "The package has no Go files for this GOOS/GOARCH and `build_tags`. Remove it or "
-        "change `goarch`/`build_tags`.",
+        "The package named above (a command, or a package it imports) has no Go files for "
+        "this GOOS/GOARCH and `build_tags`; k4s builds with CGO_ENABLED=0, so files that "
+        "import \"C\" do not count. Remove the command that needs it, use a pure-Go variant "
+        "(often a tag in `build_tags`), or change `goarch`.",
+    ),
+    "E_EMBED": (
+        "sources",
+        "A first-party command embeds files (`//go:embed`) that this target's `sources` do "
+        "not hold: add them to `sources` (e.g. `sources=[\"go.mod\", \"go.sum\", "
+        "\"**/*.go\", \"!**/*_test.go\", \"cmds/x/static/*\"]`).",
     ),
     "E_DUPLICATE_NAME": (
         "commands",

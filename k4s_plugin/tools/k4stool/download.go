@@ -398,6 +398,13 @@ func classifyGoError(fallback string, err error) error {
 		strings.Contains(msg, "cannot find package"),
 		strings.Contains(msg, "is not in GOROOT"):
 		return errorf("E_UNKNOWN_PACKAGE", "%s", msg)
+	case strings.Contains(msg, "pattern ") && strings.Contains(msg, ": no matching files found"):
+		// A first-party //go:embed whose files the target's `sources` leave out.
+		return errorf("E_EMBED", "%s", msg)
+	case strings.Contains(msg, "build constraints exclude all Go files"):
+		// A package the commands import (first-party or not) has no files for this
+		// platform and tags; with CGO_ENABLED=0, files that import "C" are excluded.
+		return errorf("E_BUILD_CONSTRAINTS", "%s", msg)
 	}
 	return errorf(fallback, "%s", msg)
 }
