@@ -38,6 +38,13 @@ _FIXES: dict[str, tuple[str | None, str]] = {
         "Regenerate the patch against the module version go.mod pins (file names "
         "`a/<module path>/<file>`), or drop it.",
     ),
+    "E_PATCH_IMPORTS": (
+        "patches",
+        "The patch named above changes the imports of the module it patches: the packages "
+        "it now imports are not pinned in go.sum (or no module provides them). Run `pants "
+        "k4s-tidy` on this target (it tidies go.mod and go.sum with the patches applied) "
+        "and commit go.mod and go.sum, or fix the patch.",
+    ),
     "E_UNKNOWN_PACKAGE": (
         "commands",
         "Fix the import path, or add the module that provides it: `go get "

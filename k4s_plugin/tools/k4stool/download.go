@@ -77,7 +77,7 @@ func download(args []string) error {
 
 	mods, files, err := listPackages(dir, env, modcache, *gomod, tags, patterns)
 	if err != nil {
-		return err
+		return blamePatches(err, patched)
 	}
 	dl := filepath.Join(modcache, "cache", "download")
 	if err := addModuleRootsAndMetadata(modcache, dl, files); err != nil {
@@ -379,6 +379,33 @@ func fillProxyCache(src, dst string) error {
 		}
 		return err
 	})
+}
+
+// blamePatches re-codes a failure to resolve the packages after patches were
+// applied as E_PATCH_IMPORTS when it names a patched module: a patch that adds
+// an import (of a module go.sum does not pin, or none provides) is at fault,
+// not go.sum or the commands.
+func blamePatches(err error, patched map[string][]string) error {
+	ce, ok := err.(*codedError)
+	if !ok || len(patched) == 0 {
+		return err
+	}
+	switch ce.code {
+	case "E_GOSUM_MISSING", "E_UNKNOWN_PACKAGE", "E_DOWNLOAD":
+	default:
+		return err
+	}
+	var mods []string
+	for m := range patched {
+		mods = append(mods, m)
+	}
+	sort.Strings(mods)
+	for _, m := range mods {
+		if strings.Contains(ce.msg, m+"/") || strings.Contains(ce.msg, m+"@") || strings.Contains(ce.msg, m+" ") || strings.HasSuffix(ce.msg, m) {
+			return errorf("E_PATCH_IMPORTS", "after applying %s to %s: %s", strings.Join(patched[m], ", "), m, ce.msg)
+		}
+	}
+	return err
 }
 
 // classifyGoError maps go command failures to stable codes.

@@ -248,3 +248,20 @@ func TestWritePatchedBelowAFile(t *testing.T) {
 		t.Fatal("writePatched below a file succeeded")
 	}
 }
+
+// A package resolution failure that names a patched module is the patch's
+// (E_PATCH_IMPORTS, naming the patch file), not go.sum's or the commands'.
+func TestBlamePatches(t *testing.T) {
+	patched := map[string][]string{"github.com/u-root/u-root": {"distros/patches/echo.patch"}}
+	err := blamePatches(errorf("E_GOSUM_MISSING", "missing go.sum entry for module providing package example.com/new (imported by github.com/u-root/u-root/cmds/core/echo)"), patched)
+	if code(err) != "E_PATCH_IMPORTS" || !strings.Contains(err.Error(), "distros/patches/echo.patch") {
+		t.Errorf("blamePatches = %v, want E_PATCH_IMPORTS naming the patch", err)
+	}
+	other := errorf("E_GOSUM_MISSING", "missing go.sum entry for module providing package example.com/new (imported by example.com/other)")
+	if err := blamePatches(other, patched); code(err) != "E_GOSUM_MISSING" {
+		t.Errorf("an error naming no patched module was re-coded: %v", err)
+	}
+	if err := blamePatches(errorf("E_COMPILE", "github.com/u-root/u-root/x"), patched); code(err) != "E_COMPILE" {
+		t.Errorf("a compile error was re-coded: %v", err)
+	}
+}
