@@ -312,3 +312,23 @@ def test_first_party_command_of_only_tests(rule_runner: RuleRunner) -> None:
     msg = str(exc.value)
     assert "k4s: E_BAD_INPUT: The `commands` field of small:bb" in msg and "hold no Go files (other than tests)" in msg, msg
     assert "go get" not in msg.split("K4sTargetError")[-1]
+
+
+@pytest.mark.parametrize("directory,expected", [
+    ("a~b", "gives the command k4s.dev/testprojects/small/cmds/a~b the name 'a~b'"),
+    ("bb", "'bb' is reserved"),
+])
+def test_first_party_command_names(rule_runner: RuleRunner, directory: str, expected: str) -> None:
+    """A first-party directory whose name cannot be a command name (`a~b` is a legal
+    import path; `bb` would take over `bb <cmd>`) fails once, naming `commands`."""
+    from k4s_plugin.rules.compile import BusyboxBinary
+
+    from .test_rules import M, busybox
+
+    rule_runner.write_files({f"small/cmds/{directory}/main.go": "package main\n\nfunc main() {}\n"})
+    fs = busybox(rule_runner, f'go_busybox(name="bb", commands=["{M}/cmds/{directory}"])')
+    with pytest.raises(ExecutionError) as exc:
+        rule_runner.request(BusyboxBinary, [fs])
+    msg = str(exc.value)
+    assert "k4s: E_BAD_INPUT: The `commands` field of small:bb" in msg and expected in msg, msg[-3000:]
+    assert "bug in k4s" not in msg and "E_INTERNAL" not in msg
