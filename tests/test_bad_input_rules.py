@@ -332,3 +332,18 @@ def test_first_party_command_names(rule_runner: RuleRunner, directory: str, expe
     msg = str(exc.value)
     assert "k4s: E_BAD_INPUT: The `commands` field of small:bb" in msg and expected in msg, msg[-3000:]
     assert "bug in k4s" not in msg and "E_INTERNAL" not in msg
+
+
+def test_glob_that_matches_nothing(rule_runner: RuleRunner) -> None:
+    """A u-root glob that selects no command is named, not reported as go.sum missing
+    every module under cmds/core."""
+    from k4s_plugin.rules.compile import BusyboxBinary
+
+    from .test_rules import U, busybox
+
+    fs = busybox(rule_runner, f'go_busybox(name="bb", commands=["{U}/echo", "{U}/nosuch*"])')
+    with pytest.raises(ExecutionError) as exc:
+        rule_runner.request(BusyboxBinary, [fs])
+    msg = str(exc.value)
+    assert "k4s: E_UNKNOWN_PACKAGE" in msg and "`commands` field of small:bb" in msg, msg[-3000:]
+    assert f"{U}/nosuch* matches no package" in msg and "E_GOSUM_MISSING" not in msg, msg[-3000:]

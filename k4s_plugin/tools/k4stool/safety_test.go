@@ -265,3 +265,28 @@ func TestBlamePatches(t *testing.T) {
 		t.Errorf("a compile error was re-coded: %v", err)
 	}
 }
+
+// A glob that selects nothing is named (it was reported as go.sum missing every
+// module under its directory); go.sum errors count only for the selected
+// commands and their dependencies.
+func TestSelectedPackages(t *testing.T) {
+	const core = "github.com/u-root/u-root/cmds/core/"
+	roots := []listedRoot{
+		{core + "echo", []string{"fmt", "example.com/flag"}},
+		{core + "ls", []string{"example.com/unpinned"}},
+		{core + "elvish", []string{"example.com/big"}},
+	}
+	sel, unmatched := selectedPackages(roots, []string{core + "e*", "-" + core + "elvish"})
+	if len(unmatched) != 0 || !sel[core+"echo"] || !sel["example.com/flag"] || sel[core+"ls"] || sel["example.com/unpinned"] || sel[core+"elvish"] {
+		t.Errorf("selectedPackages = %v, %v", sel, unmatched)
+	}
+	if _, unmatched := selectedPackages(roots, []string{core + "nosuch*"}); len(unmatched) != 1 {
+		t.Errorf("a glob that matches nothing was not named: %v", unmatched)
+	}
+	if sel, _ := selectedPackages(roots, []string{core + "ls"}); !sel["example.com/unpinned"] {
+		t.Errorf("an explicit command's dependencies were not selected: %v", sel)
+	}
+	if sel, _ := selectedPackages(roots, []string{"github.com/u-root/u-root/cmds/..."}); !sel[core+"ls"] {
+		t.Errorf("a ... pattern selected nothing: %v", sel)
+	}
+}
