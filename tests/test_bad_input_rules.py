@@ -347,3 +347,23 @@ def test_glob_that_matches_nothing(rule_runner: RuleRunner) -> None:
     msg = str(exc.value)
     assert "k4s: E_UNKNOWN_PACKAGE" in msg and "`commands` field of small:bb" in msg, msg[-3000:]
     assert f"{U}/nosuch* matches no package" in msg and "E_GOSUM_MISSING" not in msg, msg[-3000:]
+
+
+def test_cgo_in_an_imported_first_party_package(rule_runner: RuleRunner) -> None:
+    """cgo in a package a command imports (not the command itself) is named as a
+    build-constraint/cgo problem of `commands`, not "report it to gobusybox"."""
+    from k4s_plugin.rules.compile import BusyboxBinary
+
+    from .test_rules import M, busybox
+
+    rule_runner.write_files({
+        "small/pkg/cgodep/c.go": 'package cgodep\n\n// int answer(void) { return 42; }\nimport "C"\n\n'
+                                 "func Answer() int { return int(C.answer()) }\n",
+        "small/cmds/usescgo/main.go": f'package main\n\nimport "{M}/pkg/cgodep"\n\nfunc main() {{ println(cgodep.Answer()) }}\n',
+    })
+    fs = busybox(rule_runner, f'go_busybox(name="bb", commands=["{M}/cmds/usescgo"])')
+    with pytest.raises(ExecutionError) as exc:
+        rule_runner.request(BusyboxBinary, [fs])
+    msg = str(exc.value)
+    assert "`commands` field of small:bb" in msg and "pkg/cgodep" in msg, msg[-3000:]
+    assert ("k4s: E_BUILD_CONSTRAINTS" in msg or "k4s: E_CGO" in msg) and "report it to gobusybox" not in msg, msg[-3000:]
