@@ -101,6 +101,11 @@ def test_module_links_out_of_the_tree_are_refused(kmods_runner: RuleRunner, tmp_
     msg = _kmods_error(kmods_runner, tree, ("x",))
     assert "k4s: E_BAD_INPUT: The `kernel_modules_dir` field of p:i" in msg, msg
     assert "kernel/x.ko are links out of the tree" in msg and "Fix:" in msg, msg
+    # modules.dep itself a link out: not read at all.
+    tree3 = tmp_path / "6.1.0-k4s3"
+    tree3.mkdir()
+    (tree3 / "modules.dep").symlink_to("/etc/hostname")
+    assert "modules.dep are links out of the tree" in _kmods_error(kmods_runner, tree3, ("x",))
     # A directory link out of the tree, too.
     tree2 = _tree(tmp_path / "6.1.0-k4s2", "kernel/y.ko:\n", {})
     (tmp_path / "outside").mkdir()

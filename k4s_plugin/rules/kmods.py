@@ -122,7 +122,7 @@ def _closure(
     return order, missing, deps
 
 
-async def _inside_tree(address: Address, modules_dir: str, order: list[str]) -> None:
+async def _inside_tree(address: Address, modules_dir: str, paths: list[str]) -> None:
     """No module file is a link out of the tree (`kernel/x.ko -> /etc/hostname` put the
     machine's file into the image): each resolves to a file inside the tree's own
     resolved path. A link inside the tree is fine; a loop of links is an error."""
@@ -130,22 +130,22 @@ async def _inside_tree(address: Address, modules_dir: str, order: list[str]) -> 
     resolved = await Get(
         FallibleProcessResult,
         Process(
-            (realpath, "-e", "--", modules_dir, *(f"{modules_dir}/{m}" for m in order)),
-            description=f"Resolve {len(order)} kernel module paths in {modules_dir}",
+            (realpath, "-e", "--", modules_dir, *(f"{modules_dir}/{m}" for m in paths)),
+            description=f"Resolve {len(paths)} paths in {modules_dir}",
             cache_scope=ProcessCacheScope.PER_SESSION,
         ),
     )
     if resolved.exit_code != 0:
         raise target_error(
-            address, "kernel_modules_dir", f"is {modules_dir}, where a module file named in "
-            f"modules.dep cannot be resolved: {resolved.stderr.decode(errors='replace').strip()}",
+            address, "kernel_modules_dir", f"is {modules_dir}, where {', '.join(paths[:3])}"
+            f"{' ...' if len(paths) > 3 else ''} cannot be resolved: {resolved.stderr.decode(errors='replace').strip()}",
             "Point it at a complete module tree (no dangling or looping links), or run `depmod`.",
         )
-    root, *paths = resolved.stdout.decode(errors="replace").splitlines()
-    outside = [m for m, p in zip(order, paths) if not p.startswith(root.rstrip("/") + "/")]
-    if outside or len(paths) != len(order):
+    root, *real = resolved.stdout.decode(errors="replace").splitlines()
+    outside = [m for m, p in zip(paths, real) if not p.startswith(root.rstrip("/") + "/")]
+    if outside or len(real) != len(paths):
         raise target_error(
-            address, "kernel_modules_dir", f"is {modules_dir}, whose module files "
+            address, "kernel_modules_dir", f"is {modules_dir}, whose files "
             f"{', '.join(outside) or '(unreadable)'} are links out of the tree: the image would "
             "carry files of this machine that are not kernel modules.",
             "Replace the links with the module files, or point `kernel_modules_dir` at a real module tree.",
@@ -170,6 +170,8 @@ async def collect_kernel_modules(request: KernelModulesRequest) -> KernelModules
         modules_dir = kernel.modules_dir
     modules_dir = os.path.normpath(modules_dir)
 
+    # modules.dep itself is read only if it is the tree's own (its lines end up in messages).
+    await _inside_tree(request.address, modules_dir, ["modules.dep"])
     cat = await _binary(request.address, "cat")
     # modules.softdep and modules.alias may be missing from a hand-made tree: optional.
     dep, softdep, alias = await MultiGet(
