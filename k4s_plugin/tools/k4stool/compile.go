@@ -113,11 +113,11 @@ func compile(args []string) error {
 		if err != nil {
 			return err
 		}
-		toolexec := self + " linkexec " + mustAbs(*ldflagsFile)
-		if strings.ContainsAny(toolexec, " \t'\"") && strings.Count(toolexec, " ") != 2 {
-			return errorf("E_BAD_PATH", "the sandbox path %q has blanks or quotes", toolexec)
+		// cmd/go splits -toolexec on blanks (and quotes): the paths must have none.
+		if strings.ContainsAny(self+mustAbs(*ldflagsFile), " \t\n'\"\\") {
+			return errorf("E_BAD_PATH", "the paths %q and %q have blanks or quotes", self, mustAbs(*ldflagsFile))
 		}
-		buildArgs = append(buildArgs, "-toolexec", toolexec)
+		buildArgs = append(buildArgs, "-toolexec", self+" linkexec "+mustAbs(*ldflagsFile))
 	}
 	buildArgs = append(buildArgs, ".")
 	if _, _, err := run(filepath.Join(gopath, "src", bbMainPkg), env, goBinary(), buildArgs...); err != nil {
