@@ -372,3 +372,40 @@ def test_cgo_in_an_imported_first_party_package(rule_runner: RuleRunner) -> None
     msg = str(exc.value)
     assert "`commands` field of small:bb" in msg and "pkg/cgodep" in msg, msg[-3000:]
     assert ("k4s: E_BUILD_CONSTRAINTS" in msg or "k4s: E_CGO" in msg) and "report it to gobusybox" not in msg, msg[-3000:]
+
+
+def test_patch_below_a_file_and_modes(rule_runner: RuleRunner) -> None:
+    """A patch creating `echo.go/x.go` (below a file of the module) and a mode-only patch
+    fail as E_PATCH naming the patch, not as "a bug in k4s" or silently."""
+    from k4s_plugin.rules.compile import BusyboxBinary
+
+    from .test_rules import U, busybox
+
+    f = "github.com/u-root/u-root/cmds/core/echo/echo.go"
+    rule_runner.write_files({
+        "small/patches/below.patch": f"diff --git a/{f}/x.go b/{f}/x.go\nnew file mode 100644\n"
+                                     f"--- /dev/null\n+++ b/{f}/x.go\n@@ -0,0 +1 @@\n+package x\n",
+        "small/patches/mode.patch": f"diff --git a/{f} b/{f}\nold mode 100644\nnew mode 100755\n",
+    })
+    for patch, detail in (("below.patch", "below.patch cannot write github.com/u-root/u-root/cmds/core/echo/echo.go/x.go"),
+                          ("mode.patch", "changes the file mode (100644 -> 100755)")):
+        fs = busybox(rule_runner, f'go_busybox(name="bb", commands=["{U}/echo"], patches=["patches/{patch}"])')
+        with pytest.raises(ExecutionError) as exc:
+            rule_runner.request(BusyboxBinary, [fs])
+        msg = str(exc.value)
+        assert "k4s: E_PATCH" in msg and "`patches` field of small:bb" in msg and detail in msg, msg[-3000:]
+        assert "E_INTERNAL" not in msg and "bug in k4s" not in msg
+
+
+def test_local_modules_naming_the_own_module(rule_runner: RuleRunner) -> None:
+    from k4s_plugin.rules.compile import BusyboxBinary
+
+    from .test_rules import U, busybox
+
+    fs = busybox(rule_runner, 'files(name="self", sources=["go.mod", "go.sum"])\n'
+                              f'go_busybox(name="bb", commands=["{U}/echo"], local_modules=[":self"])')
+    with pytest.raises(ExecutionError) as exc:
+        rule_runner.request(BusyboxBinary, [fs])
+    msg = str(exc.value)
+    assert "k4s: E_BAD_INPUT: The `local_modules` field of small:bb names small:self" in msg, msg[-3000:]
+    assert "a module cannot replace itself" in msg
