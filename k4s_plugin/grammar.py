@@ -19,12 +19,24 @@ _ELEM = re.compile(r"[A-Za-z0-9._~+-]+")
 _GLOB_ELEM = re.compile(r"[A-Za-z0-9._~+*?\[\]-]+")
 # A command name, `bbin/<name>`: one path element, no leading dot or dash.
 _NAME = re.compile(r"[A-Za-z0-9_+][A-Za-z0-9._+-]*")
-# `-X importpath.name=value`: the variable by Go syntax, a value without blanks or
-# quotes (it is passed through `go build -ldflags`, which splits on blanks).
-_LDFLAG_X = re.compile(r"-X [A-Za-z0-9._~+/-]+\.[A-Za-z_][A-Za-z0-9_]*=[^\s'\"\\`]*")
+# `-X importpath.name=value`: the variable by Go syntax, a value without blanks,
+# control characters or quotes (it is passed through `go build -ldflags`, which splits on blanks).
+_LDFLAG_X = re.compile(r"-X [A-Za-z0-9._~+/-]+\.[A-Za-z_][A-Za-z0-9_]*=[^\s'\"\\`\x00-\x1f\x7f]*")
 LDFLAGS_ALLOWED = "`-s`, `-w` and `-X importpath.name=value` (one string each)"
 # A kernel module name as modules.dep spells it.
-_KMOD = re.compile(r"[A-Za-z0-9_-]+")
+_KMOD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")  # not a flag of insmod
+
+# Linux's limits (NAME_MAX, PATH_MAX): a longer name or path is packed into a cpio the
+# kernel cannot unpack, and cannot be written under dist/.
+NAME_MAX = 255
+PATH_MAX = 4095
+# Names the image and the multicall binary need for themselves: `bbin/bb` is the binary,
+# and `bb <cmd>` runs <cmd> only if no command is itself called `bb`.
+RESERVED_COMMAND_NAMES = frozenset({"bb"})
+# k4s target names become file names (dist/<dir>/<name>..., images/<name>.tar): one path
+# element, leaving room for the longest suffix k4s adds (`.cpio.zst.cdx.json`).
+_TARGET_NAME = re.compile(r"[A-Za-z0-9_+][A-Za-z0-9._+-]*")
+TARGET_NAME_MAX = NAME_MAX - len(".cpio.zst.cdx.json")
 
 
 def import_path_problem(path: str, *, globs: bool = False) -> str | None:
@@ -35,6 +47,8 @@ def import_path_problem(path: str, *, globs: bool = False) -> str | None:
         return "it starts with '-' (a flag, not an import path)"
     if path.startswith("/") or path.endswith("/"):
         return "it starts or ends with '/'"
+    if len(path.encode()) > PATH_MAX:
+        return f"it is {len(path.encode())} bytes long, over Linux's {PATH_MAX}"
     pattern = _GLOB_ELEM if globs else _ELEM
     for elem in path.split("/"):
         if not elem:
@@ -45,6 +59,8 @@ def import_path_problem(path: str, *, globs: bool = False) -> str | None:
             )
         if elem.strip(".") == "" or elem.startswith(".") or elem.endswith("."):
             return f"its element {elem!r} starts or ends with '.'"
+        if len(elem) > NAME_MAX:
+            return f"its element {elem[:20]!r}... is {len(elem)} bytes long, over Linux's {NAME_MAX}"
     return None
 
 
@@ -59,6 +75,20 @@ def command_name_problem(name: str) -> str | None:
     """Why `name` cannot be a command name (one element of `bbin/<name>`), or None."""
     if not _NAME.fullmatch(name or ""):
         return "a command name is one path element of letters, digits and '._+-', not starting with '.' or '-'"
+    if len(name) > NAME_MAX:
+        return f"it is {len(name)} bytes long, over Linux's {NAME_MAX} for a file name (bbin/<name>)"
+    if name in RESERVED_COMMAND_NAMES:
+        return f"{name!r} is reserved: bbin/{name} is the busybox binary itself, and `{name} <cmd>` would run this command instead of <cmd>"
+    return None
+
+
+def target_name_problem(name: str) -> str | None:
+    """Why a k4s target's name cannot be used for the files k4s derives from it
+    (`dist/<dir>/<name>`, `var/lib/k4s/images/<name>.tar`), or None."""
+    if not _TARGET_NAME.fullmatch(name or ""):
+        return "a k4s target name is one path element of letters, digits and '._+-', not starting with '.' or '-' (it names files k4s writes)"
+    if len(name.encode()) > TARGET_NAME_MAX:
+        return f"it is {len(name.encode())} bytes long; k4s derives file names from it and allows at most {TARGET_NAME_MAX}"
     return None
 
 
@@ -68,13 +98,35 @@ def relative_path_problem(path: str) -> str | None:
         return "it is empty"
     if path.startswith("/"):
         return "it is absolute"
-    if "\0" in path or "\n" in path:
-        return "it holds a NUL or newline"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        return "it holds a control character (NUL, newline, ...)"
+    if len(path.encode()) > PATH_MAX:
+        return f"it is {len(path.encode())} bytes long, over Linux's {PATH_MAX}"
+    long = [e for e in path.split("/") if len(e.encode()) > NAME_MAX]
+    if long:
+        return f"its element {long[0][:20]!r}... is {len(long[0].encode())} bytes long, over Linux's {NAME_MAX}"
     norm = os.path.normpath(path)
     if norm == "." or norm == ".." or norm.startswith("../"):
         return "it leaves the directory it is relative to ('..')"
     if ".." in path.split("/"):
         return "it has a '..' element"
+    return None
+
+
+# Tags the go command sets itself (or that mean "never build this file"): as a user
+# tag, `ignore` pulls in generators and examples (`//go:build ignore`), `cgo` files
+# that need cgo (k4s builds with CGO_ENABLED=0), a GOOS/GOARCH another platform's files.
+_RESERVED_TAGS = frozenset(
+    "ignore cgo gc gccgo unix linux darwin windows freebsd netbsd openbsd android ios js "
+    "wasip1 plan9 solaris illumos aix dragonfly amd64 arm64 386 arm riscv64 ppc64 ppc64le "
+    "s390x loong64 mips mipsle mips64 mips64le wasm".split()
+)
+
+
+def build_tag_problem(tag: str) -> str | None:
+    """Why `tag` (a well-formed tag) must not be given in `build_tags`, or None."""
+    if tag in _RESERVED_TAGS or re.fullmatch(r"go1\.[0-9]+", tag):
+        return "it is a tag the go command sets itself (or `ignore`, which marks files never to build)"
     return None
 
 
@@ -85,21 +137,28 @@ def ldflag_problem(flag: str) -> str | None:
     return f"only {LDFLAGS_ALLOWED} are allowed"
 
 
+# The kernel's MODULE_NAME_LEN (64 - sizeof(long) on 64-bit machines), with its NUL.
+KMOD_NAME_MAX = 55
+
+
 def kernel_module_problem(name: str) -> str | None:
     if not _KMOD.fullmatch(name or ""):
-        return "a kernel module name has only letters, digits, '_' and '-'"
+        return "a kernel module name has only letters, digits, '_' and '-', and does not start with '-'"
+    if len(name) > KMOD_NAME_MAX:
+        return f"it is {len(name)} characters long; the kernel's module names have at most {KMOD_NAME_MAX}"
     return None
 
 
 # A size: a number and an optional unit, binary (KiB, MiB, GiB) or decimal (kB, MB, GB).
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|kB|KB|MB|GB)?")
+# ASCII digits only: `\d` would take other scripts' digits ("４０MiB").
+_SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(?: ?(B|KiB|MiB|GiB|kB|KB|MB|GB))?")
 _SIZE_UNITS = {None: 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30,
                "kB": 1000, "KB": 1000, "MB": 1000**2, "GB": 1000**3}
 
 
 def size_bytes(value: str) -> int | None:
     """`"40MiB"` -> 41943040; None when `value` is not a size."""
-    m = _SIZE.fullmatch(value.strip())
+    m = _SIZE.fullmatch(value)
     if not m:
         return None
     return int(float(m.group(1)) * _SIZE_UNITS[m.group(2)])

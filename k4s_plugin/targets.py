@@ -38,10 +38,51 @@ def _check(
         raise _invalid(field, address, value, problem + because, fix)
 
 
+# The code every error about a BUILD value starts with (`k4s: E_BAD_FIELD: The ...`).
+BAD_FIELD = "E_BAD_FIELD"
+
+
 def _invalid(field: str, address: Address, value: Any, reason: str, fix: str) -> InvalidFieldException:
     """The error for a bad BUILD value: the target, the field, the value, why, and the fix."""
     return InvalidFieldException(
-        f"The `{field}` field of {address} has {value!r}: {reason}.\n\nFix: {fix}"
+        f"k4s: {BAD_FIELD}: The `{field}` field of {address} has {_show(value)}: {reason}.\n\nFix: {fix}"
+    )
+
+
+def _show(value: Any) -> str:
+    """A value for a message, cut to a readable length (a 100,000-character value is
+    named, not printed)."""
+    text = repr(value)
+    return text if len(text) <= 200 else f"{text[:120]}... ({len(text):,} characters)"
+
+
+def _coded(cls: type) -> type:
+    """Makes every error `cls.compute_value` raises a coded k4s error: Pants' own checks
+    (types, `valid_choices`) say "The 'goos' field in target p:t must be one of ..."; with
+    the code in front, every bad BUILD value fails the same recognisable way."""
+    compute = cls.__dict__.get("compute_value")
+    inner = compute.__func__ if compute is not None else None
+
+    def compute_value(c, raw_value, address):
+        try:
+            if inner is not None:
+                return inner(c, raw_value, address)
+            return super(cls, c).compute_value(raw_value, address)
+        except InvalidFieldException as e:
+            if str(e).startswith("k4s: E_"):
+                raise
+            raise InvalidFieldException(f"k4s: {BAD_FIELD}: {e}") from None
+
+    cls.compute_value = classmethod(compute_value)
+    return cls
+
+
+def _check_target_name(address: Address) -> None:
+    """A k4s target's name becomes file names (its default `output_path`, an image's
+    `var/lib/k4s/images/<name>.tar`): checked like an explicit path."""
+    _check(
+        grammar.target_name_problem(address.target_name), "name", address, address.target_name,
+        "Rename the target to a plain name such as 'initramfs' or 'bb'.",
     )
 
 # ---------------------------------------------------------------------------------------
@@ -94,7 +135,8 @@ class GoBusyboxCommandsField(StringSequenceField):
 class GoBusyboxModSourcesField(MultipleSourcesField):
     alias = "sources"
     default = ("go.mod", "go.sum", "**/*.go", "!**/*_test.go")
-    expected_file_extensions = (".mod", ".sum", ".go")
+    # Any file: first-party commands embed files (`//go:embed`), which must be here.
+    expected_file_extensions = None
     help = softwrap(
         """
         The Go module of this busybox, relative to the BUILD file: exactly one `go.mod`
@@ -115,7 +157,7 @@ class GoBusyboxModSourcesField(MultipleSourcesField):
         sums = [f for f in files if os.path.basename(f) == "go.sum"]
         if len(mods) != 1 or len(sums) != 1 or os.path.dirname(mods[0]) != os.path.dirname(sums[0]):
             raise InvalidFieldException(
-                f"The `{self.alias}` field of {self.address} must match exactly one go.mod "
+                f"k4s: {BAD_FIELD}: The `{self.alias}` field of {self.address} must match exactly one go.mod "
                 f"and the go.sum next to it, but matched go.mod files {mods} and go.sum "
                 f"files {sums}. Create go.sum next to go.mod (an empty file will do) and run `pants k4s-tidy` on this target to fill it."
             )
@@ -123,7 +165,7 @@ class GoBusyboxModSourcesField(MultipleSourcesField):
         outside = [f for f in files if top and not f.startswith(top + "/")]
         if outside:
             raise InvalidFieldException(
-                f"The `{self.alias}` field of {self.address} has files outside the module "
+                f"k4s: {BAD_FIELD}: The `{self.alias}` field of {self.address} has files outside the module "
                 f"directory {top}: {outside}."
             )
 
@@ -169,6 +211,10 @@ class GoBusyboxBuildTagsField(StringSequenceField):
                     f"The `{cls.alias}` field of {address} has {tag!r}, which is not a Go "
                     "build tag (letters, digits, '_' and '.'). Give one tag per string."
                 )
+            _check(
+                grammar.build_tag_problem(tag), cls.alias, address, tag,
+                "Drop it: set the platform with `goos`/`goarch`; k4s always builds without cgo.",
+            )
         return value
 
 
@@ -302,19 +348,46 @@ class GoBusyboxLocalModulesField(StringSequenceField, AsyncFieldMixin):
 
 class _RelativeOutputPathField(OutputPathField):
     """`output_path`, checked to stay under `dist/` (Pants itself panics and retries
-    forever on an absolute one)."""
+    forever on an absolute one, or on a default derived from a target named `..`).
+    Every k4s target type has one, so the target's name is checked here too."""
 
     @classmethod
     def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
         value = super().compute_value(raw_value, address)
+        _check_target_name(address)
         if value is not None:
             _check(
-                grammar.relative_path_problem(value),
+                grammar.relative_path_problem(value) or _not_normal(value),
                 cls.alias, address, value,
                 "Give a relative path without '..', e.g. 'images/bb', or drop the field.",
                 ", but it must be a path under `dist/`",
             )
+        else:
+            # The default, derived as Pants derives it (the directory with dots, the name,
+            # the parameters), must be a path under dist/ like an explicit one.
+            default = OutputPathField.value_or_default(_Unset(address), file_ending=None)  # type: ignore[arg-type]
+            _check(
+                grammar.relative_path_problem(default) or _not_normal(default),
+                cls.alias, address, default,
+                "Rename the target, or set `output_path` to a relative path such as 'images/bb'.",
+                f" (the default derived from the target {address}), but it must be a path under `dist/`",
+            )
         return value
+
+
+class _Unset:
+    """An unset `output_path` of `address`, for deriving its default."""
+
+    value = None
+
+    def __init__(self, address: Address) -> None:
+        self.address = address
+
+
+def _not_normal(path: str) -> str | None:
+    """A path with `.` elements, `//` or a trailing `/` names a directory or another
+    path than it says (`dist/x/.` is written as the file `dist/x`)."""
+    return None if os.path.normpath(path) == path else "it is not a normal path (a '.' element, '//' or a trailing '/')"
 
 
 class GoBusyboxOutputPathField(_RelativeOutputPathField):
@@ -380,12 +453,15 @@ class InitramfsBusyboxField(StringField, AsyncFieldMixin):
 
 
 class _CommandNameField(StringField):
-    """A field naming one command of the busybox: one path element."""
+    """A field naming one command of the busybox: one path element (`""` only where
+    the field says it means none)."""
+
+    empty_means_none = False
 
     @classmethod
     def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
         value = super().compute_value(raw_value, address)
-        if value:
+        if value or (value == "" and not cls.empty_means_none):
             _check(
                 grammar.command_name_problem(value),
                 cls.alias, address, value,
@@ -431,6 +507,7 @@ class InitramfsUinitArgsField(StringSequenceField):
 class InitramfsShellField(_CommandNameField):
     alias = "shell"
     default = "gosh"
+    empty_means_none = True
     help = softwrap(
         """
         The default shell, linked at `bin/sh` and `bin/defaultsh`; u-root's `init` runs it
@@ -676,7 +753,8 @@ class InitramfsVmPortForwardsField(StringSequenceField):
         value = super().compute_value(raw_value, address)
         for fwd in value or ():
             host, _, guest = fwd.partition(":")
-            if not (host.isdigit() and guest.isdigit() and 0 < int(host) < 65536 and 0 < int(guest) < 65536):
+            # ASCII digits only (`"٣".isdigit()` is true).
+            if not (re.fullmatch(r"[0-9]{1,5}:[0-9]{1,5}", fwd) and 0 < int(host) < 65536 and 0 < int(guest) < 65536):
                 raise InvalidFieldException(
                     f"The `{cls.alias}` field of {address} has {fwd!r}: write "
                     f"`\"<host port>:<guest port>\"`, e.g. `\"6443:6443\"`."
@@ -780,6 +858,12 @@ class InitramfsNodeComponentsField(StringSequenceField):
             _check(
                 grammar.command_name_problem(name), cls.alias, address, name,
                 "Give command names of the busybox, e.g. 'kube-apiserver'.",
+            )
+        twice = sorted({n for n in value or () if value.count(n) > 1})
+        if twice:
+            raise _invalid(
+                cls.alias, address, twice, "names components more than once (the node would start them twice)",
+                "List each component once.",
             )
         return value
 
@@ -1030,3 +1114,9 @@ class LinuxKernelTarget(Target):
             )
         """
     )
+# Every error about a BUILD value of a k4s target is coded (see `_coded`).
+for _target in (GoBusyboxTarget, InitramfsTarget, OciImageTarget, LinuxKernelTarget):
+    for _field in _target.core_fields:
+        if _field.__module__ == __name__ and not getattr(_field, "_k4s_coded", False):
+            _coded(_field)
+            _field._k4s_coded = True  # type: ignore[attr-defined]

@@ -16,7 +16,13 @@ from pants.engine.internals.scheduler import ExecutionError
 from pants.testutil.rule_runner import RuleRunner
 
 from k4s_plugin import register
-from k4s_plugin.rules.layout import BUSYBOX, LayoutEntry, check_layout
+from k4s_plugin.rules.layout import (
+    BUSYBOX,
+    LayoutEntry,
+    base_layout_records,
+    check_layout,
+    dependency_records,
+)
 
 from .conftest import REPO, go_test
 
@@ -63,6 +69,10 @@ FIELD_ROWS = [
     (BB, "output_path", '"../bb"', "leaves the directory"),
     (BB, "build_tags", '["a,b"]', "one tag per string"),
     (BB, "build_tags", '["-o"]', "not a Go build tag"),
+    (BB, "build_tags", '["ignore"]', "a tag the go command sets itself (or `ignore`"),
+    (BB, "build_tags", '["netgo", "cgo"]', "a tag the go command sets itself"),
+    (BB, "build_tags", '["arm64"]', "a tag the go command sets itself"),
+    (BB, "build_tags", '["go1.21"]', "a tag the go command sets itself"),
     (BB, "goarch", '"sparc"', "arm64"),
     (BB, "goos", '"darwin"', "linux"),
     (BB, "local_modules", '["//:a", 1]', "string"),
@@ -94,6 +104,29 @@ FIELD_ROWS = [
     (IR, "max_size", '"forty megs"', "not a size"),
     (IR, "max_size", '"40 MiBs"', "not a size"),
     (IR, "max_size", '"0MiB"', "it is zero"),
+    # Round two (#26): reserved names, Linux's limits, control and non-ASCII characters,
+    # lax values.
+    (BB, "command_names", '{"a.b/c": "bb"}', "'bb' is reserved"),
+    (BB, "command_names", '{"a.b/c": "' + "x" * 300 + '"}', "over Linux's 255"),
+    (BB, "commands", '["a.b/' + "x" * 300 + '"]', "over Linux's 255"),
+    (BB, "output_path", '"."', "leaves the directory"),
+    (BB, "output_path", '"x/./bb"', "not a normal path"),
+    (BB, "output_path", '"x/"', "not a normal path"),
+    (BB, "output_path", '"a\\tb"', "control character"),
+    (BB, "output_path", '"' + "x/" * 2100 + 'bb"', "over Linux's 4095"),
+    (IR, "files_mapping", '{"p/motd": "etc/' + "m" * 256 + '"}', "over Linux's 255"),
+    (IR, "files_mapping", '{"p/motd": "etc/mo\\x1btd"}', "control character"),
+    (IR, "init", '"bb"', "'bb' is reserved"),
+    (IR, "node_components", '["kubelet", "kine", "kubelet"]', "more than once"),
+    (IR, "max_size", '"\\uff14\\uff10MiB"', "not a size"),
+    (IR, "max_size", '"\\u0664\\u0660"', "not a size"),
+    (IR, "max_size", '" 40MiB"', "not a size"),
+    (IR, "compression", '"none "', "zstd"),
+    (BB, "goarch", '"amd64\\n"', "arm64"),
+    (BB, "local_modules", '"//:a"', "string"),
+    ("oci_image", "image_name", '"K4S.local/X"', "not an image reference"),
+    ("oci_image", "env", '["=x"]', "not NAME=value"),
+    ("oci_image", "output_path", '"../x.tar"', "leaves the directory"),
 ]
 
 
@@ -106,25 +139,56 @@ def rule_runner() -> RuleRunner:
     )
 
 
-@pytest.mark.parametrize(
-    "kind,field,value,expected", FIELD_ROWS, ids=[f"{r[1]}={r[2]}" for r in FIELD_ROWS]
-)
-def test_bad_field_value(rule_runner: RuleRunner, kind: str, field: str, value: str, expected: str) -> None:
+def parse_error(rule_runner: RuleRunner, kind: str, field: str | None = None, value: str | None = None,
+                name: str = "t") -> str:
+    """The error of parsing `<kind>(name=<name>, <field>=<value>)` (with the kind's
+    required field) in p/BUILD; fails the test if it parses."""
     required = 'commands=["a.b/c"]' if kind == BB else 'busybox=":bb"'
     if field in ("commands", "busybox"):
         required = ""
-    build = f'{kind}(name="t", {required}{", " if required else ""}{field}={value})'
+    given = f"{field}={value}" if field else ""
+    build = f"{kind}(name={name!r}, {', '.join(x for x in (required, given) if x)})"
     rule_runner.write_files(
         {"p/go.mod": "module example.com/p\n\ngo 1.24\n", "p/go.sum": "", "p/BUILD": build}
     )
     with pytest.raises(ExecutionError) as exc:
-        rule_runner.get_target(Address("p", target_name="t"))
-    msg = str(exc.value)
+        rule_runner.get_target(Address("p", target_name=name))
+    return str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "kind,field,value,expected", FIELD_ROWS, ids=[f"{r[1]}={r[2][:40]}" for r in FIELD_ROWS]
+)
+def test_bad_field_value(rule_runner: RuleRunner, kind: str, field: str, value: str, expected: str) -> None:
+    msg = parse_error(rule_runner, kind, field, value)
     # Ours: "The `field` field of p:t has ...". Pants' own (valid_choices): "the 'field'
     # field in target p:t must be one of ...".
     assert f"`{field}` field of p:t" in msg or f"'{field}' field in target p:t" in msg, msg
     assert expected in msg, msg
+    assert "k4s: E_BAD_FIELD: " in msg, msg
     assert "bug in k4s" not in msg
+
+
+# A target's name makes file names: its default `output_path` (dist/<dir>/<name>), an
+# image's var/lib/k4s/images/<name>.tar. `..` made Pants panic and retry forever; `.`
+# wrote dist/<dir> as a file.
+BAD_NAMES = ["..", ".", "-x", "a b", "a\tb", "é", "x" * 238]
+
+
+@pytest.mark.parametrize("kind", [BB, IR, "oci_image"])
+@pytest.mark.parametrize("name", BAD_NAMES, ids=[n[:8] for n in BAD_NAMES])
+def test_bad_target_name(rule_runner: RuleRunner, kind: str, name: str) -> None:
+    msg = parse_error(rule_runner, kind, name=name)
+    assert "k4s: E_BAD_FIELD: The `name` field of p:" in msg and "Fix: Rename the target" in msg, msg
+
+
+def test_good_target_names(rule_runner: RuleRunner) -> None:
+    for name in ("bb", "initramfs-xz", "a.b_c+d", "x" * 237):
+        rule_runner.write_files(
+            {"p/go.mod": "module example.com/p\n\ngo 1.24\n", "p/go.sum": "",
+             "p/BUILD": f'go_busybox(name="{name}", commands=["a.b/c"])'}
+        )
+        rule_runner.get_target(Address("p", target_name=name))
 
 
 def f(path: str, origin: str = "files_mapping", what: str = "p/motd.txt") -> LayoutEntry:
@@ -150,6 +214,13 @@ LAYOUT_ROWS = [
     ([f("etc/a"), f("etc/a", "dependencies", "p/b")], True, "dependencies", "already uses"),
     ([f("lib/modules/x.ko", "kernel_modules"), f("lib/modules/x.ko")], True, "files_mapping", "already uses"),
     ([f("/etc/motd")], True, "files_mapping", "it is absolute"),
+    # Below a file or device node of the base layout; onto a device node; too long.
+    ([f("etc/localtime/x")], True, "files_mapping", "inside the base layout's file etc/localtime"),
+    ([f("dev/null/x")], True, "files_mapping", "inside the base layout's device dev/null"),
+    ([f("dev/console")], True, "files_mapping", "silently replace the device"),
+    ([f("dev/urandom", "dependencies")], True, "dependencies", "silently replace the device"),
+    ([f("etc/" + "n" * 256)], True, "files_mapping", "over Linux's 255"),
+    ([f("a/" * 2048 + "x")], True, "files_mapping", "over Linux's 4095"),
     ([f("etc/../../motd")], True, "files_mapping", "leaves the directory"),
 ]
 
@@ -166,6 +237,53 @@ def test_bad_layout(extra, base_layout: bool, field: str, expected: str) -> None
 def test_good_layout() -> None:
     extra = [f("etc/motd"), f("etc/resolv.conf"), f("usr/share/k4s/x", "dependencies")]
     assert check_layout(BUSYBOX_LAYOUT + extra, True) is None
+    # The user's etc/localtime wins over the base layout's; without the base layout,
+    # dev/console is the user's to provide.
+    assert check_layout(BUSYBOX_LAYOUT + [f("etc/localtime"), f("dev/console", what="p/c")], False) is None
+    assert check_layout(BUSYBOX_LAYOUT + [f("etc/localtime")], True) is None
+
+
+def test_dependency_modes_are_kept() -> None:
+    """An executable file stays executable in the image (it landed 0644)."""
+    records = dependency_records(["p/run.sh", "p/motd"], {"p/run.sh": "bin/run"}, "files_mapping",
+                                 "dependencies", frozenset({"p/run.sh"}))
+    assert {r.path: r.mode for r in records} == {"bin/run": 0o755, "p/motd": 0o644}
+
+
+def test_base_layout_dirs_are_sticky() -> None:
+    modes = {r.path: r.mode for r in base_layout_records(True)}
+    assert modes == {"tmp": 0o1777, "var/log": 0o1777, "var/lock": 0o1777}
+    assert base_layout_records(False) == []
+
+
+# Names the commands get from their import paths (the rewrite plan's), checked before
+# the image takes them: a first-party directory `bb` took over `bb <cmd>`.
+@pytest.mark.parametrize("names,given,field,expected", [
+    ({"bb": "example.com/p/cmds/bb"}, {}, "commands", "'bb' is reserved"),
+    ({"bb": "example.com/p/cmds/x"}, {"example.com/p/cmds/x": "bb"}, "command_names", "'bb' is reserved"),
+    ({"a~b": "example.com/p/cmds/a~b"}, {}, "commands", "one path element of letters"),
+])
+def test_bad_derived_command_name(names, given, field, expected) -> None:
+    from pants.util.frozendict import FrozenDict
+
+    from k4s_plugin.rules.rewrite import check_command_names
+
+    with pytest.raises(Exception) as exc:
+        check_command_names(Address("p", target_name="bb"), names, FrozenDict(given))
+    msg = str(exc.value)
+    assert f"k4s: E_BAD_INPUT: The `{field}` field of p:bb" in msg and expected in msg and "Fix:" in msg, msg
+    check_command_names(Address("p", target_name="bb"), {"echo": "a.b/echo"}, FrozenDict())
+
+
+def test_modules_dep_cycle_is_an_error() -> None:
+    """A modules.dep cycle was a RecursionError; soft dependency cycles are not errors."""
+    from k4s_plugin.rules.kmods import _closure
+
+    dep = "kernel/a.ko: kernel/b.ko\nkernel/b.ko: kernel/c.ko\nkernel/c.ko: kernel/a.ko\n"
+    with pytest.raises(ValueError, match="kernel/a.ko -> kernel/b.ko -> kernel/c.ko -> kernel/a.ko"):
+        _closure(dep, ("a",))
+    order, missing, _ = _closure("kernel/a.ko:\nkernel/b.ko:\n", ("a", "b"), {"a": ["b"], "b": ["a"]})
+    assert sorted(order) == ["kernel/a.ko", "kernel/b.ko"] and not missing
 
 
 def test_k4stool_refuses_escapes() -> None:

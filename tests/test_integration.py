@@ -171,6 +171,11 @@ BAD = [
     (f"{SMALL}:bad_output_path", "output_path", "/tmp/k4s-escape/abs.cpio"),
     (f"{SMALL}:bad_onto_bbin", "files_mapping", "cannot hold other entries"),
     (f"{SMALL}:bad_over_budget", "max_size", "65,536 B (0.1 MiB), and the packed image is"),
+    # Round two (#26): coded errors (`k4s: E_...`) end to end.
+    (f"{SMALL}:..", "name", "k4s: E_BAD_FIELD"),
+    (f"{SMALL}:bad_reserved_bb", "command_names", "'bb' is reserved"),
+    (f"{SMALL}:bad_onto_console", "files_mapping", "k4s: E_LAYOUT"),
+    (f"{SMALL}:bad_patch_symlink", "patches", "git mode 120000 is not a regular file"),
 ]
 
 
@@ -183,7 +188,7 @@ def bad_checkout(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.mark.parametrize("address,field,detail", BAD, ids=[b[0].split(":")[1] for b in BAD])
+@pytest.mark.parametrize("address,field,detail", BAD, ids=[b[0].split(":")[1].replace("..", "dotdot") for b in BAD])
 def test_bad_input(bad_checkout: Path, address: str, field: str, detail: str) -> None:
     dist = fresh_dist("bad", root=bad_checkout)
     r = run_pants(f"--pants-distdir={dist}", "package", address, cwd=bad_checkout)
@@ -192,6 +197,7 @@ def test_bad_input(bad_checkout: Path, address: str, field: str, detail: str) ->
     assert detail in r.output, r.output
     assert "Fix:" in r.output or "must be a relative path" in r.output or "a destination must" in r.output
     assert "pants-sandbox" not in r.output.split("Engine traceback")[-1]
+    assert "k4s: E_" in r.output and "bug in k4s" not in r.output and "Traceback" not in r.output, r.output
     # Nothing escaped the sandbox, and nothing (partial or not) is written to dist/.
     assert not Path("/tmp/k4s-escape").exists() and not Path("/tmp/k4s-escape-pwned.txt").exists()
     assert not dist.exists() or not any(p.is_file() for p in dist.rglob("*"))

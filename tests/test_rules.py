@@ -314,8 +314,12 @@ def test_initramfs_carries_images(rule_runner: RuleRunner, tmp_path: Path) -> No
 
 def test_initramfs_images_are_oci_images_or_archives(rule_runner: RuleRunner, tmp_path: Path) -> None:
     """`images` also takes file targets of image archives (an OCI layout or `docker
-    save` tar, as k3s takes any tarball in agent/images): carried as they are."""
-    rule_runner.write_files({"small/vendor/app.tar": b"an image archive"})
+    save` tar, as k3s takes any tarball in agent/images): carried as they are, after
+    a check of their format and architecture."""
+    rule_runner.write_files({"small/BUILD": INITRAMFS_BUILD + 'oci_image(name="img", busybox=":bb")'})
+    image = rule_runner.request(OciImage, [OciImageFieldSet.create(rule_runner.get_target(Address("small", target_name="img")))])
+    oci_tar = contents(rule_runner, image.digest)[image.path]
+    rule_runner.write_files({"small/vendor/app.tar": oci_tar, "small/vendor/text.tar": b"an image"})
     _, data = archive(
         rule_runner,
         'files(name="archives", sources=["vendor/app.tar"])\n'
@@ -325,12 +329,18 @@ def test_initramfs_images_are_oci_images_or_archives(rule_runner: RuleRunner, tm
     require_tool("bsdtar")
     (tmp_path / "a.cpio").write_bytes(data)
     subprocess.run(["bsdtar", "-xf", "a.cpio", "var/lib/k4s/images"], cwd=tmp_path, check=True)
-    assert (tmp_path / "var/lib/k4s/images/app.tar").read_bytes() == b"an image archive"
+    assert (tmp_path / "var/lib/k4s/images/app.tar").read_bytes() == oci_tar
     assert (tmp_path / "var/lib/k4s/images/img.tar").stat().st_size > 0
+    assert "small/vendor/app.tar" not in "\n".join(bsdtar_listing(tmp_path, data))  # not also a plain file
     for images, detail in (('[":motd"]', "not OCI image archives ending in `.tar`: small/motd.txt"),
-                           ('[":none"]', "neither an `oci_image` nor files")):
+                           ('[":none"]', "neither an `oci_image` nor files"),
+                           ('[":text"]', "small/vendor/text.tar: it is not a tar archive"),
+                           ('[":arm"]', "an image for arm64 (its busybox small:armbb)")):
         with pytest.raises(ExecutionError) as exc:
-            archive(rule_runner, f'target(name="none")\ninitramfs(name="i", busybox=":bb", images={images})')
+            archive(rule_runner, f'target(name="none")\nfiles(name="text", sources=["vendor/text.tar"])\n'
+                    f'go_busybox(name="armbb", commands=["{U}/echo"], goarch="arm64")\n'
+                    f'oci_image(name="arm", busybox=":armbb")\n'
+                    f'initramfs(name="i", busybox=":bb", images={images})')
         msg = str(exc.value)
         assert "`images` field of small:i" in msg and detail in msg, msg
 

@@ -9,11 +9,12 @@ its own request with a rule, so `Get(BusyboxBinary, BusyboxBuildRequest, busybox
 from __future__ import annotations
 
 import os.path
+import re
 from dataclasses import dataclass
 
 from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
 from pants.engine.addresses import Address
-from pants.engine.fs import Digest, MergeDigests
+from pants.engine.fs import Digest, DigestContents, DigestSubset, MergeDigests, PathGlobs
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import (
     FieldSet,
@@ -173,15 +174,50 @@ async def go_module(busybox: BusyboxBuildRequest) -> GoModule:
         Get(SourceFiles, SourceFilesRequest([busybox.sources])),
         *(Get(SourceFiles, SourceFilesRequest([s])) for s in local_sources),
     )
+    gomod = next(f for f in files.files if f.endswith("go.mod"))
     for address, sources in zip(addresses, local):
-        if not any(os.path.basename(f) == "go.mod" for f in sources.files):
+        mods = [f for f in sources.files if os.path.basename(f) == "go.mod"]
+        if not mods:
             raise target_error(
                 busybox.address, "local_modules", f"names {address}, whose files hold no go.mod.",
                 "Add the module's go.mod and go.sum to that target's `sources`.",
             )
-    gomod = next(f for f in files.files if f.endswith("go.mod"))
+        if gomod in mods:
+            raise target_error(
+                busybox.address, "local_modules", f"names {address}, whose files are this "
+                f"target's own module ({gomod}): a module cannot replace itself.",
+                "List only other modules that go.mod replaces with a directory; this "
+                "module's own commands need no entry.",
+            )
+    gomod_text = (await Get(DigestContents, DigestSubset(files.snapshot.digest, PathGlobs([gomod]))))[0].content
+    _check_first_party_commands(busybox, gomod_text.decode(errors="replace"), os.path.dirname(gomod), files.files)
     digest = await Get(Digest, MergeDigests([files.snapshot.digest, *(s.snapshot.digest for s in local)]))
     return GoModule(busybox.address, digest, os.path.dirname(gomod) or ".")
+
+
+_MODULE = re.compile(r'^\s*module\s+"?([^\s"]+)"?', re.M)
+
+
+def _check_first_party_commands(busybox: BusyboxBuildRequest, gomod: str, moddir: str, files) -> None:
+    """An explicit command of this target's own module has non-test Go files in
+    `sources` (a directory of only `_test.go` files got the `go get` fix of a missing
+    module)."""
+    m = _MODULE.search(gomod)
+    if not m:
+        return
+    module = m.group(1)
+    for pattern in busybox.commands:
+        if pattern.startswith("-") or any(c in pattern for c in "*?[") or not (pattern == module or pattern.startswith(module + "/")):
+            continue
+        pkg_dir = os.path.normpath(os.path.join(moddir, pattern[len(module) + 1:]))
+        if not any(os.path.dirname(f) == pkg_dir and f.endswith(".go") and not f.endswith("_test.go") for f in files):
+            raise target_error(
+                busybox.address, "commands",
+                f"names {pattern}, a package of this target's own module ({module}), but `sources` "
+                f"hold no Go files (other than tests) in {pkg_dir}/.",
+                "Fix the import path, or add the command's .go files to `sources` (test files "
+                "are not built).",
+            )
 
 
 def rules():

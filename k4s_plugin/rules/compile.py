@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pants.engine.addresses import Address
-from pants.engine.fs import Digest, MergeDigests
+from pants.engine.fs import CreateDigest, Digest, FileContent, MergeDigests
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.util.frozendict import FrozenDict
 
@@ -16,6 +16,9 @@ from k4s_plugin.rules.steps import K4sStep, K4sStepResult
 from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 
 BB = "__k4s_bb/bb"
+# Linker flags longer than this go to k4stool in a file (`-ldflags-file`).
+LDFLAGS_INLINE_MAX = 16 * 1024
+LDFLAGS_FILE = "__k4s_ldflags.txt"
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,16 @@ async def compile_busybox(request: CompileBusyboxRequest) -> BusyboxBinary:
     tree, tools = await MultiGet(
         Get(RewrittenTree, RewriteCommandsRequest, request.rewrite), Get(K4sTools, K4sToolsRequest())
     )
-    input_digest = await Get(Digest, MergeDigests([tools.digest, tree.digest]))
+    ldflags = " ".join(request.ldflags)
+    if len(ldflags) <= LDFLAGS_INLINE_MAX:
+        ldflags_args: tuple[str, ...] = ("-ldflags", ldflags)
+        extra = []
+    else:
+        # Thousands of -X flags: one argument over Linux's 128 KiB limit ("Argument list
+        # too long"); they go through a file. Short lists stay inline (the same step key).
+        ldflags_args = ("-ldflags-file", LDFLAGS_FILE)
+        extra = [await Get(Digest, CreateDigest([FileContent(LDFLAGS_FILE, "\n".join(request.ldflags).encode())]))]
+    input_digest = await Get(Digest, MergeDigests([tools.digest, tree.digest, *extra]))
     result = await Get(
         K4sStepResult,
         K4sStep(
@@ -57,8 +69,7 @@ async def compile_busybox(request: CompileBusyboxRequest) -> BusyboxBinary:
                 *(a for tar in tree.tars for a in ("-tree", tar)),
                 "-out",
                 BB,
-                "-ldflags",
-                " ".join(request.ldflags),
+                *ldflags_args,
                 *request.options.tag_args(),
             ),
             input_digest=input_digest,

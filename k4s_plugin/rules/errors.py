@@ -38,6 +38,13 @@ _FIXES: dict[str, tuple[str | None, str]] = {
         "Regenerate the patch against the module version go.mod pins (file names "
         "`a/<module path>/<file>`), or drop it.",
     ),
+    "E_PATCH_IMPORTS": (
+        "patches",
+        "The patch named above changes the imports of the module it patches: the packages "
+        "it now imports are not pinned in go.sum (or no module provides them). Run `pants "
+        "k4s-tidy` on this target (it tidies go.mod and go.sum with the patches applied) "
+        "and commit go.mod and go.sum, or fix the patch.",
+    ),
     "E_UNKNOWN_PACKAGE": (
         "commands",
         "Fix the import path, or add the module that provides it: `go get "
@@ -61,8 +68,16 @@ _FIXES: dict[str, tuple[str | None, str]] = {
     ),
     "E_BUILD_CONSTRAINTS": (
         "commands",
-        "The package has no Go files for this GOOS/GOARCH and `build_tags`. Remove it or "
-        "change `goarch`/`build_tags`.",
+        "The package named above (a command, or a package it imports) has no Go files for "
+        "this GOOS/GOARCH and `build_tags`; k4s builds with CGO_ENABLED=0, so files that "
+        "import \"C\" do not count. Remove the command that needs it, use a pure-Go variant "
+        "(often a tag in `build_tags`), or change `goarch`.",
+    ),
+    "E_EMBED": (
+        "sources",
+        "A first-party command embeds files (`//go:embed`) that this target's `sources` do "
+        "not hold: add them to `sources` (e.g. `sources=[\"go.mod\", \"go.sum\", "
+        "\"**/*.go\", \"!**/*_test.go\", \"cmds/x/static/*\"]`).",
     ),
     "E_DUPLICATE_NAME": (
         "commands",
@@ -130,12 +145,16 @@ _FIXES: dict[str, tuple[str | None, str]] = {
 def explain(address: Address, step: str, code: str, detail: str) -> str:
     field, fix = _FIXES.get(code, (None, "This looks like a bug in k4s; please report it."))
     if code in _FIXES and field is None:
-        return f"k4s {step} failed for {address} ({code}):\n\n{detail}\n\nFix: {fix}"
+        return f"k4s: {code}: the {step} failed for {address}:\n\n{detail}\n\nFix: {fix}"
     where = f"the `{field}` field of {address}" if field else str(address)
-    return f"k4s {step} failed for {address} ({code}), caused by {where}:\n\n{detail}\n\nFix: {fix}"
+    return f"k4s: {code}: the {step} failed for {address}, caused by {where}:\n\n{detail}\n\nFix: {fix}"
 
 
-def target_error(address: Address, field: str, problem: str, fix: str, code: str | None = None) -> K4sTargetError:
-    """`code`, when given, is a stable error code (E_...) the message starts with."""
-    prefix = f"k4s ({code}): " if code else ""
-    return K4sTargetError(f"{prefix}The `{field}` field of {address} {problem}\n\nFix: {fix}")
+# Codes of the errors the rules raise about a target's input (before or between steps).
+BAD_INPUT = "E_BAD_INPUT"  # a field's value, as the rules read it (names, files, addresses)
+LAYOUT = "E_LAYOUT"  # the image's layout (layout.check_layout)
+OUTPUT = "E_OUTPUT"  # where `package` would write
+
+
+def target_error(address: Address, field: str, problem: str, fix: str, code: str = BAD_INPUT) -> K4sTargetError:
+    return K4sTargetError(f"k4s: {code}: The `{field}` field of {address} {problem}\n\nFix: {fix}")

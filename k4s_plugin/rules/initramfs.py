@@ -11,11 +11,20 @@ from __future__ import annotations
 import os.path
 from dataclasses import dataclass
 
-from pants.core.target_types import FileSourceField
+from pants.core.target_types import FileSourceField, RelocatedFiles, ResourceSourceField
 from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
 from pants.engine.addresses import Address
 from pants.engine.environment import EnvironmentName
-from pants.engine.fs import AddPrefix, CreateDigest, Digest, FileContent, MergeDigests
+from pants.engine.fs import (
+    AddPrefix,
+    CreateDigest,
+    Digest,
+    DigestContents,
+    DigestEntries,
+    FileContent,
+    FileEntry,
+    MergeDigests,
+)
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import (
     DependenciesRequest,
@@ -36,7 +45,8 @@ from k4s_plugin.rules.budget import SizeBudgetMet, SizeBudgetRequest
 from k4s_plugin.rules.busybox import BusyboxBuildRequest, GoBusyboxFieldSet, busybox_of
 from k4s_plugin.rules.compile import BB, BusyboxBinary
 from k4s_plugin.rules.cpio import Archive, PackInitramfsRequest
-from k4s_plugin.rules.errors import target_error
+from k4s_plugin.rules.errors import LAYOUT, target_error
+from k4s_plugin.rules.imagecheck import archive_problem
 from k4s_plugin.rules.kernel import LinuxKernel, LinuxKernelRequest
 from k4s_plugin.rules.kmods import KernelModules, KernelModulesRequest
 from k4s_plugin.rules.oci import OciImage, OciImageFieldSet
@@ -54,6 +64,7 @@ from k4s_plugin.targets import (
     InitramfsLinuxKernelField,
     InitramfsMaxSizeField,
     InitramfsNodeComponentsField,
+    OciImageBusyboxField,
     InitramfsShellField,
     InitramfsUinitArgsField,
     InitramfsUinitField,
@@ -207,10 +218,11 @@ class ImageArchive:
     what: str  # for layout messages
 
 
-async def _images(address: Address, addresses: list[Address]) -> list[ImageArchive]:
+async def _images(address: Address, addresses: list[Address], goarch: str) -> list[ImageArchive]:
     """The `images` field's archives: `oci_image` targets, built concurrently, and the
     `.tar` files of file targets (OCI image layouts or `docker save` archives, what
-    containerd imports), as k3s takes any tarball in agent/images."""
+    containerd imports), as k3s takes any tarball in agent/images. Each is for the
+    image's architecture (`goarch`): an oci_image's busybox, an archive's images."""
     origin = f"the `images` field of {address}"
     wrapped = await MultiGet(Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin=origin)) for a in addresses)
     fix = "List `oci_image` targets, or `file`/`files` targets of OCI image archives (`.tar`)."
@@ -222,6 +234,18 @@ async def _images(address: Address, addresses: list[Address]) -> list[ImageArchi
             )
     ocis = [(a, w.target) for a, w in zip(addresses, wrapped) if isinstance(w.target, OciImageTarget)]
     files = [(a, w.target) for a, w in zip(addresses, wrapped) if not isinstance(w.target, OciImageTarget)]
+    oci_busyboxes = await MultiGet(
+        Get(GoBusyboxFieldSet, OciImageBusyboxOf(a, t[OciImageBusyboxField])) for a, t in ocis
+    )
+    for (image_address, _), bb in zip(ocis, oci_busyboxes):
+        if bb.goarch.value != goarch:
+            raise target_error(
+                address, "images", f"names {image_address}, an image for {bb.goarch.value} "
+                f"(its busybox {bb.address}), but this image's busybox is for {goarch}: "
+                "its containers could not run.",
+                f"Carry an oci_image whose busybox has `goarch=\"{goarch}\"` (e.g. "
+                "`goarch=parametrize(...)` on that busybox and the image's matching address).",
+            )
     built = await MultiGet(Get(OciImage, OciImageFieldSet, OciImageFieldSet.create(t)) for _, t in ocis)
     sources = await MultiGet(Get(SourceFiles, SourceFilesRequest([t[SourcesField]])) for _, t in files)
     prefixed = await MultiGet(
@@ -239,8 +263,52 @@ async def _images(address: Address, addresses: list[Address]) -> list[ImageArchi
                 address, "images", f"names {image_address}, whose files are not OCI image "
                 f"archives ending in `.tar`: {', '.join(not_tar) or 'it has none'}.", fix,
             )
+        contents = await Get(DigestContents, Digest, src.snapshot.digest)
+        for content in contents:
+            problem = archive_problem(content.content, goarch)
+            if problem:
+                raise target_error(
+                    address, "images", f"names {image_address}, whose file {content.path}: {problem}.",
+                    "Carry OCI image archives for this architecture (`skopeo copy --override-arch "
+                    f"{goarch} ... oci-archive:app.tar:app:v1`), or an `oci_image` target.",
+                )
         out.extend(ImageArchive(os.path.basename(f), src.snapshot.digest, f, f"image archive {f}") for f in src.files)
     return out
+
+
+@dataclass(frozen=True)
+class OciImageBusyboxOf:
+    address: Address
+    busybox: OciImageBusyboxField
+
+
+@rule(desc="Resolve the go_busybox of an oci_image")
+async def oci_image_busybox(request: OciImageBusyboxOf) -> GoBusyboxFieldSet:
+    return await busybox_of(request.address, request.busybox)
+
+
+# Dependencies whose files go into the image: `files`, `relocated_files`, `resources`.
+_FILE_SOURCES = (FileSourceField, ResourceSourceField)
+
+
+def _check_dependencies(address: Address, deps: list) -> None:
+    """A dependency that puts no file into the image is an error, not dropped silently
+    (a `go_busybox` or `python_sources` in `dependencies` did nothing)."""
+    for t in deps:
+        if isinstance(t, RelocatedFiles) or any(t.has_field(f) for f in _FILE_SOURCES):
+            continue
+        raise target_error(
+            address, InitramfsDependenciesField.alias,
+            f"names {t.address}, a `{t.alias}` target, whose files would not go into the image "
+            "(only `file`/`files`, `relocated_files` and `resource`/`resources` targets do).",
+            "List only file targets in `dependencies` (the busybox goes in `busybox`, images in `images`).",
+        )
+
+
+async def _executables(digest: Digest) -> frozenset[str]:
+    """The files of `digest` that are executable in the repository (mode 0755 in the image)."""
+    entries = await Get(DigestEntries, Digest, digest)
+    return frozenset(e.path for e in entries if isinstance(e, FileEntry) and e.is_executable)
 
 
 def _check_commands(request: InitramfsRequest, commands) -> None:
@@ -311,12 +379,17 @@ async def build_initramfs(request: InitramfsRequest, where: K4sStepEnvironment) 
     )
 
     # Extra files from `files` / `relocated_files` dependencies.
-    deps = await Get(Targets, DependenciesRequest(request.dependencies))
+    # The busybox and `images` are inferred dependencies: not files of the image tree.
+    image_addresses = await _image_addresses(request.images)
+    inferred = {bb_field_set.address, *image_addresses}
+    deps = [t for t in await Get(Targets, DependenciesRequest(request.dependencies)) 
+            if t.address not in inferred and t.address.maybe_convert_to_target_generator() not in inferred]
+    _check_dependencies(request.address, deps)
     sources = await Get(
         SourceFiles,
         SourceFilesRequest(
             [t.get(SourcesField) for t in deps],
-            for_sources_types=(FileSourceField,),
+            for_sources_types=_FILE_SOURCES,
             enable_codegen=True,
         ),
     )
@@ -331,11 +404,12 @@ async def build_initramfs(request: InitramfsRequest, where: K4sStepEnvironment) 
             "(relative to the build root).",
         )
     records += layout.dependency_records(
-        sources.files, request.files_mapping, InitramfsFilesMappingField.alias, InitramfsDependenciesField.alias
+        sources.files, request.files_mapping, InitramfsFilesMappingField.alias, InitramfsDependenciesField.alias,
+        await _executables(sources.snapshot.digest),
     )
     digests.append(sources.snapshot.digest)
 
-    images = await _images(request.address, await _image_addresses(request.images))
+    images = await _images(request.address, image_addresses, bb_field_set.goarch.value)
     records += [layout.image_record(i.name, i.src, InitramfsImagesField.alias, i.what) for i in images]
     digests += [i.digest for i in images]
 
@@ -344,7 +418,8 @@ async def build_initramfs(request: InitramfsRequest, where: K4sStepEnvironment) 
 
     problem = layout.check_layout([r.entry() for r in records], request.base_layout)
     if problem:
-        raise target_error(request.address, problem.field, problem.problem, problem.fix)
+        raise target_error(request.address, problem.field, problem.problem, problem.fix, LAYOUT)
+    records += layout.base_layout_records(request.base_layout)
 
     files = await Get(Digest, MergeDigests(digests))
     archive = await Get(

@@ -98,16 +98,23 @@ def _closure(
         by_name[_norm(base.split(".ko")[0])] = mod
     order: list[str] = []
     missing = []
+    active: list[str] = []  # the path of modules being visited: a cycle if one comes back
 
     def visit(mod: str) -> None:
         if mod in order:
             return
+        if mod in active:
+            # Without this, a modules.dep cycle was a RecursionError. (A soft dependency
+            # cycle is not an error: the module loads without its soft pre-dependency.)
+            raise ValueError(" -> ".join(active[active.index(mod):] + [mod]))
+        active.append(mod)
         name = _norm(os.path.basename(mod).split(".ko")[0])
         for soft in (softdeps or {}).get(name, ()):
-            if soft in by_name and by_name[soft] != mod:
+            if soft in by_name and by_name[soft] != mod and by_name[soft] not in active:
                 visit(by_name[soft])
         for d in deps.get(mod, ()):
             visit(d)
+        active.pop()
         if mod not in order:
             order.append(mod)
 
@@ -174,6 +181,34 @@ async def _from_kernel(request: KernelModulesRequest, kernel: LinuxKernel) -> Ke
     contents, records = _kmod_records(out, kernel.release, order, deps)
     digest = await Get(Digest, MergeDigests([result.output_digest, await Get(Digest, CreateDigest(contents))]))
     return KernelModules(digest, tuple(records), tuple(order))
+async def _inside_tree(address: Address, modules_dir: str, paths: list[str]) -> None:
+    """No module file is a link out of the tree (`kernel/x.ko -> /etc/hostname` put the
+    machine's file into the image): each resolves to a file inside the tree's own
+    resolved path. A link inside the tree is fine; a loop of links is an error."""
+    realpath = await _binary(address, "realpath")
+    resolved = await Get(
+        FallibleProcessResult,
+        Process(
+            (realpath, "-e", "--", modules_dir, *(f"{modules_dir}/{m}" for m in paths)),
+            description=f"Resolve {len(paths)} paths in {modules_dir}",
+            cache_scope=ProcessCacheScope.PER_SESSION,
+        ),
+    )
+    if resolved.exit_code != 0:
+        raise target_error(
+            address, "kernel_modules_dir", f"is {modules_dir}, where {', '.join(paths[:3])}"
+            f"{' ...' if len(paths) > 3 else ''} cannot be resolved: {resolved.stderr.decode(errors='replace').strip()}",
+            "Point it at a complete module tree (no dangling or looping links), or run `depmod`.",
+        )
+    root, *real = resolved.stdout.decode(errors="replace").splitlines()
+    outside = [m for m, p in zip(paths, real) if not p.startswith(root.rstrip("/") + "/")]
+    if outside or len(real) != len(paths):
+        raise target_error(
+            address, "kernel_modules_dir", f"is {modules_dir}, whose files "
+            f"{', '.join(outside) or '(unreadable)'} are links out of the tree: the image would "
+            "carry files of this machine that are not kernel modules.",
+            "Replace the links with the module files, or point `kernel_modules_dir` at a real module tree.",
+        )
 
 
 @rule(desc="Collect kernel modules for an initramfs")
@@ -192,6 +227,8 @@ async def collect_kernel_modules(request: KernelModulesRequest) -> KernelModules
         return await _from_kernel(request, request.kernel)
     modules_dir = os.path.normpath(request.modules_dir)
 
+    # modules.dep itself is read only if it is the tree's own (its lines end up in messages).
+    await _inside_tree(request.address, modules_dir, ["modules.dep"])
     cat = await _binary(request.address, "cat")
     # modules.softdep and modules.alias may be missing from a hand-made tree: optional.
     dep, softdep, alias = await MultiGet(
@@ -212,7 +249,13 @@ async def collect_kernel_modules(request: KernelModulesRequest) -> KernelModules
             "Point it at a kernel's module tree, or run `depmod` for that kernel.",
         )
     optional = [r.stdout.decode() if r.exit_code == 0 else "" for r in (softdep, alias)]
-    order, missing, deps = _closure(dep.stdout.decode(), request.names, _softdeps(*optional))
+    try:
+        order, missing, deps = _closure(dep.stdout.decode(errors="replace"), request.names, _softdeps(*optional))
+    except ValueError as cycle:
+        raise target_error(
+            request.address, "kernel_modules_dir", f"is {modules_dir}, whose modules.dep has a "
+            f"dependency cycle: {cycle}.", "Regenerate modules.dep with `depmod` (it refuses cycles).",
+        )
     bad = [m for m in order if grammar.relative_path_problem(m) or not m.endswith((".ko", ".ko.xz", ".ko.zst", ".ko.gz"))]
     if bad:
         raise target_error(
@@ -226,6 +269,7 @@ async def collect_kernel_modules(request: KernelModulesRequest) -> KernelModules
             f"{modules_dir}/modules.dep (built into the kernel, or misspelt?).",
             f"Drop built-in modules (see {modules_dir}/modules.builtin) or fix the names.",
         )
+    await _inside_tree(request.address, modules_dir, order)
     cp = await _binary(request.address, "cp")
     copied = await Get(
         ProcessResult,

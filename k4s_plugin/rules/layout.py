@@ -23,6 +23,16 @@ BASE_LAYOUT_DIRS = frozenset(
     "bin dev env etc lib64 proc sys tcz tmp ubin usr usr/lib var var/log var/lock".split()
 )
 
+# The files and device nodes of that layout: nothing goes below them; the device nodes
+# are never replaced (a file at dev/console is not a console); the files
+# (etc/resolv.conf, etc/localtime) are the image's defaults, and a user file wins.
+BASE_LAYOUT_DEVICES = frozenset("dev/console dev/tty dev/null dev/port dev/urandom".split())
+BASE_LAYOUT_FILES = frozenset({"etc/resolv.conf", "etc/localtime"})
+# World-writable directories of that layout, with the sticky bit (mkuimage makes them
+# 0777: anyone could delete anyone's files in /tmp).
+STICKY_DIRS = ("tmp", "var/lock", "var/log")
+BASE_LAYOUT = "base_layout"
+
 # Where an entry came from: the field that put it there ("busybox" for the layout the
 # busybox itself implies: bbin/, /init, the shell and uinit links).
 BUSYBOX = "busybox"
@@ -48,7 +58,7 @@ class Record:
     it came from (`origin`) and what it is (`what`), for check_layout."""
 
     path: str
-    type: str  # "file", "symlink", "argv"
+    type: str  # "file", "symlink", "argv", "dir"
     origin: str
     what: str
     src: str | None = None
@@ -58,6 +68,7 @@ class Record:
 
     def entry(self) -> LayoutEntry:
         return LayoutEntry(self.path, "file" if self.type in ("file", "argv") else self.type, self.origin, self.what)
+
 
     def manifest_json(self) -> dict:
         record: dict = {"path": self.path, "type": self.type}
@@ -70,6 +81,14 @@ class Record:
         if self.mode is not None:
             record["mode"] = self.mode
         return record
+
+
+def base_layout_records(base_layout: bool) -> list[Record]:
+    """What k4s changes in u-root's base layout (which k4stool adds): the sticky bit on
+    its world-writable directories."""
+    if not base_layout:
+        return []
+    return [Record(d, "dir", BASE_LAYOUT, f"the base layout's {d}/", mode=0o1777) for d in STICKY_DIRS]
 
 
 def file_record(path: str, src: str, origin: str, what: str, mode: int = 0o644) -> Record:
@@ -109,13 +128,16 @@ def busybox_records(
 
 
 def dependency_records(
-    files: Iterable[str], mapping: Mapping[str, str], mapping_field: str, dependencies_field: str
+    files: Iterable[str], mapping: Mapping[str, str], mapping_field: str, dependencies_field: str,
+    executable: frozenset[str] = frozenset(),
 ) -> list[Record]:
-    """The files of `dependencies`, each at its path or where `files_mapping` maps it."""
+    """The files of `dependencies`, each at its path or where `files_mapping` maps it;
+    0755 if the file is executable in the repository (`executable`), else 0644."""
     return [
         file_record(
             os.path.normpath(mapping.get(src, src)), src,
             mapping_field if src in mapping else dependencies_field, src,
+            mode=0o755 if src in executable else 0o644,
         )
         for src in files
     ]
@@ -156,14 +178,27 @@ class LayoutProblem:
 def check_layout(entries: list[LayoutEntry], base_layout: bool) -> LayoutProblem | None:
     """The first problem with these entries as one image, or None."""
     by_path: dict[str, LayoutEntry] = {}
+    if base_layout:
+        for path in BASE_LAYOUT_DEVICES | BASE_LAYOUT_FILES:
+            kind = "device" if path in BASE_LAYOUT_DEVICES else "file"
+            by_path[path] = LayoutEntry(path, kind, BASE_LAYOUT, f"the base layout's {kind} {path}")
     for e in entries:
         reason = grammar.relative_path_problem(e.path)
         if reason:
             return LayoutProblem(
-                e.origin, f"puts {e.what} at {e.path!r}: {reason}.",
+                e.origin, f"puts {e.what} at {_cut(e.path)!r}: {reason}.",
                 "Give destinations as relative paths inside the image, e.g. 'etc/motd'.",
             )
+        if e.path in BASE_LAYOUT_DEVICES and base_layout:
+            return LayoutProblem(
+                e.origin, f"puts {e.what} at {e.path}, the base layout's device node: a "
+                "regular file there would silently replace the device.",
+                "Map the file elsewhere, or set `base_layout=False` and provide the "
+                "image's /dev yourself.",
+            )
         other = by_path.get(e.path)
+        if other is not None and other.origin == BASE_LAYOUT and e.path in BASE_LAYOUT_FILES:
+            other = None  # the user's etc/resolv.conf wins over the base layout's
         if other is not None:
             return LayoutProblem(
                 e.origin if e.origin != BUSYBOX else other.origin,
@@ -176,12 +211,19 @@ def check_layout(entries: list[LayoutEntry], base_layout: bool) -> LayoutProblem
         while parent:
             above = by_path.get(parent)
             if above is not None and above.kind != "dir":
+                if above.origin == BASE_LAYOUT:
+                    return LayoutProblem(
+                        e.origin,
+                        f"puts {e.what} at {e.path}, inside {above.what}: a file or device "
+                        "cannot hold other entries.",
+                        f"Map {e.what} to another destination with `files_mapping`.",
+                    )
                 blame = above if above.origin != BUSYBOX else e
                 return LayoutProblem(
                     blame.origin,
                     f"puts {above.what} at {above.path}, but {e.what} must go inside "
                     f"{above.path}/ ({e.path}): a file or link cannot hold other entries.",
-                    f"Map {above.what} to another destination with `files_mapping`.",
+                    f"Map {blame.what} to another destination with `files_mapping`.",
                 )
             parent = parent.rsplit("/", 1)[0] if "/" in parent else ""
         if base_layout and e.origin != BUSYBOX and e.kind != "dir" and e.path in BASE_LAYOUT_DIRS:
@@ -195,4 +237,10 @@ def check_layout(entries: list[LayoutEntry], base_layout: bool) -> LayoutProblem
 
 
 def _describe(e: LayoutEntry) -> str:
+    if e.origin == BASE_LAYOUT:
+        return e.what
     return "the busybox layout" if e.origin == BUSYBOX else f"{e.what} (from `{e.origin}`)"
+
+
+def _cut(path: str) -> str:
+    return path if len(path) <= 200 else f"{path[:120]}...({len(path):,} characters)"

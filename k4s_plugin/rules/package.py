@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import os.path
 from dataclasses import dataclass
 
+from pants.base.build_root import BuildRoot
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
+from pants.core.util_rules.distdir import DistDir
+from pants.core.util_rules.system_binaries import BinaryPathRequest, BinaryPaths
+from pants.engine.addresses import Address
 from pants.engine.fs import CreateDigest, Digest, DigestEntries, FileEntry, MergeDigests
+from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.unions import UnionRule
 
 from k4s_plugin.rules.busybox import BusyboxBuildRequest, GoBusyboxFieldSet
 from k4s_plugin.rules.compile import BB, BusyboxBinary
 from k4s_plugin.rules.cpio import Archive
+from k4s_plugin.rules.errors import OUTPUT, target_error
 from k4s_plugin.rules.initramfs import InitramfsFieldSet, InitramfsKernel, InitramfsRequest
 from k4s_plugin.rules.oci import OciImage, OciImageFieldSet, OciImageRequest
 from k4s_plugin.rules.sbom import SBOM_SUFFIX, Sbom, SbomRequest
@@ -41,10 +48,55 @@ async def _move(digest: Digest, src: str, dst: str, executable: bool) -> Digest:
     )
 
 
+@dataclass(frozen=True)
+class OutputPathsRequest:
+    """Where `package` will write `paths` (under dist/) for `address`'s `output_path`."""
+
+    address: Address
+    paths: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OutputPathsChecked:
+    pass
+
+
+@rule(desc="Check that package outputs stay under dist/")
+async def check_output_paths(request: OutputPathsRequest, buildroot: BuildRoot, distdir: DistDir) -> OutputPathsChecked:
+    """No output is written through a link: Pants writes `dist/<output_path>` following
+    any symlink on the way (`dist/x -> /elsewhere` put the binary outside the repository).
+    The path is resolved on this machine at every run (a link may appear at any time)."""
+    paths = await Get(BinaryPaths, BinaryPathRequest(binary_name="realpath", search_path=("/usr/bin", "/bin")))
+    if not paths.first_path:
+        raise target_error(request.address, "output_path", "cannot be checked: `realpath` is not in /usr/bin or /bin.",
+                           "Install coreutils.", OUTPUT)
+    dist = os.path.join(buildroot.path, str(distdir.relpath))
+    result = await Get(
+        FallibleProcessResult,
+        Process(
+            (paths.first_path.path, "-m", "--", dist, *(os.path.join(dist, p) for p in request.paths)),
+            description=f"Check the output paths of {request.address}",
+            cache_scope=ProcessCacheScope.PER_SESSION,
+        ),
+    )
+    root, *resolved = result.stdout.decode(errors="replace").splitlines() or [""]
+    for path, real in zip(request.paths, resolved + [""] * len(request.paths)):
+        if result.exit_code != 0 or real != os.path.join(root, path):
+            raise target_error(
+                request.address, "output_path",
+                f"is {path!r}, but {os.path.join(str(distdir.relpath), path)} resolves to "
+                f"{real or '(unresolvable)'}: a link on the way would write the output outside dist/.",
+                f"Remove the link under {distdir.relpath}/, or set `output_path` to another path.",
+                OUTPUT,
+            )
+    return OutputPathsChecked()
+
+
 @rule(desc="Package a go_busybox")
 async def package_go_busybox(field_set: PackageGoBusyboxFieldSet) -> BuiltPackage:
-    busybox = await Get(BusyboxBinary, BusyboxBuildRequest, BusyboxBuildRequest.from_field_set(field_set))
     path = field_set.output_path.value_or_default(file_ending=None)
+    await Get(OutputPathsChecked, OutputPathsRequest(field_set.address, (path,)))
+    busybox = await Get(BusyboxBinary, BusyboxBuildRequest, BusyboxBuildRequest.from_field_set(field_set))
     digest = await _move(busybox.digest, BB, path, executable=True)
     return BuiltPackage(
         digest,
@@ -65,6 +117,13 @@ def kernel_path(output_path: str) -> str:
 @rule(desc="Package an initramfs")
 async def package_initramfs(field_set: PackageInitramfsFieldSet) -> BuiltPackage:
     request = InitramfsRequest.from_field_set(field_set)
+    path = field_set.output_path.value_or_default(
+        file_ending=COMPRESSIONS[field_set.compression.value]
+    )
+    await Get(
+        OutputPathsChecked,
+        OutputPathsRequest(field_set.address, (path, path + SBOM_SUFFIX, kernel_path(path))),
+    )
     archive, busybox, kernel = await MultiGet(
         Get(Archive, InitramfsRequest, request),
         Get(GoBusyboxFieldSet, InitramfsRequest, request),
@@ -76,9 +135,6 @@ async def package_initramfs(field_set: PackageInitramfsFieldSet) -> BuiltPackage
             field_set.address, BusyboxBuildRequest.from_field_set(busybox), archive, request.compression,
             kernel.kernel,
         ),
-    )
-    path = field_set.output_path.value_or_default(
-        file_ending=COMPRESSIONS[field_set.compression.value]
     )
     image = await _move(archive.digest, archive.path, path, executable=False)
     sbom_file = await _move(sbom.digest, sbom.path, path + SBOM_SUFFIX, executable=False)
@@ -102,8 +158,9 @@ class PackageOciImageFieldSet(OciImageFieldSet, PackageFieldSet):
 
 @rule(desc="Package an oci_image")
 async def package_oci_image(field_set: PackageOciImageFieldSet) -> BuiltPackage:
-    image = await Get(OciImage, OciImageRequest, OciImageRequest.from_field_set(field_set))
     path = field_set.output_path.value_or_default(file_ending="tar")
+    await Get(OutputPathsChecked, OutputPathsRequest(field_set.address, (path,)))
+    image = await Get(OciImage, OciImageRequest, OciImageRequest.from_field_set(field_set))
     digest = await _move(image.digest, image.path, path, executable=False)
     return BuiltPackage(digest, (BuiltPackageArtifact(path, extra_log_lines=(f"image {image.name}",)),))
 

@@ -15,7 +15,9 @@ from pants.engine.fs import Digest, DigestContents, DigestSubset, MergeDigests, 
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.util.frozendict import FrozenDict
 
+from k4s_plugin import grammar
 from k4s_plugin.rules.busybox import BusyboxBuildRequest, GoBuildOptions, GoModule
+from k4s_plugin.rules.errors import target_error
 from k4s_plugin.rules.download import MODULES_TAR, DownloadModulesRequest, ModuleSources
 from k4s_plugin.rules.steps import K4sStep, K4sStepResult
 from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
@@ -134,12 +136,30 @@ async def rewrite_plan(request: RewriteCommandsRequest) -> RewritePlan:
     json_digest = await Get(Digest, DigestSubset(result.output_digest, PathGlobs([COMMANDS_JSON, PLAN_JSON])))
     files = {f.path: f.content for f in await Get(DigestContents, Digest, json_digest)}
     plan = json.loads(files[PLAN_JSON])
+    names = json.loads(files[COMMANDS_JSON])
+    check_command_names(request.address, names, request.command_names)
     return RewritePlan(
         result.output_digest,
         tuple(PlannedCommand(c["path"], c["name"], c["kind"], c["src"]) for c in plan["commands"]),
         tuple(plan["exclude"]),
-        FrozenDict(sorted(json.loads(files[COMMANDS_JSON]).items())),
+        FrozenDict(sorted(names.items())),
     )
+
+
+def check_command_names(address: Address, names: dict[str, str], command_names: FrozenDict[str, str]) -> None:
+    """The names the commands get (derived from their import paths, or given in
+    `command_names`) are names the image can hold: `bbin/<name>` links and `bb <name>`
+    (not the reserved `bb`, one path element)."""
+    for name, pkg in sorted(names.items()):
+        problem = grammar.command_name_problem(name)
+        if not problem:
+            continue
+        field = "command_names" if pkg in command_names else "commands"
+        raise target_error(
+            address, field,
+            f"gives the command {pkg} the name {name!r}: {problem}.",
+            f"Name it with `command_names={{\"{pkg}\": \"<another name>\"}}`, or drop the command.",
+        )
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,41 @@ package main
 import (
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 )
 
-func init() { subcommands["compile"] = compile }
+func init() {
+	subcommands["compile"] = compile
+	subcommands["linkexec"] = linkexec
+}
+
+// linkexec runs a Go tool (go build -toolexec): the linker with the flags of
+// the -ldflags-file (checked by compile) before its own, any other tool as is.
+func linkexec(args []string) error {
+	if len(args) < 2 {
+		return errorf("E_USAGE", "usage: k4stool linkexec FLAGS-FILE TOOL ARGS...")
+	}
+	tool, toolArgs := args[1], args[2:]
+	if strings.TrimSuffix(filepath.Base(tool), ".exe") == "link" && !(len(toolArgs) == 1 && strings.HasPrefix(toolArgs[0], "-V")) {
+		data, err := os.ReadFile(args[0])
+		if err != nil {
+			return err
+		}
+		toolArgs = append(strings.Fields(string(data)), toolArgs...)
+	}
+	cmd := exec.Command(tool, toolArgs...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			os.Exit(ee.ExitCode())
+		}
+		return err
+	}
+	return nil
+}
 
 // compile builds the generated busybox tree (the rewrite's tars, unpacked in
 // order into one GOPATH: dependencies, bb's main package, each command) into
@@ -21,6 +50,7 @@ func compile(args []string) error {
 	fs := flag.NewFlagSet("compile", flag.ExitOnError)
 	out := fs.String("out", "bb", "output binary")
 	ldflags := fs.String("ldflags", "-s -w", "linker flags (-buildid= is always added)")
+	ldflagsFile := fs.String("ldflags-file", "", "a file of linker flags (as -ldflags, blank- or newline-separated), for lists too long for one argument")
 	var tags, trees multiFlag
 	fs.Var(&tags, "tag", "Go build tag (repeatable)")
 	fs.Var(&trees, "tree", "a tar of the generated tree, from `k4stool rewrite-deps`, `rewrite-plan` (bb's main) or `rewrite-command` (repeatable)")
@@ -28,11 +58,26 @@ func compile(args []string) error {
 	if len(trees) == 0 {
 		return errorf("E_USAGE", "no -tree given")
 	}
+	work := mustAbs(".")
+	linkFlags := strings.TrimSpace(*ldflags + " -buildid=")
+	if *ldflagsFile != "" {
+		// A long list (thousands of -X) does not fit one argument (Linux's 128 KiB per
+		// argument): the linker reads it from a response file (@file, one argument per
+		// line), and -trimpath keeps its path out of the binary's build info.
+		if !within(work, *ldflagsFile) {
+			return errorf("E_BAD_PATH", "-ldflags-file must be inside the working directory")
+		}
+		data, err := os.ReadFile(*ldflagsFile)
+		if err != nil {
+			return err
+		}
+		*ldflags = string(data)
+		linkFlags = "-buildid="
+	}
 	if err := checkLdflags(*ldflags); err != nil {
 		return err
 	}
 
-	work := mustAbs(".")
 	for _, p := range append([]string{*out}, trees...) {
 		if !within(work, p) {
 			return errorf("E_BAD_PATH", "-tree and -out must be inside the working directory")
@@ -55,9 +100,24 @@ func compile(args []string) error {
 	if err != nil {
 		return err
 	}
-	buildArgs := []string{"build", "-trimpath", "-o", mustAbs(*out), "-ldflags", strings.TrimSpace(*ldflags + " -buildid=")}
+	buildArgs := []string{"build", "-trimpath", "-o", mustAbs(*out), "-ldflags", linkFlags}
 	if len(tags) > 0 {
 		buildArgs = append(buildArgs, "-tags", strings.Join(tags, ","))
+	}
+	if *ldflagsFile != "" {
+		// cmd/go refuses `@file` in -ldflags, and one -ldflags argument is limited
+		// to 128 KiB: `k4stool linkexec` (as -toolexec) hands the linker the flags
+		// from the file; cmd/go passes a long link command line in its own
+		// response file.
+		self, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		// cmd/go splits -toolexec on blanks (and quotes): the paths must have none.
+		if strings.ContainsAny(self+mustAbs(*ldflagsFile), " \t\n'\"\\") {
+			return errorf("E_BAD_PATH", "the paths %q and %q have blanks or quotes", self, mustAbs(*ldflagsFile))
+		}
+		buildArgs = append(buildArgs, "-toolexec", self+" linkexec "+mustAbs(*ldflagsFile))
 	}
 	buildArgs = append(buildArgs, ".")
 	if _, _, err := run(filepath.Join(gopath, "src", bbMainPkg), env, goBinary(), buildArgs...); err != nil {

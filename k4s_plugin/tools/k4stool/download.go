@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -75,9 +76,9 @@ func download(args []string) error {
 		return err
 	}
 
-	mods, files, err := listPackages(dir, env, modcache, *gomod, tags, patterns)
+	mods, files, err := listPackages(dir, env, modcache, *gomod, tags, patterns, fset.Args())
 	if err != nil {
-		return err
+		return blamePatches(err, patched)
 	}
 	dl := filepath.Join(modcache, "cache", "download")
 	if err := addModuleRootsAndMetadata(modcache, dl, files); err != nil {
@@ -130,8 +131,8 @@ func downloadEnv(work, modcache, dlcache string) ([]string, error) {
 // (path@version) whose packages they use and the files of those packages
 // (relative to modcache; no tests; embedded files too). A package of a module
 // replaced by a local directory is part of the input digest, not listed.
-func listPackages(dir string, env []string, modcache, gomod string, tags, patterns []string) (map[string]bool, map[string]bool, error) {
-	listArgs := []string{"list", "-e", "-deps", "-json=ImportPath,Dir,Standard,Module,EmbedFiles,Error"}
+func listPackages(dir string, env []string, modcache, gomod string, tags, patterns, commands []string) (map[string]bool, map[string]bool, error) {
+	listArgs := []string{"list", "-e", "-deps", "-json=ImportPath,Dir,Standard,Module,EmbedFiles,Error,DepOnly,Deps"}
 	if len(tags) > 0 {
 		listArgs = append(listArgs, "-tags", strings.Join(tags, ","))
 	}
@@ -142,12 +143,19 @@ func listPackages(dir string, env []string, modcache, gomod string, tags, patter
 	dec := json.NewDecoder(strings.NewReader(listOut))
 	mods := map[string]bool{}
 	files := map[string]bool{}
-	var sumErrs []string
+	// A glob is listed as its whole subtree (cmds/core/... for cmds/core/e*): the
+	// go.sum errors that count are those of the packages the commands select and
+	// their dependencies, and a glob that selects nothing is named as such (it was
+	// reported as go.sum missing every module of the subtree).
+	var roots []listedRoot
+	sumErrs := map[string]string{}
 	for {
 		var p struct {
 			ImportPath string
 			Dir        string
 			Standard   bool
+			DepOnly    bool
+			Deps       []string
 			EmbedFiles []string
 			Error      *struct{ Err string }
 			Module     *struct {
@@ -160,8 +168,11 @@ func listPackages(dir string, env []string, modcache, gomod string, tags, patter
 		} else if err != nil {
 			return nil, nil, err
 		}
+		if !p.DepOnly {
+			roots = append(roots, listedRoot{p.ImportPath, p.Deps})
+		}
 		if p.Error != nil && strings.Contains(p.Error.Err, "missing go.sum entry") {
-			sumErrs = append(sumErrs, p.Error.Err)
+			sumErrs[p.ImportPath] = p.Error.Err
 		}
 		if p.Standard || p.Module == nil || p.Module.Main || p.Dir == "" || p.Module.Dir == "" {
 			continue
@@ -184,10 +195,75 @@ func listPackages(dir string, env []string, modcache, gomod string, tags, patter
 			files[filepath.ToSlash(filepath.Join(rel, ef))] = true
 		}
 	}
-	if len(sumErrs) > 0 {
-		return nil, nil, errorf("E_GOSUM_MISSING", "go.sum in %s does not pin modules the commands need:\n%s", gomod, strings.Join(sumErrs, "\n"))
+	selected, unmatched := selectedPackages(roots, commands)
+	if len(unmatched) > 0 {
+		return nil, nil, errorf("E_UNKNOWN_PACKAGE", "%s matches no package (go list found %d under the glob's directory)", strings.Join(unmatched, ", "), len(roots))
+	}
+	var errs []string
+	for pkg, msg := range sumErrs {
+		if selected[pkg] {
+			errs = append(errs, msg)
+		}
+	}
+	if len(errs) > 0 {
+		sort.Strings(errs)
+		return nil, nil, errorf("E_GOSUM_MISSING", "go.sum in %s does not pin modules the commands need:\n%s", gomod, strings.Join(errs, "\n"))
 	}
 	return mods, files, nil
+}
+
+type listedRoot struct {
+	path string
+	deps []string
+}
+
+// selectedPackages is what the command patterns select among the listed
+// packages (as gobusybox selects: globs on path elements, `-` exclusions),
+// with their dependencies; and the globs that select no package.
+func selectedPackages(roots []listedRoot, commands []string) (map[string]bool, []string) {
+	var include, exclude []string
+	for _, c := range commands {
+		if strings.HasPrefix(c, "-") {
+			exclude = append(exclude, c[1:])
+		} else {
+			include = append(include, c)
+		}
+	}
+	matches := func(pattern, pkg string) bool {
+		if strings.HasSuffix(pattern, "/...") {
+			return pkg == strings.TrimSuffix(pattern, "/...") || strings.HasPrefix(pkg, strings.TrimSuffix(pattern, "..."))
+		}
+		ok, _ := path.Match(pattern, pkg)
+		return ok
+	}
+	selected := map[string]bool{}
+	var unmatched []string
+	for _, pattern := range include {
+		found := false
+		for _, r := range roots {
+			if !matches(pattern, r.path) {
+				continue
+			}
+			excluded := false
+			for _, x := range exclude {
+				excluded = excluded || matches(x, r.path)
+			}
+			if excluded {
+				continue
+			}
+			found = true
+			selected[r.path] = true
+			for _, d := range r.deps {
+				selected[d] = true
+			}
+		}
+		if !found && strings.ContainsAny(pattern, "*?[") {
+			unmatched = append(unmatched, pattern)
+		} else if !found {
+			selected[pattern] = true // an explicit path go list could not load: its own error counts
+		}
+	}
+	return selected, unmatched
 }
 
 // addModuleRootsAndMetadata adds to files what the go command needs offline
@@ -381,6 +457,33 @@ func fillProxyCache(src, dst string) error {
 	})
 }
 
+// blamePatches re-codes a failure to resolve the packages after patches were
+// applied as E_PATCH_IMPORTS when it names a patched module: a patch that adds
+// an import (of a module go.sum does not pin, or none provides) is at fault,
+// not go.sum or the commands.
+func blamePatches(err error, patched map[string][]string) error {
+	ce, ok := err.(*codedError)
+	if !ok || len(patched) == 0 {
+		return err
+	}
+	switch ce.code {
+	case "E_GOSUM_MISSING", "E_UNKNOWN_PACKAGE", "E_DOWNLOAD":
+	default:
+		return err
+	}
+	var mods []string
+	for m := range patched {
+		mods = append(mods, m)
+	}
+	sort.Strings(mods)
+	for _, m := range mods {
+		if strings.Contains(ce.msg, m+"/") || strings.Contains(ce.msg, m+"@") || strings.Contains(ce.msg, m+" ") || strings.HasSuffix(ce.msg, m) {
+			return errorf("E_PATCH_IMPORTS", "after applying %s to %s: %s", strings.Join(patched[m], ", "), m, ce.msg)
+		}
+	}
+	return err
+}
+
 // classifyGoError maps go command failures to stable codes.
 func classifyGoError(fallback string, err error) error {
 	msg := err.Error()
@@ -398,6 +501,13 @@ func classifyGoError(fallback string, err error) error {
 		strings.Contains(msg, "cannot find package"),
 		strings.Contains(msg, "is not in GOROOT"):
 		return errorf("E_UNKNOWN_PACKAGE", "%s", msg)
+	case strings.Contains(msg, "pattern ") && strings.Contains(msg, ": no matching files found"):
+		// A first-party //go:embed whose files the target's `sources` leave out.
+		return errorf("E_EMBED", "%s", msg)
+	case strings.Contains(msg, "build constraints exclude all Go files"):
+		// A package the commands import (first-party or not) has no files for this
+		// platform and tags; with CGO_ENABLED=0, files that import "C" are excluded.
+		return errorf("E_BUILD_CONSTRAINTS", "%s", msg)
 	}
 	return errorf(fallback, "%s", msg)
 }

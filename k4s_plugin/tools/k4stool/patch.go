@@ -60,6 +60,9 @@ func applyPatches(dir string, env []string, patchFiles []string) (map[string][]s
 					return nil, errorf("E_PATCH", "%s: file name %q is not a clean relative path (no '..', '.', empty or absolute elements); name files <module path>/<file in module>", filepath.Base(pf), name)
 				}
 			}
+			if problem := patchFileProblem(f); problem != "" {
+				return nil, errorf("E_PATCH", "%s: %s: %s", filepath.Base(pf), patchName(f), problem)
+			}
 			all = append(all, f)
 			origin = append(origin, filepath.Base(pf))
 			originPath = append(originPath, pf)
@@ -128,35 +131,70 @@ func applyPatches(dir string, env []string, patchFiles []string) (map[string][]s
 		}
 		var src []byte
 		if !p.file.IsNew {
+			if fi, err := os.Lstat(target); err == nil && !fi.Mode().IsRegular() {
+				return nil, errorf("E_PATCH", "%s: %s/%s is not a regular file of the module", p.patchFile, p.module, p.name)
+			}
 			src, err = os.ReadFile(target)
 			if err != nil {
 				return nil, errorf("E_PATCH", "%s: %s/%s: %v", p.patchFile, p.module, p.name, err)
 			}
+		} else if _, err := os.Lstat(target); err == nil {
+			return nil, errorf("E_PATCH", "%s creates %s/%s, which the module already has", p.patchFile, p.module, p.name)
 		}
 		var dst bytes.Buffer
 		if err := gitdiff.Apply(&dst, bytes.NewReader(src), p.file); err != nil {
 			return nil, errorf("E_PATCH", "%s does not apply to %s/%s at the version go.mod pins: %v", p.patchFile, p.module, p.name, err)
 		}
-		if err := os.Chmod(filepath.Dir(target), 0o755); err != nil && !os.IsNotExist(err) {
-			return nil, err
-		}
-		if p.file.IsDelete {
-			if err := os.Remove(target); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(target+".k4s-tmp", dst.Bytes(), 0o644); err != nil {
-			return nil, err
-		}
-		if err := os.Rename(target+".k4s-tmp", target); err != nil {
-			return nil, err
+		if err := writePatched(target, p.file.IsDelete, dst.Bytes()); err != nil {
+			// E.g. a new file below a file of the module (echo.go/x.go).
+			return nil, errorf("E_PATCH", "%s cannot write %s/%s: %v", p.patchFile, p.module, p.name, err)
 		}
 	}
 	return byModule, nil
+}
+
+// writePatched writes (or deletes) one patched file of the module cache, whose
+// directories are read-only.
+func writePatched(target string, del bool, content []byte) error {
+	if err := os.Chmod(filepath.Dir(target), 0o755); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	if del {
+		return os.Remove(target)
+	}
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(target+".k4s-tmp", content, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(target+".k4s-tmp", target)
+}
+
+func patchName(f *gitdiff.File) string {
+	if f.NewName != "" {
+		return f.NewName
+	}
+	return f.OldName
+}
+
+// patchFileProblem is why a file change of a patch cannot be applied as it says,
+// or "": module files are regular text files unpacked 0644, so a symlink (git
+// mode 120000), a submodule (160000) or a change of mode would be applied as
+// something else (a link as a .go file holding its target) or not at all.
+func patchFileProblem(f *gitdiff.File) string {
+	for _, m := range []os.FileMode{f.OldMode, f.NewMode} {
+		if m != 0 && m&0o170000 != 0o100000 {
+			return fmt.Sprintf("git mode %o is not a regular file (a symlink or submodule); only changes to regular files are supported", m)
+		}
+	}
+	if f.OldMode != 0 && f.NewMode != 0 && f.OldMode != f.NewMode {
+		return fmt.Sprintf("changes the file mode (%o -> %o), which k4s does not apply (module files are unpacked 0644); drop the mode change from the patch", f.OldMode, f.NewMode)
+	}
+	if !f.IsNew && !f.IsDelete && len(f.TextFragments) == 0 && !f.IsBinary {
+		return "changes nothing k4s applies (no text hunks)"
+	}
+	return ""
 }
 
 // cleanRelative reports whether a patch's file name is a plain relative path:

@@ -206,3 +206,87 @@ func TestCheckModcacheDamage(t *testing.T) {
 		t.Errorf("a network error became %s", got)
 	}
 }
+
+// A patch that creates a symlink, a submodule, or changes only a mode is refused
+// (it was applied as a regular .go file holding the link's target, or ignored);
+// the file name it names is in the message.
+func TestPatchRefusesLinksAndModes(t *testing.T) {
+	const f = "github.com/u-root/u-root/cmds/core/echo/link.go"
+	for body, want := range map[string]string{
+		"diff --git a/" + f + " b/" + f + "\nnew file mode 120000\n--- /dev/null\n+++ b/" + f + "\n@@ -0,0 +1 @@\n+/etc/passwd\n\\ No newline at end of file\n": "git mode 120000",
+		"diff --git a/" + f + " b/" + f + "\nnew file mode 160000\n--- /dev/null\n+++ b/" + f + "\n@@ -0,0 +1 @@\n+Subproject commit 1\n":                       "git mode 160000",
+		"diff --git a/" + f + " b/" + f + "\nold mode 100644\nnew mode 100755\n":                                                                                "changes the file mode (100644 -> 100755)",
+	} {
+		files, _, err := gitdiff.Parse(strings.NewReader(body))
+		if err != nil || len(files) != 1 {
+			t.Fatalf("the test patch does not parse: %v %d", err, len(files))
+		}
+		if got := patchFileProblem(files[0]); !strings.Contains(got, want) {
+			t.Errorf("patchFileProblem(%q) = %q, want %q", body, got, want)
+		}
+		dir := t.TempDir()
+		pf := filepath.Join(dir, "x.patch")
+		os.WriteFile(pf, []byte(body), 0o644)
+		_, err = applyPatches(dir, os.Environ(), []string{pf})
+		if code(err) != "E_PATCH" || !strings.Contains(err.Error(), "x.patch: "+f) {
+			t.Errorf("applyPatches = %v, want E_PATCH naming x.patch and %s", err, f)
+		}
+	}
+	ok := "--- a/" + f + "\n+++ b/" + f + "\n@@ -1 +1 @@\n-a\n+b\n"
+	files, _, _ := gitdiff.Parse(strings.NewReader(ok))
+	if got := patchFileProblem(files[0]); got != "" {
+		t.Errorf("a text change was refused: %s", got)
+	}
+}
+
+// A patch whose new file lies below a file of the module (echo.go/x.go) fails as
+// E_PATCH naming the patch, not as an internal error.
+func TestWritePatchedBelowAFile(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "echo.go"), []byte("package main\n"), 0o644)
+	if err := writePatched(filepath.Join(dir, "echo.go", "x.go"), false, []byte("x")); err == nil {
+		t.Fatal("writePatched below a file succeeded")
+	}
+}
+
+// A package resolution failure that names a patched module is the patch's
+// (E_PATCH_IMPORTS, naming the patch file), not go.sum's or the commands'.
+func TestBlamePatches(t *testing.T) {
+	patched := map[string][]string{"github.com/u-root/u-root": {"distros/patches/echo.patch"}}
+	err := blamePatches(errorf("E_GOSUM_MISSING", "missing go.sum entry for module providing package example.com/new (imported by github.com/u-root/u-root/cmds/core/echo)"), patched)
+	if code(err) != "E_PATCH_IMPORTS" || !strings.Contains(err.Error(), "distros/patches/echo.patch") {
+		t.Errorf("blamePatches = %v, want E_PATCH_IMPORTS naming the patch", err)
+	}
+	other := errorf("E_GOSUM_MISSING", "missing go.sum entry for module providing package example.com/new (imported by example.com/other)")
+	if err := blamePatches(other, patched); code(err) != "E_GOSUM_MISSING" {
+		t.Errorf("an error naming no patched module was re-coded: %v", err)
+	}
+	if err := blamePatches(errorf("E_COMPILE", "github.com/u-root/u-root/x"), patched); code(err) != "E_COMPILE" {
+		t.Errorf("a compile error was re-coded: %v", err)
+	}
+}
+
+// A glob that selects nothing is named (it was reported as go.sum missing every
+// module under its directory); go.sum errors count only for the selected
+// commands and their dependencies.
+func TestSelectedPackages(t *testing.T) {
+	const core = "github.com/u-root/u-root/cmds/core/"
+	roots := []listedRoot{
+		{core + "echo", []string{"fmt", "example.com/flag"}},
+		{core + "ls", []string{"example.com/unpinned"}},
+		{core + "elvish", []string{"example.com/big"}},
+	}
+	sel, unmatched := selectedPackages(roots, []string{core + "e*", "-" + core + "elvish"})
+	if len(unmatched) != 0 || !sel[core+"echo"] || !sel["example.com/flag"] || sel[core+"ls"] || sel["example.com/unpinned"] || sel[core+"elvish"] {
+		t.Errorf("selectedPackages = %v, %v", sel, unmatched)
+	}
+	if _, unmatched := selectedPackages(roots, []string{core + "nosuch*"}); len(unmatched) != 1 {
+		t.Errorf("a glob that matches nothing was not named: %v", unmatched)
+	}
+	if sel, _ := selectedPackages(roots, []string{core + "ls"}); !sel["example.com/unpinned"] {
+		t.Errorf("an explicit command's dependencies were not selected: %v", sel)
+	}
+	if sel, _ := selectedPackages(roots, []string{"github.com/u-root/u-root/cmds/..."}); !sel[core+"ls"] {
+		t.Errorf("a ... pattern selected nothing: %v", sel)
+	}
+}
