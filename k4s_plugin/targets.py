@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import os.path
 import re
 from typing import Any, Dict, Iterable, Optional, Tuple
@@ -73,6 +74,9 @@ def _coded(cls: type) -> type:
                 raise
             raise InvalidFieldException(f"k4s: {BAD_FIELD}: {e}") from None
 
+    # Pants' help reads `raw_value`'s type from the method's annotations.
+    original = inner if inner is not None else super(cls, cls).compute_value.__func__
+    functools.update_wrapper(compute_value, original)
     cls.compute_value = classmethod(compute_value)
     return cls
 
