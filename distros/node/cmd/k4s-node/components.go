@@ -190,10 +190,13 @@ func (n *node) args(c string) ([]string, error) {
 	case "kine":
 		// kine's own SQLite defaults (pkg/drivers/sqlite DefaultParams): without the busy
 		// timeout and immediate transactions, concurrent writers fail under load.
+		// synchronous=FULL, not kine's NORMAL: in WAL mode NORMAL syncs the WAL only at
+		// checkpoints, so a power cut can roll back commits the apiserver acknowledged;
+		// FULL syncs the WAL at every commit (README: the data disk).
 		// On a unix socket in a 0700 directory, as k3s runs it: no TCP port that a
 		// hostNetwork pod could use to bypass the apiserver's authn/authz.
 		return []string{"kine", "--endpoint", "sqlite://" + n.dir("kine", "state.db") +
-			"?_journal_mode=WAL&_busy_timeout=30000&_synchronous=NORMAL&_txlock=immediate&_stmt_cache_size=20&cache=shared",
+			"?_journal_mode=WAL&_busy_timeout=30000&_synchronous=FULL&_txlock=immediate&_stmt_cache_size=20&cache=shared",
 			"--listen-address", "unix://" + kineSocket(n), "--metrics-bind-address", "0"}, nil
 	case "kube-apiserver":
 		return append([]string{"kube-apiserver",
@@ -229,7 +232,7 @@ func (n *node) args(c string) ([]string, error) {
 			"--profiling=false",
 			"--audit-policy-file=" + n.dir("audit-policy.yaml"),
 			"--audit-log-path=" + n.dir("audit", "audit.log"),
-			"--audit-log-maxsize=8", "--audit-log-maxbackup=1", // MiB, in RAM
+			"--audit-log-maxsize=8", "--audit-log-maxbackup=1", // MiB, in RAM or on the data disk
 		}, n.datastoreArgs()...), nil
 	case "etcd":
 		return n.etcdArgs(), nil

@@ -43,7 +43,7 @@ var allComponents = []string{"kine", "etcd", "kube-apiserver", "kube-controller-
 func main() {
 	log.SetFlags(0)
 	log.SetPrefix("[k4s-node] ")
-	data := flag.String("data", "/var/lib/k4s", "state directory (tmpfs on the appliance)")
+	data := flag.String("data", "/var/lib/k4s", "state directory (RAM on the appliance, or the data disk: -disk)")
 	nodeName := flag.String("node-name", "", "node name (default: the hostname, or k4s-node)")
 	components := flag.String("components", defaultComponents(), "components to run, in order (default: /etc/k4s/components, the initramfs' node_components)")
 	system := flag.Bool("system", os.Getpid() != 1 && isInitramfs(), "set up the machine: mounts, tmpfs root, modules, sysctls, network (default: when / is the initramfs)")
@@ -71,7 +71,7 @@ func main() {
 	}
 
 	if *system {
-		if err := setupSystem(lan); err != nil {
+		if err := setupSystem(lan, *data); err != nil {
 			halt("system setup failed: %v", err)
 		}
 	}

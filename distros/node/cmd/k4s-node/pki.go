@@ -45,8 +45,8 @@ func serial() *big.Int {
 	return n
 }
 
-// ensurePKI writes the leaf certificates the components need, on every boot
-// (the node is diskless), signed by the cluster CA handed to the node
+// ensurePKI writes the leaf certificates the components need, on every boot,
+// signed by the cluster CA handed to the node
 // (identity.go). Without one it makes a CA of its own and says so: the
 // cluster then works, but nobody outside the node holds credentials for it.
 func ensurePKI(dir, nodeName string, ips []net.IP) (*pki, error) {
@@ -71,7 +71,9 @@ func ensurePKI(dir, nodeName string, ips []net.IP) (*pki, error) {
 		if err := writePEM(p.path("ca.key"), "PRIVATE KEY", der, 0o600); err != nil {
 			return nil, err
 		}
-	} else {
+	} else if p.caCert, p.caKey, err = loadCA(p.path("ca.crt"), p.path("ca.key")); err != nil {
+		return nil, err // a CA of its own from an earlier boot, on the data disk (pkistate.go)
+	} else if p.caCert == nil {
 		log.Printf("no cluster identity in %s: this node makes a CA of its own, and nobody "+
 			"outside it has credentials for its apiserver. Boot it with `pants run` of an initramfs "+
 			"with cluster_identity=True, or hand it ca.crt and ca.key there (README: Cluster identity).", identityDir)
@@ -105,7 +107,7 @@ func ensurePKI(dir, nodeName string, ips []net.IP) (*pki, error) {
 	}
 
 	// Service-account token signing key pair.
-	saKey, saDER, err := newKey()
+	saKey, saDER, err := loadOrNewKey(p.path("sa.key")) // kept on a data disk
 	if err != nil {
 		return nil, err
 	}
@@ -123,28 +125,9 @@ func ensurePKI(dir, nodeName string, ips []net.IP) (*pki, error) {
 	serverIPs := append([]net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(serviceIP)}, ips...)
 	serverNames := []string{"localhost", nodeName, "kubernetes", "kubernetes.default",
 		"kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
-	// The front-proxy CA (as kubeadm makes one): it signs the apiserver's client
-	// certificate for aggregated APIs, and components read it from the
-	// extension-apiserver-authentication ConfigMap. Made on every boot, on the node.
-	fpKey, _, err := newKey()
+	// The front-proxy CA, kept on a data disk (pkistate.go).
+	fpCert, fpKey, err := frontProxyCA(p, now)
 	if err != nil {
-		return nil, err
-	}
-	fpTmpl := &x509.Certificate{
-		SerialNumber: serial(), Subject: pkix.Name{CommonName: "k4s-front-proxy-ca"},
-		NotBefore: now, NotAfter: now.Add(10 * 365 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true, IsCA: true,
-	}
-	fpDER, err := x509.CreateCertificate(rand.Reader, fpTmpl, fpTmpl, fpKey.Public(), fpKey)
-	if err != nil {
-		return nil, err
-	}
-	fpCert, err := x509.ParseCertificate(fpDER)
-	if err != nil {
-		return nil, err
-	}
-	if err := writePEM(p.path("front-proxy-ca.crt"), "CERTIFICATE", fpDER, 0o644); err != nil {
 		return nil, err
 	}
 
@@ -194,7 +177,7 @@ func ensurePKI(dir, nodeName string, ips []net.IP) (*pki, error) {
 		}
 		issuer, issuerKey := p.caCert, p.caKey
 		if l.frontProxy {
-			issuer, issuerKey = fpCert, crypto.Signer(fpKey)
+			issuer, issuerKey = fpCert, fpKey
 		}
 		cDER, err := x509.CreateCertificate(rand.Reader, t, issuer, k.Public(), issuerKey)
 		if err != nil {
