@@ -73,6 +73,9 @@ NODE_KERNEL_MODULES = (
     "nf_tables", "nft_ct", "nft_nat", "nft_chain_nat", "nft_masq", "nft_numgen",
     "nft_fib_ipv4", "nft_fib_ipv6", "nft_fib_inet", "nft_reject_ipv4", "nft_reject_ipv6",
     "nft_reject_inet", "nf_conntrack_netlink",
+    # The data disk (k4s-node disk.go): a virtio disk, ext4 (jbd2, mbcache, crc16 and
+    # its softdep crc32c come with it from modules.dep / modules.softdep).
+    "virtio_blk", "ext4",
 )
 # flannel's VXLAN backend (the flannel.1 device).
 VXLAN_KERNEL_MODULES = ("vxlan",)
@@ -81,15 +84,24 @@ VXLAN_KERNEL_MODULES = ("vxlan",)
 WORKER_COMPONENTS = ("containerd", "kubelet", "flanneld", "kube-proxy")
 
 
-def node_appliance(components, kernel_modules=NODE_KERNEL_MODULES, server=True, memory=1024):
+def node_appliance(components, kernel_modules=NODE_KERNEL_MODULES, server=True, memory=1024, data_disk=None):
     """The `initramfs` fields of an image that boots as a node: u-root's init runs
     k4s-node, which loads `kernel_modules` and starts `components` in order (the
     distro's component table, each checked at build time to be a command of the
     busybox); the pods' images without a registry; no shell (no console login); a
     cluster identity handed over by `pants run` (the image holds no key), whose admin
     kubeconfig reaches the apiserver through host port 6443 (`server=False`: a worker,
-    which has no apiserver to forward to). Use as
+    which has no apiserver to forward to). `data_disk`: the block device that holds the
+    node's state (`/dev/vda`, or `LABEL=k4s-data` once formatted), formatted by the node
+    when empty and never when it holds data (k4s.disk=; default: none, the state is RAM;
+    `pants run <target> -- -disk <image>` attaches one either way). Use as
     `initramfs(name=..., busybox=..., **node_appliance([...]))`."""
+    if data_disk is not None and (not isinstance(data_disk, str) or not data_disk.strip()
+                                  or any(c.isspace() for c in data_disk)):
+        raise ValueError(
+            f"node_appliance(data_disk={data_disk!r}): want a device path such as '/dev/vda' or "
+            "'LABEL=k4s-data' (one word, it goes on the kernel command line as k4s.disk=)"
+        )
     return dict(
         node_components=list(components),
         images=list(POD_IMAGES),
@@ -104,7 +116,7 @@ def node_appliance(components, kernel_modules=NODE_KERNEL_MODULES, server=True, 
         vm_port_forwards=["6443:6443"] if server else [],
         # u-root's init mounts cgroup v1 hierarchies; the cpu controller stays bound to
         # v1 after k4s-node unmounts them, and the kubelet needs it on cgroup v2.
-        kernel_args=["cgroup_no_v1=all"],
+        kernel_args=["cgroup_no_v1=all"] + ([f"k4s.disk={data_disk}"] if data_disk else []),
     )
 
 

@@ -54,7 +54,21 @@ func vm(args []string) error {
 		"(written as controlplane.yaml or worker.yaml in the identity directory) instead of the identity files")
 	machineHostname := fs.String("machine-hostname", "", "with -machine-config: the machine's hostname (its node name)")
 	machineLAN := fs.String("machine-lan", "", "with -machine-config: the machine's LAN address, <interface>,<address>/<prefix>")
+	disk := fs.String("disk", "", "a raw image file (or block device) for the node's state, on a virtio disk (/dev/vda); "+
+		"made sparse when missing; adds k4s.disk=/dev/vda to the kernel command line unless it names a disk")
+	diskSize := fs.String("disk-size", "4G", "with -disk: the size of a new image (K, M, G, T)")
 	fs.Parse(args)
+	var diskArgs []string
+	if *disk != "" {
+		qa, karg, err := vmDisk(*disk, *diskSize, appendArgs)
+		if err != nil {
+			return err
+		}
+		diskArgs = qa
+		if karg != "" {
+			appendArgs = append(appendArgs, karg)
+		}
+	}
 	mcfg := machineSettings{Type: *machineType, Hostname: *machineHostname, LAN: *machineLAN}
 	if mcfg.Type != "" {
 		if err := mcfg.check(); err != nil {
@@ -92,6 +106,7 @@ func vm(args []string) error {
 		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", f.host, f.guest)
 	}
 	argv = append(argv, "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0")
+	argv = append(argv, diskArgs...)
 	if *lan != "" {
 		lanArgs, err := lanNetdev(*lan)
 		if err != nil {
