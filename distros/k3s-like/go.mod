@@ -16,6 +16,7 @@ require (
 	github.com/alexflint/go-filemutex v1.3.0 // indirect
 	github.com/coreos/go-systemd/v22 v22.7.0 // indirect
 	github.com/coreos/pkg v0.0.0-20240122114842-bbd7aa9bf6fb // indirect
+	github.com/diskfs/go-diskfs v1.9.4 // indirect
 	github.com/elastic/go-seccomp-bpf v1.6.0 // indirect
 	github.com/joho/godotenv v1.5.1 // indirect
 	github.com/networkplumbing/go-nft v0.4.0 // indirect
@@ -309,7 +310,7 @@ require (
 	github.com/peterh/liner v1.2.2 // indirect
 	github.com/petermattis/goid v0.0.0-20260226131333-17d1149c6ac6 // indirect
 	github.com/philhofer/fwd v1.2.0 // indirect
-	github.com/pierrec/lz4/v4 v4.1.22 // indirect
+	github.com/pierrec/lz4/v4 v4.1.26 // indirect
 	github.com/pires/go-proxyproto v0.15.0 // indirect
 	github.com/pkg/errors v0.9.1 // indirect
 	github.com/pkg/sftp v1.13.9 // indirect
