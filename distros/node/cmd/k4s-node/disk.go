@@ -7,7 +7,8 @@ package main
 // directory (-data, /var/lib/k4s: the datastore, the PKI, kubeconfigs, the
 // audit log) and bind-mounts three of its directories over the kubelet's,
 // containerd's and the logs' (kubelet/ -> /var/lib/kubelet, containerd/ ->
-// /var/lib/containerd, log/ -> /var/log), before anything is configured.
+// /var/lib/containerd, log/ -> /var/log), before anything is configured; the
+// image's pod image archives (imagesDir) stay in sight, bound over images/.
 // A disk that is empty (its first and last MiB all zero) is formatted on its
 // first boot, in Go (github.com/diskfs/go-diskfs: a journaled ext4 the
 // kernel mounts read-write, checked clean by e2fsck in disk_test.go) and
@@ -94,6 +95,21 @@ func setupDataDisk(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
+	// The image's pod image archives live under the state directory (imagesDir):
+	// keep them in sight of importImages once the disk is mounted over it, from
+	// this image (an upgrade brings its own).
+	images := filepath.Join(dir, "images")
+	keptImages := "/run/k4s/image-archives"
+	if st, err := os.Stat(images); err == nil && st.IsDir() {
+		if err := os.MkdirAll(keptImages, 0o700); err != nil {
+			return err
+		}
+		if err := unix.Mount(images, keptImages, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("data disk: bind %s on %s: %w", images, keptImages, err)
+		}
+	} else {
+		keptImages = ""
+	}
 	if err := unix.Mount(dev, dir, "ext4", unix.MS_NOATIME|unix.MS_NODEV|unix.MS_NOSUID, "errors=remount-ro"); err != nil {
 		return fmt.Errorf("data disk %s: mount ext4 on %s: %w (the image needs the virtio_blk and ext4 kernel modules: "+
 			"NODE_KERNEL_MODULES)", dev, dir, err)
@@ -114,6 +130,14 @@ func setupDataDisk(dir string) error {
 		}
 		if err := os.Chmod(b.dst, b.mode); err != nil {
 			return err
+		}
+	}
+	if keptImages != "" {
+		if err := os.MkdirAll(images, 0o700); err != nil {
+			return err
+		}
+		if err := unix.Mount(keptImages, images, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("data disk: bind %s on %s: %w", keptImages, images, err)
 		}
 	}
 	onDisk = true
