@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -19,6 +20,10 @@ import (
 func vmDisk(path, size string, appendArgs []string) (qemuArgs []string, kernelArg string, err error) {
 	if strings.Contains(path, ",") {
 		return nil, "", errorf("E_USAGE", "-disk %q: QEMU's -drive cannot take a path with a comma; rename or link the image", path)
+	}
+	// Relative to where `pants run` was started; absolute in QEMU's command line (-print).
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
 	}
 	bytes, err := parseSize(size)
 	if err != nil {
