@@ -200,27 +200,31 @@ def _since(stamp: str | None, t: float) -> bool:
     return calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")) > t
 
 
-def ready_after(app: Appliance, t: float, timeout: float = REBOOT_READY_S) -> float:
-    """Waits for the node to be Ready by a heartbeat of this boot (after t): the Ready
-    condition stored before a cut reads True until the node controller times it out."""
+def ready_after(app: Appliance, t: float, timeout: float = REBOOT_READY_S, node: str | None = None) -> float:
+    """Waits for the node (any node of app's cluster, or the one named) to be Ready by a
+    heartbeat of this boot (after t): the Ready condition stored before a cut reads True
+    until the node controller times it out."""
     def fresh() -> bool:
         r = app.kubectl("get", "nodes", "-o", "json", check=False)
         if r.returncode != 0:
             return False
         return any(
             c["type"] == "Ready" and c["status"] == "True" and _since(c.get("lastHeartbeatTime"), t)
-            for n in json.loads(r.stdout)["items"] for c in n["status"].get("conditions", [])
+            for n in json.loads(r.stdout)["items"] if node in (None, n["metadata"]["name"])
+            for c in n["status"].get("conditions", [])
         )
-    return app.wait("the node Ready (a heartbeat of this boot)", fresh, timeout)
+    return app.wait(f"{node or 'the node'} Ready (a heartbeat of this boot)", fresh, timeout)
 
 
-def deployment_running_since(app: Appliance, t: float, name: str = "keeper") -> bool:
-    """Every pod of the Deployment is Running and ready, its containers started after t."""
+def deployment_running_since(app: Appliance, t: float, name: str = "keeper", node: str | None = None) -> bool:
+    """Every pod of the Deployment (label app=<name>) is Running and ready, its containers
+    started after t (on the node, if named)."""
     r = app.kubectl("get", "pods", "-l", f"app={name}", "-o", "json", check=False)
     if r.returncode != 0:
         return False
     pods = json.loads(r.stdout)["items"]
     return bool(pods) and all(
+        node in (None, p["spec"].get("nodeName")) and
         p["status"].get("phase") == "Running" and p["status"].get("containerStatuses") and all(
             c.get("ready") and _since(c.get("state", {}).get("running", {}).get("startedAt"), t)
             for c in p["status"]["containerStatuses"]
