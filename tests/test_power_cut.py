@@ -1,9 +1,10 @@
 """Power cuts lose nothing acknowledged (issue #24, item 2): a node with a data disk
 (`pants run <target> -- -disk <image>`), a client writing ConfigMaps with a counter as
 fast as the apiserver acknowledges them, QEMU SIGKILLed at a random moment, the same disk
-booted again; five cuts in a row. After each: ext4 is consistent once its journal is
-replayed and kine's SQLite passes `PRAGMA integrity_check` (tests/disk_node.py, on a copy
-of the image), every write the apiserver acknowledged is there with its counter, the
+booted again; five cuts in a row; k3s-like (kine) and talos-like (etcd). After each: ext4
+is consistent once its journal is replayed and kine's SQLite passes `PRAGMA
+integrity_check` (tests/disk_node.py, on a copy of the image; etcd checks its WAL and
+backend itself as it starts, and the console must show no refusal), every write the apiserver acknowledged is there with its counter, the
 credentials of the first boot's admin kubeconfig still work (the same CA, kept on the
 disk), the Deployment's pods run again (containers started after the cut) and the node is
 Ready by a heartbeat of the new boot. Slow: a profile build and six boots under TCG.
@@ -23,14 +24,18 @@ import pytest
 
 from .disk_node import (
     DEPLOYMENT, READY_TIMEOUT_S, BOOT_MARGIN_S, Credentials, Writer, boot, check_disk_after_cut,
-    deployment_running_since, power_cut, present, ready_after, require_disk_tools,
+    deployment_running_since, etcd_started_clean, power_cut, present, ready_after, require_disk_tools,
 )
 
 CUTS = 5
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("profile", ["k3s-like"])
+# profile -> its datastore: kine (SQLite) or etcd.
+PROFILES = {"k3s-like": "kine", "talos-like": "etcd"}
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
 def test_power_cuts_lose_no_acknowledged_write(profile: str, tmp_path) -> None:
     require_disk_tools()
     disk = tmp_path / "node.img"
@@ -56,7 +61,7 @@ def test_power_cuts_lose_no_acknowledged_write(profile: str, tmp_path) -> None:
             writer.stop.set()
             thread.join(30)
             acked = list(writer.acked)
-            disk_check = check_disk_after_cut(disk, tmp_path / "scratch")
+            disk_check = check_disk_after_cut(disk, tmp_path / "scratch", PROFILES[profile])
 
             app = boot(target, disk, tmp_path / f"console-{cut}.log")
             ready_s = ready_after(app, cut_at + BOOT_MARGIN_S)
@@ -71,6 +76,8 @@ def test_power_cuts_lose_no_acknowledged_write(profile: str, tmp_path) -> None:
                 assert len(present(creds, port, f"cut{earlier}")) >= report[earlier - 1][1], f"cut {earlier}'s writes shrank"
             console = app.console_text()
             assert "is empty: formatting it" not in console, "the disk was formatted again"
+            if PROFILES[profile] == "etcd":
+                etcd_started_clean(console)
             app.wait("the Deployment's pods after the cut",
                      lambda: deployment_running_since(app, cut_at + BOOT_MARGIN_S), 15 * 60)
             report.append((cut, len(acked), len(have), writer.errors, round(ready_s), disk_check))
