@@ -28,13 +28,11 @@ from .disk_node import (
 )
 
 CUTS = 5
-
-
-@pytest.mark.slow
 # profile -> its datastore: kine (SQLite) or etcd.
 PROFILES = {"k3s-like": "kine", "talos-like": "etcd"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", sorted(PROFILES))
 def test_power_cuts_lose_no_acknowledged_write(profile: str, tmp_path) -> None:
     require_disk_tools()
