@@ -1,7 +1,7 @@
 """Upgrade and rollback by image (issue #24, item 9): a node with a data disk boots image A
 (`distros/<profile>:initramfs`), gets a Deployment and objects, and loses power; image B of
 the same profile (`:initramfs-xz`, the flash image: another image file the boot loader could
-pick) boots over the same disk with the same cluster identity and finds every object, runs
+pick) boots over the same disk with the same cluster identity (`-identity`) and finds every object, runs
 the Deployment's pods again and takes new writes; then A boots again over that disk (a
 rollback) and finds everything, the writes made under B included. Slow: two image builds
 and three boots under TCG."""
@@ -31,10 +31,12 @@ def test_upgrade_and_rollback_keep_the_cluster(profile: str, tmp_path) -> None:
     require_disk_tools()
     disk = tmp_path / "node.img"
     image_a, image_b = f"distros/{profile}:initramfs", f"distros/{profile}:initramfs-xz"
-    app = boot(image_a, disk, tmp_path / "console-a.log")
+    # One cluster identity for both images, of this test only (not .k4s/clusters/<target>).
+    identity = tmp_path / "identity"
+    app = boot(image_a, disk, tmp_path / "console-a.log", "-identity", str(identity))
     try:
         app.wait("the node Ready on image A", app.node_ready, READY_TIMEOUT_S)
-        identity = app.kubeconfig.parent  # A's cluster identity, handed to B too
+        assert app.kubeconfig.parent == identity
         creds = Credentials(app.kubeconfig, tmp_path / "creds")
         app.kubectl("apply", "-f", "-", input=DEPLOYMENT)
         app.wait("the Deployment on A", lambda: app.rollout_done("keeper", 1), 15 * 60)
