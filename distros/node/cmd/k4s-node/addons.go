@@ -155,8 +155,20 @@ func (n *node) addons() []addon {
 
 func (n *node) applyAddons() error {
 	for _, a := range n.addons() {
-		err := n.call("POST", a.path, a.obj, nil)
+		// Look first: a POST of an existing Service fails on its cluster IP ("already
+		// allocated", 422) before the apiserver sees that the Service exists (409).
+		name := fmt.Sprint(a.obj["metadata"].(map[string]any)["name"])
 		var ae *apiError
+		err := n.call("GET", a.path+"/"+name, nil, nil)
+		if err == nil {
+			if err := n.replaceAddon(a); err != nil {
+				return err
+			}
+			continue
+		} else if !errors.As(err, &ae) || ae.code != http.StatusNotFound {
+			return err
+		}
+		err = n.call("POST", a.path, a.obj, nil)
 		if errors.As(err, &ae) && ae.code == http.StatusConflict {
 			// Already there: after a component restart, or a reboot over a data disk,
 			// perhaps of a newer image: what follows from the image and the node's

@@ -8,12 +8,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 )
 
-// At a boot over a data disk the add-ons exist already (POST answers 409): those
-// that follow from the image or the node are replaced (PUT), the others kept.
+// At a boot over a data disk the add-ons exist already: those that follow from
+// the image or the node are replaced (PUT), the others kept, the missing created.
 func TestApplyAddonsReplacesWhatFollowsFromTheImage(t *testing.T) {
 	dir := t.TempDir()
 	p, err := ensurePKI(dir, "n", []net.IP{net.ParseIP("127.0.0.1")})
@@ -21,13 +22,20 @@ func TestApplyAddonsReplacesWhatFollowsFromTheImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
-	var puts []string
+	var puts, posts []string
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
 		switch r.Method {
+		case "GET": // every add-on exists (a boot over a data disk), but one
+			if strings.HasSuffix(r.URL.Path, "/kube-dns-k4s") {
+				w.WriteHeader(http.StatusNotFound)
+			} else {
+				w.WriteHeader(http.StatusOK)
+			}
 		case "POST":
-			w.WriteHeader(http.StatusConflict)
+			posts = append(posts, r.URL.Path)
+			w.WriteHeader(http.StatusCreated)
 		case "PUT":
 			puts = append(puts, r.URL.Path)
 			w.WriteHeader(http.StatusOK)
@@ -53,9 +61,13 @@ func TestApplyAddonsReplacesWhatFollowsFromTheImage(t *testing.T) {
 	if err := n.applyAddons(); err != nil {
 		t.Fatal(err)
 	}
+	// Only the missing one is created: a POST of an existing Service would fail (422).
+	if len(posts) != 1 || posts[0] != "/apis/discovery.k8s.io/v1/namespaces/kube-system/endpointslices" {
+		t.Errorf("POSTs %v, want only the missing EndpointSlice", posts)
+	}
 	want := map[string]bool{
-		"/apis/discovery.k8s.io/v1/namespaces/kube-system/endpointslices/kube-dns-k4s": false,
-		"/apis/rbac.authorization.k8s.io/v1/clusterroles/" + flannelUser:              false,
+		"/apis/rbac.authorization.k8s.io/v1/clusterroles/" + flannelUser:        false,
+		"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/" + corednsUser: false,
 	}
 	for _, path := range puts {
 		if path == "/api/v1/namespaces/kube-system/services/kube-dns" {
