@@ -73,6 +73,8 @@ NODE_KERNEL_MODULES = (
     "nf_tables", "nft_ct", "nft_nat", "nft_chain_nat", "nft_masq", "nft_numgen",
     "nft_fib_ipv4", "nft_fib_ipv6", "nft_fib_inet", "nft_reject_ipv4", "nft_reject_ipv6",
     "nft_reject_inet", "nf_conntrack_netlink",
+    # The ACPI power button as an input device k4s-node reads (orderly shutdown).
+    "button", "evdev",
 )
 # flannel's VXLAN backend (the flannel.1 device).
 VXLAN_KERNEL_MODULES = ("vxlan",)

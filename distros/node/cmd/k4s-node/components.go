@@ -25,7 +25,7 @@ import (
 
 var consoleMu sync.Mutex
 
-// pids of the running components, for the memory report at Ready.
+// pids of the running components (procs.go), for the memory report at Ready too.
 var (
 	pidsMu sync.Mutex
 	pids   = map[string]int{}
@@ -107,10 +107,11 @@ resolvConf: /etc/resolv.conf
 %s
 %s
 # The root filesystem is RAM: evict before the kernel's OOM killer has to act.
+%s
 evictionHard: {memory.available: "100Mi", nodefs.available: "10%%", imagefs.available: "10%%"}
 imageGCHighThresholdPercent: 100
 serializeImagePulls: false
-`, p.path("ca.crt"), clusterDNS, n.kubeletServingCert(), n.kubeletPodCIDR()),
+`, p.path("ca.crt"), clusterDNS, n.kubeletServingCert(), n.kubeletPodCIDR(), kubeletReservation()),
 		n.dir("admission.yaml"): `apiVersion: apiserver.config.k8s.io/v1
 kind: AdmissionConfiguration
 plugins:
@@ -402,35 +403,35 @@ func memTotalBytes() int64 {
 	return int64(info.Totalram) * int64(info.Unit)
 }
 
-// supervise runs a command forever: output on the console with a prefix,
-// restarted with a growing delay when it exits.
+// supervise runs a command until the node shuts down: output on the console with a
+// prefix, its process in the registry (procs.go: oom_score_adj, restartComponent,
+// shutdown), restarted with a growing delay when it exits (restartDelay).
 func supervise(name string, args []string) {
-	delay := time.Second
-	for {
+	var delay time.Duration
+	for mayStart() {
 		cmd := exec.Command(args[0], args[1:]...)
 		cmd.Env = append(os.Environ(), goMemoryEnv(name)...)
 		out, _ := cmd.StdoutPipe()
 		cmd.Stderr = cmd.Stdout
 		started := time.Now()
+		pid := 0
 		if err := cmd.Start(); err != nil {
 			log.Printf("%s: %v", name, err)
 		} else {
-			log.Printf("started %s (pid %d)", name, cmd.Process.Pid)
-			pidsMu.Lock()
-			pids[name] = cmd.Process.Pid
-			pidsMu.Unlock()
+			pid = cmd.Process.Pid
+			log.Printf("started %s (pid %d)", name, pid)
+			componentStarted(name, pid)
 			prefix(name, out)
 			err := cmd.Wait()
 			log.Printf("%s exited: %v", name, err)
 		}
-		if time.Since(started) > time.Minute {
-			delay = time.Second
+		again, asked := componentExited(name, pid)
+		if !again {
+			return
 		}
+		delay = restartDelay(delay, time.Since(started), asked)
 		log.Printf("restarting %s in %s", name, delay)
 		time.Sleep(delay)
-		if delay < 30*time.Second {
-			delay *= 2
-		}
 	}
 }
 

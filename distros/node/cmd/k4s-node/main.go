@@ -8,7 +8,11 @@
 // (/etc/k4s/components: e.g. kine or etcd, kube-apiserver,
 // kube-controller-manager, kube-scheduler, containerd, the kubelet, flanneld or
 // kube-router, CoreDNS and kube-proxy) in order, restarting any that exits, with their
-// output on the console prefixed by their name.
+// output on the console prefixed by their name, killing and restarting any that
+// hangs (liveness.go). SIGTERM, SIGINT or the power button stop the node in
+// reverse order and power it off (shutdown.go). The process u-root's init starts
+// is a guardian that runs this supervisor as its child and restarts it if it dies
+// (guardian.go).
 //
 // It never exits: u-root's init would start a root shell on the console.
 // A setup problem is printed on the console, with what to do, every minute.
@@ -56,6 +60,11 @@ func main() {
 		applyKernelFlags(flag.CommandLine, string(cmdline))
 	}
 	flag.Parse()
+	if *system && !isSupervisor() {
+		// The supervisor runs as this guardian's child, restarted if it dies (guardian.go).
+		guard()
+		return
+	}
 	// A Talos-style machine config, if the node was handed one (machineconfig.go).
 	mc, err := loadMachineConfig(identityDir)
 	if err != nil {
@@ -108,6 +117,9 @@ func main() {
 	// kube-router's CNI configuration (a flag only in its DaemonSet's environment).
 	os.Setenv("KUBE_ROUTER_CNI_CONF_FILE", kubeRouterCNIConfig)
 	n := &node{name: name, ip: ip, lan: lan, data: *data, apiPort: *apiPort, extra: extra.byComponent(), components: run, join: joinMaterial}
+	// SIGTERM, SIGINT or the power button: an orderly shutdown (shutdown.go).
+	reqs := shutdownRequests()
+	go func() { n.shutdown(<-reqs, *system) }()
 	if err := n.configure(); err != nil {
 		halt("configuration failed: %v", err)
 	}
@@ -119,6 +131,8 @@ func main() {
 	}
 	log.Printf("all components started in %s", time.Since(start).Round(time.Second))
 	n.watchNodeReady()
+	// Hung components are killed and restarted (liveness.go); shutdown ends this.
+	n.watchLiveness()
 	select {}
 }
 
