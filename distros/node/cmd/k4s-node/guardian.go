@@ -54,6 +54,7 @@ func guard() {
 		if err := cmd.Start(); err != nil {
 			log.Printf("start the supervisor: %v", err)
 		} else {
+			log.Printf("started the supervisor (pid %d)", cmd.Process.Pid)
 			done := make(chan error, 1)
 			go func() { done <- cmd.Wait() }()
 			err := forward(sigs, cmd.Process, done)

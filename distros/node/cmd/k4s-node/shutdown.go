@@ -8,7 +8,8 @@ package main
 // image says otherwise, and its pod's terminationGracePeriodSeconds up to
 // podStopBound, then SIGKILL), containerd, the network and kube-proxy/CoreDNS, the
 // control plane, the datastore last (SIGTERM, and a wait for its clean exit); then
-// sync, unmount what is mounted under /var/lib and /var/log, and power off.
+// sync, unmount what is mounted under /var/lib and /var/log (and the containers'
+// root filesystems under /run/containerd), and power off.
 
 import (
 	"context"
@@ -110,8 +111,10 @@ func (n *node) shutdown(reason string, system bool) {
 }
 
 // stateMountPrefixes are where the node's state may be mounted (a data disk, its bind
-// mounts, the kubelet's and containerd's tmpfs, the pods' volumes).
-var stateMountPrefixes = []string{"/var/lib", "/var/log"}
+// mounts, the kubelet's and containerd's tmpfs, the pods' volumes), and containerd's
+// mounts of the containers' root filesystems (overlays whose layers are under
+// /var/lib/containerd, which stays busy while they are mounted).
+var stateMountPrefixes = []string{"/run/containerd", "/var/lib", "/var/log"}
 
 // mountsUnder lists the mount points of mountinfo under the prefixes, deepest (last
 // mounted) first.

@@ -44,9 +44,11 @@ func TestMountsUnderDeepestFirst(t *testing.T) {
 43 22 253:0 /log /var/log rw,relatime - ext4 /dev/vda rw
 44 22 0:41 / /var/library rw - tmpfs tmpfs rw
 45 22 0:42 / /var/lib/with\040space rw - tmpfs tmpfs rw
+46 22 0:43 / /run/containerd/io.containerd.runtime.v2.task/k8s.io/abc/rootfs rw - overlay overlay rw,lowerdir=/var/lib/containerd/x
+47 22 0:44 / /run rw - tmpfs tmpfs rw
 `
 	got := mountsUnder(mountinfo, stateMountPrefixes)
-	want := []string{"/var/lib/with space", "/var/log", "/var/lib/kubelet/pods/u1/volumes/kubernetes.io~projected/kube-api-access-x", "/var/lib/kubelet", "/var/lib/k4s"}
+	want := []string{"/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc/rootfs", "/var/lib/with space", "/var/log", "/var/lib/kubelet/pods/u1/volumes/kubernetes.io~projected/kube-api-access-x", "/var/lib/kubelet", "/var/lib/k4s"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("mountsUnder = %q, want %q", got, want)
 	}
