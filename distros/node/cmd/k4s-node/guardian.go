@@ -37,6 +37,8 @@ func isSupervisor() bool { return os.Getenv(supervisorEnv) != "" }
 // completed shutdown without powering off).
 func guard() {
 	log.SetPrefix("[k4s-node guardian] ")
+	// The guardian is never the OOM killer's pick; its supervisor sets its own -999.
+	setOOMScoreAdj("k4s-node guardian", os.Getpid(), -1000)
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	exe, err := os.Executable()

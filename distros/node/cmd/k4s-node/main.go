@@ -65,6 +65,9 @@ func main() {
 		guard()
 		return
 	}
+	if isSupervisor() {
+		setOOMScoreAdj("k4s-node", os.Getpid(), -999)
+	}
 	// A Talos-style machine config, if the node was handed one (machineconfig.go).
 	mc, err := loadMachineConfig(identityDir)
 	if err != nil {

@@ -41,7 +41,11 @@ func componentStarted(name string, pid int) {
 	pidsMu.Lock()
 	pids[name] = pid
 	pidsMu.Unlock()
-	if err := os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid), []byte(fmt.Sprint(oomScoreAdj(name))), 0); err != nil {
+	setOOMScoreAdj(name, pid, oomScoreAdj(name))
+}
+
+func setOOMScoreAdj(name string, pid, adj int) {
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid), []byte(fmt.Sprint(adj)), 0); err != nil {
 		log.Printf("%s: oom_score_adj: %v", name, err)
 	}
 }
