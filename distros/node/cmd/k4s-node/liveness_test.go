@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -84,9 +85,13 @@ func TestGRPCAnswers(t *testing.T) {
 			if err != nil {
 				return
 			}
-			// An HTTP/2 server's first frame: its SETTINGS (empty here).
-			c.Write([]byte{0, 0, 0, 4, 0, 0, 0, 0, 0})
-			c.Close()
+			// An HTTP/2 server's first frame: its SETTINGS (empty here); it then reads
+			// the client's preface until the client hangs up.
+			go func() {
+				defer c.Close()
+				c.Write([]byte{0, 0, 0, 4, 0, 0, 0, 0, 0})
+				io.Copy(io.Discard, c)
+			}()
 		}
 	}()
 	lh, err := net.Listen("unix", hung) // never accepted: the kernel's backlog answers the dial
