@@ -7,6 +7,7 @@ package main
 
 import (
 	"fmt"
+	"log"
 	"os"
 	"strings"
 )
@@ -38,6 +39,8 @@ func kubeletReservation() string {
 		return "# no /proc/meminfo: no memory reserved for the node's components"
 	}
 	system, kube := memoryReservation(total, bootMemoryUsed(total-avail))
+	log.Printf("memory reserved from pods: %d MiB for the system, %d MiB for the node's components; pods get at most %d MiB of %d MiB",
+		system/mib, kube/mib, (total-system-kube)/mib, total/mib)
 	return fmt.Sprintf("systemReserved: {memory: %dMi}\nkubeReserved: {memory: %dMi}\nenforceNodeAllocatable: [pods]", system/mib, kube/mib)
 }
 
