@@ -35,9 +35,9 @@ from .appliance_driver import Appliance, stock_kubectl
 from .conftest import require_tool
 
 READY_TIMEOUT_S = 45 * 60
-# Liveness: 3 failed checks 10 s apart (each up to 10 s), then the apiserver's start
-# (on a busy TCG machine: minutes).
-HANG_BOUND_S = 8 * 60
+# Liveness: 8 failed checks 10 s apart (each up to 15 s: 80-200 s), then the
+# apiserver's start (on a busy TCG machine: minutes).
+HANG_BOUND_S = 12 * 60
 # The power button to QEMU's exit: pods (grace period capped at 30 s), components
 # (15 s each, the datastore 60 s), sync, unmount, power off.
 SHUTDOWN_BOUND_S = 4 * 60
