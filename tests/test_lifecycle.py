@@ -39,7 +39,7 @@ READY_TIMEOUT_S = 45 * 60
 # apiserver's start (on a busy TCG machine: minutes).
 HANG_BOUND_S = 12 * 60
 # The power button to QEMU's exit: pods (grace period capped at 30 s), components
-# (15 s each, the datastore 60 s), sync, unmount, power off.
+# (15 s each, kube-apiserver 30 s, the datastore 60 s), sync, unmount, power off.
 SHUTDOWN_BOUND_S = 4 * 60
 
 DEBUG = """

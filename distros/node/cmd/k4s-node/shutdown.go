@@ -36,6 +36,9 @@ const (
 	podStopBound = 30 * time.Second
 	// datastoreStopBound is how long kine or etcd may take to close cleanly.
 	datastoreStopBound = 60 * time.Second
+	// apiserverStopBound: kube-apiserver drains its requests (on a loaded TCG machine
+	// it took more than 15 s, measured).
+	apiserverStopBound = 30 * time.Second
 	// componentStopBound is how long any other component may take after SIGTERM.
 	componentStopBound = 15 * time.Second
 )
@@ -60,8 +63,11 @@ func shutdownOrder(started []string) []string {
 
 // stopBound is how long a component may take to exit after SIGTERM.
 func stopBound(c string) time.Duration {
-	if c == "kine" || c == "etcd" {
+	switch c {
+	case "kine", "etcd":
 		return datastoreStopBound
+	case "kube-apiserver":
+		return apiserverStopBound
 	}
 	return componentStopBound
 }

@@ -30,7 +30,8 @@ func TestShutdownOrderIsReverseWithKubeletFirst(t *testing.T) {
 }
 
 func TestStopBoundGivesTheDatastoreLonger(t *testing.T) {
-	if stopBound("kine") != datastoreStopBound || stopBound("etcd") != datastoreStopBound || stopBound("kubelet") != componentStopBound {
+	if stopBound("kine") != datastoreStopBound || stopBound("etcd") != datastoreStopBound ||
+		stopBound("kube-apiserver") != apiserverStopBound || stopBound("kubelet") != componentStopBound {
 		t.Fatal("stop bounds")
 	}
 }
