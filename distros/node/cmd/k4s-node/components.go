@@ -53,7 +53,7 @@ func (n *node) configure() error {
 			return err
 		}
 	} else {
-		p, err := ensurePKI(n.dir("pki"), n.name, []net.IP{n.ip})
+		p, err := ensurePKI(n.dir("pki"), n.name, []net.IP{n.ip}, n.certLifetime)
 		if err != nil {
 			return err
 		}
@@ -241,6 +241,10 @@ func (n *node) args(c string) ([]string, error) {
 			"--root-ca-file=" + p("ca.crt"),
 			"--cluster-signing-cert-file=" + p("ca.crt"), "--cluster-signing-key-file=" + p("ca.key"),
 			"--use-service-account-credentials=true",
+			// Certificates it signs (agents' kubelets) live as long as the node's own (renew.go).
+			"--cluster-signing-duration=" + n.certLifetime.String(),
+			// Expired bootstrap tokens (join.go) are deleted, as kubeadm's are.
+			"--controllers=*,tokencleaner",
 			"--leader-elect=false",
 			"--bind-address=127.0.0.1",
 			"--profiling=false",
@@ -504,13 +508,14 @@ func (n *node) apiClient() (*http.Client, error) {
 		if n.agent() {
 			certFile, keyFile = nodeClientCert, nodeClientCert // the node's own identity
 		}
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
+		// Read at each handshake: renewed certificates need no restart (renew.go).
+		cert := &clientCert{certFile: certFile, keyFile: keyFile}
+		if _, err := cert.get(nil); err != nil {
 			n.clientErr = err
 			return
 		}
 		n.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}},
+			TLSClientConfig: &tls.Config{RootCAs: pool, GetClientCertificate: cert.get},
 			MaxIdleConns:    2,
 		}}
 	})

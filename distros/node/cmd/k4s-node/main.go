@@ -49,6 +49,9 @@ func main() {
 	system := flag.Bool("system", os.Getpid() != 1 && isInitramfs(), "set up the machine: mounts, tmpfs root, modules, sysctls, network (default: when / is the initramfs)")
 	apiPort := flag.Int("api-port", 6443, "kube-apiserver's secure port")
 	lanFlag := flag.String("lan", "", "<interface>,<address>/<prefix>: the node's address on the network between the cluster's nodes, e.g. eth1,192.168.76.2/24 (default: the first interface's DHCP address)")
+	certLifetime := flag.Duration("cert-lifetime", 365*24*time.Hour, "lifetime of the leaf certificates (renewed at ~2/3 of it without a restart: renew.go); at least 10m")
+	tokenTTL := flag.Duration("join-token-ttl", 24*time.Hour, "how long the join token's Secret authenticates joining nodes after the server's boot (0: no expiry), as kubeadm's token TTL")
+	ntpServers := flag.String("ntp", "", "NTP servers, <host>[:<port>] separated by commas: the clock is set from them at boot and kept in sync (ntp.go); none: the RTC's time, unsynchronised")
 	var extra extraArgs
 	flag.Var(&extra, "extra-arg", "<component>=<argument> to add to a component's command line (repeatable), e.g. kube-apiserver=--v=2")
 	// k4s.<flag>=<value> on the kernel command line sets a flag (cmdline.go).
@@ -70,10 +73,21 @@ func main() {
 		halt("%v", err)
 	}
 
+	if err := checkCertLifetime(*certLifetime); err != nil {
+		halt("%v", err)
+	}
+	ntp, err := parseNTPServers(*ntpServers)
+	if err != nil {
+		halt("%v", err)
+	}
 	if *system {
 		if err := setupSystem(lan); err != nil {
 			halt("system setup failed: %v", err)
 		}
+		// The clock, before the PKI is issued: certificates are valid from the time
+		// they are made (rtc.go, ntp.go).
+		clockFromRTC()
+		go keepClockSynced(ntp, syncClock(ntp))
 	}
 	name := *nodeName
 	if name == "" {
@@ -107,7 +121,8 @@ func main() {
 	os.Setenv("NODE_NAME", name)
 	// kube-router's CNI configuration (a flag only in its DaemonSet's environment).
 	os.Setenv("KUBE_ROUTER_CNI_CONF_FILE", kubeRouterCNIConfig)
-	n := &node{name: name, ip: ip, lan: lan, data: *data, apiPort: *apiPort, extra: extra.byComponent(), components: run, join: joinMaterial}
+	n := &node{name: name, ip: ip, lan: lan, data: *data, apiPort: *apiPort, extra: extra.byComponent(), components: run, join: joinMaterial,
+		certLifetime: *certLifetime, tokenTTL: *tokenTTL}
 	if err := n.configure(); err != nil {
 		halt("configuration failed: %v", err)
 	}
@@ -119,6 +134,11 @@ func main() {
 	}
 	log.Printf("all components started in %s", time.Since(start).Round(time.Second))
 	n.watchNodeReady()
+	if n.agent() {
+		go n.watchClientCert(nodeClientCert)
+	} else {
+		go n.renewCertificates()
+	}
 	select {}
 }
 
@@ -195,6 +215,8 @@ type node struct {
 	extra   map[string][]string
 	lan     *lanConfig // nil: no network between nodes
 	join    *join      // nil: a node of its own
+	// certLifetime: of the leaf certificates (renew.go); tokenTTL: of the join token's Secret.
+	certLifetime, tokenTTL time.Duration
 	// components are the components this node runs, in start order.
 	components []string
 
