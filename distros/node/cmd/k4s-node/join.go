@@ -136,7 +136,7 @@ func (n *node) joinAddons() []addon {
 	out := []addon{
 		{"/api/v1/namespaces/kube-system/secrets", obj{
 			"apiVersion": "v1", "kind": "Secret", "type": "bootstrap.kubernetes.io/token",
-			"metadata": obj{"name": "bootstrap-token-" + n.join.tokenID, "namespace": "kube-system", "labels": k4s},
+			"metadata":   obj{"name": "bootstrap-token-" + n.join.tokenID, "namespace": "kube-system", "labels": k4s},
 			"stringData": tokenSecretData(n.join, n.tokenTTL, time.Now()),
 		}},
 		binding("k4s:node-bootstrapper", "system:node-bootstrapper", "Group", bootstrapGroup),

@@ -23,9 +23,11 @@ import (
 // passes on DHCP option 42 (NTP servers): it sets addresses, routes and
 // resolv.conf only; so a DHCP network's NTP servers are not used.
 
+// ntpTimeout: how long to wait for one answer (a variable for tests).
+var ntpTimeout = 2 * time.Second
+
 const (
 	ntpPort     = "123"
-	ntpTimeout  = 2 * time.Second
 	ntpAttempts = 3 // per server, at boot and at each periodic sync
 	// ntpInterval: how often the clock is synchronised after boot.
 	ntpInterval = 15 * time.Minute
