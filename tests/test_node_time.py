@@ -1,0 +1,243 @@
+"""Time on the appliance (issue #24 items 6 and 7), as its user meets it on k3s-like:
+
+- a node whose RTC is years off (QEMU `-rtc base=2020-01-01`) sets its clock from an NTP
+  server that the test runs on the host's loopback (reached from QEMU's user network as
+  10.0.2.2, handed with `k4s.ntp=10.0.2.2:<port>`), before it makes its certificates:
+  the node becomes Ready and a stock kubectl with the host's admin kubeconfig works;
+- with `k4s.cert-lifetime=10m`, over more than two lifetimes the node renews its leaf
+  certificates in place while kubectl (get, exec and logs, which go through the kubelet's
+  serving certificate) keeps working, the apiserver's certificate NotAfter moves, and the
+  node stays Ready (the kubelet's client certificate); a join token minted with the
+  README's kubectl command authenticates until its `expiration`, then no more.
+
+Slow: a profile build and up to an hour of TCG."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import re
+import secrets
+import socket
+import ssl
+import string
+import struct
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from .appliance_driver import Appliance, free_port
+from .conftest import require_tool
+
+PROFILE = "k3s-like"
+READY_TIMEOUT_S = 45 * 60
+NTP_EPOCH = 2208988800  # seconds from 1900 to 1970
+
+
+class NTPServer:
+    """A minimal SNTP server (RFC 4330, stratum 2) on 127.0.0.1 serving the host's clock."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.queries = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @staticmethod
+    def _ts(t: float) -> bytes:
+        sec = int(t) + NTP_EPOCH
+        return struct.pack("!II", sec & 0xFFFFFFFF, int((t - int(t)) * 2**32))
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                data, addr = self.sock.recvfrom(512)
+            except OSError:
+                return
+            rx = time.time()
+            if len(data) < 48 or data[0] & 7 != 3:
+                continue
+            self.queries += 1
+            head = bytes([(0 << 6) | (4 << 3) | 4, 2, 6, 0xEC]) + b"\0" * 8 + b"LOCL"
+            ref = self._ts(rx)
+            self.sock.sendto(head + ref + data[40:48] + self._ts(rx) + self._ts(time.time()), addr)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def clock_skew(vm: Appliance) -> float:
+    """Seconds between the node's clock and the host's: the node's Lease, which its
+    kubelet renews every 10 s with the node's time (a stale Lease also means that the
+    kubelet's client certificate no longer works)."""
+    name = json.loads(vm.kubectl("get", "nodes", "-o", "json").stdout)["items"][0]["metadata"]["name"]
+    renew = vm.kubectl("-n", "kube-node-lease", "get", "lease", name, "-o", "jsonpath={.spec.renewTime}").stdout
+    renewed = dt.datetime.fromisoformat(renew.replace("Z", "+00:00"))
+    return (renewed - dt.datetime.now(dt.timezone.utc)).total_seconds()
+
+
+@pytest.mark.slow
+@pytest.mark.boot
+def test_wrong_rtc_is_corrected_by_ntp(tmp_path: Path) -> None:
+    require_tool("qemu-system-x86_64")
+    ntp = NTPServer()
+    vm = Appliance(f"distros/{PROFILE}:initramfs", tmp_path / "console.log", extra_vm_args=(
+        "-machine-arg", "-rtc", "-machine-arg", "base=2020-01-01T00:00:00",
+        "-append", f"k4s.ntp=10.0.2.2:{ntp.port}",
+    ))
+    try:
+        vm.start()
+        t_ready = vm.wait("node Ready", vm.node_ready, READY_TIMEOUT_S)
+        console = vm.console_text()
+        # The machine really started in 2020 (the kernel read QEMU's RTC) ...
+        assert re.search(r"clock: 2020-01-01T\S+, from the RTC", console), console[-3000:]
+        # ... and k4s-node stepped it by the years since, from the test's server.
+        m = re.search(rf"clock synchronised with 10\.0\.2\.2:{ntp.port}: stepped by (\S+)", console)
+        assert m, console[-3000:]
+        assert ntp.queries >= 1
+        # Before the PKI: the host's kubeconfig (signed now) works, and the node's own
+        # clock is the host's (its Lease is renewed every 10 s).
+        skew = clock_skew(vm)
+        assert abs(skew) < 60, skew
+        print(f"Ready after {t_ready:.0f} s; clock stepped by {m.group(1)}; {ntp.queries} NTP queries")
+    finally:
+        vm.stop()
+        ntp.close()
+
+
+CERT_LIFETIME_S = 10 * 60
+
+CLIENT_POD = """
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  containers:
+  - name: client
+    image: k4s.local/demo:v1
+    command: [/bbin/sleep, "7200"]
+"""
+
+
+def apiserver_not_after(vm: Appliance, ca_file: Path) -> dt.datetime:
+    """The apiserver's serving certificate's NotAfter, over a TLS connection that
+    verifies it with the cluster CA."""
+    ctx = ssl.create_default_context(cafile=str(ca_file))
+    with socket.create_connection(("127.0.0.1", vm.forwards[6443]), timeout=30) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+            not_after = tls.getpeercert()["notAfter"]
+    return dt.datetime.fromtimestamp(ssl.cert_time_to_seconds(not_after), dt.timezone.utc)
+
+
+def mint_join_token(vm: Appliance, ttl_s: int) -> str:
+    """README "Join tokens": a bootstrap token Secret that expires, with stock kubectl."""
+    alphabet = string.ascii_lowercase + string.digits
+    tid = "".join(secrets.choice(alphabet) for _ in range(6))
+    tsecret = "".join(secrets.choice(alphabet) for _ in range(16))
+    expiration = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=ttl_s)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    vm.kubectl(
+        "-n", "kube-system", "create", "secret", "generic", f"bootstrap-token-{tid}",
+        "--type=bootstrap.kubernetes.io/token", f"--from-literal=token-id={tid}",
+        f"--from-literal=token-secret={tsecret}", "--from-literal=usage-bootstrap-authentication=true",
+        "--from-literal=auth-extra-groups=system:bootstrappers:k4s", f"--from-literal=expiration={expiration}",
+    )
+    return f"{tid}.{tsecret}"
+
+
+def token_user(vm: Appliance, token: str) -> str:
+    """Who the apiserver says the token is (`kubectl auth whoami`), or its error."""
+    server = vm.kubectl("config", "view", "--raw", "-o", "jsonpath={.clusters[0].cluster.server}").stdout
+    ca = vm.kubectl("config", "view", "--raw", "-o",
+                    "jsonpath={.clusters[0].cluster.certificate-authority-data}").stdout
+    cfg = vm.kubeconfig.with_name("token.kubeconfig")
+    cfg.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "t",
+        "clusters": [{"name": "c", "cluster": {"server": server, "certificate-authority-data": ca}}],
+        "users": [{"name": "u", "user": {"token": token}}],
+        "contexts": [{"name": "t", "context": {"cluster": "c", "user": "u"}}],
+    }))
+    cfg.chmod(0o600)
+    saved, vm.kubeconfig = vm.kubeconfig, cfg
+    try:
+        r = vm.kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}", check=False)
+    finally:
+        vm.kubeconfig = saved
+        cfg.unlink()
+    return r.stdout.strip() if r.returncode == 0 else "error: " + r.stderr.strip()
+
+
+@pytest.mark.slow
+@pytest.mark.boot
+def test_certificates_renew_while_clients_work(tmp_path: Path) -> None:
+    require_tool("qemu-system-x86_64")
+    vm = Appliance(f"distros/{PROFILE}:initramfs", tmp_path / "console.log",
+                   extra_vm_args=("-append", "k4s.cert-lifetime=10m"))
+    try:
+        vm.start()
+        vm.wait("node Ready", vm.node_ready, READY_TIMEOUT_S)
+        ca_data = vm.kubectl("config", "view", "--raw", "-o",
+                             "jsonpath={.clusters[0].cluster.certificate-authority-data}").stdout
+        ca_file = tmp_path / "ca.crt"
+        ca_file.write_bytes(base64.b64decode(ca_data))
+
+        # The server's join token Secret expires (-join-token-ttl, default 24 h).
+        secrets_list = json.loads(vm.kubectl("-n", "kube-system", "get", "secrets", "-o", "json",
+                                             "--field-selector=type=bootstrap.kubernetes.io/token").stdout)["items"]
+        assert secrets_list, "the server made no bootstrap token Secret"
+        exp = base64.b64decode(secrets_list[0]["data"]["expiration"]).decode()
+        left = (dt.datetime.fromisoformat(exp.replace("Z", "+00:00")) - dt.datetime.now(dt.timezone.utc)).total_seconds()
+        assert 23 * 3600 < left <= 24 * 3600, exp
+
+        vm.kubectl("apply", "-f", "-", input=CLIENT_POD)
+        vm.wait("client pod Running", lambda: vm.kubectl(
+            "get", "pod", "client", "-o", "jsonpath={.status.phase}").stdout == "Running", 15 * 60)
+
+        token = mint_join_token(vm, ttl_s=120)
+        token_id = token.split(".")[0]
+        assert token_user(vm, token) == f"system:bootstrap:{token_id}"
+        token_expires = time.monotonic() + 120
+
+        first = apiserver_not_after(vm, ca_file)
+        seen = [first]
+        failures: list[str] = []
+        token_after_expiry = None
+
+        def probe(name: str, *args: str) -> None:
+            # One retry: a single TCG hiccup is not a broken certificate.
+            for attempt in range(2):
+                r = vm.kubectl(*args, check=False, timeout=150)
+                if r.returncode == 0:
+                    return
+                time.sleep(5)
+            failures.append(f"{time.strftime('%H:%M:%S')} {name}: {r.stderr.strip()[-300:]}")
+
+        # Until the first certificates have been expired for a lifetime (two lifetimes).
+        deadline = first.timestamp() + CERT_LIFETIME_S + 60
+        while time.time() < deadline:
+            probe("get nodes", "get", "nodes")
+            probe("exec", "exec", "client", "--", "/bbin/true")
+            probe("logs", "logs", "client")
+            if not vm.node_ready():
+                failures.append(f"{time.strftime('%H:%M:%S')} node not Ready")
+            na = apiserver_not_after(vm, ca_file)
+            if na != seen[-1]:
+                seen.append(na)
+            if token_after_expiry is None and time.monotonic() > token_expires + 30:
+                token_after_expiry = token_user(vm, token)
+            time.sleep(20)
+
+        renewals = re.findall(r"certificates renewed: \d+ leaves valid until (\S+)", vm.console_text())
+        print(f"apiserver NotAfter: {[s.isoformat() for s in seen]}; renewals on the console: {renewals}")
+        assert not failures, "\n".join(failures)
+        assert len(seen) >= 3, f"the apiserver's certificate was renewed {len(seen) - 1} times in two lifetimes"
+        assert all(b > a for a, b in zip(seen, seen[1:])), seen
+        assert len(renewals) >= 2
+        # The kubelet's own client certificate is renewed too: its Lease is fresh.
+        assert abs(clock_skew(vm)) < 60
+        assert token_after_expiry is not None and token_after_expiry.startswith("error:"), token_after_expiry
+    finally:
+        vm.stop()
