@@ -111,16 +111,6 @@ def test_wrong_rtc_is_corrected_by_ntp(tmp_path: Path) -> None:
 
 CERT_LIFETIME_S = 10 * 60
 
-CLIENT_POD = """
-apiVersion: v1
-kind: Pod
-metadata: {name: client}
-spec:
-  containers:
-  - name: client
-    image: k4s.local/demo:v1
-    command: [/bbin/sleep, "7200"]
-"""
 
 
 def apiserver_not_after(vm: Appliance, ca_file: Path) -> dt.datetime:
@@ -192,7 +182,7 @@ def test_certificates_renew_while_clients_work(tmp_path: Path) -> None:
         left = (dt.datetime.fromisoformat(exp.replace("Z", "+00:00")) - dt.datetime.now(dt.timezone.utc)).total_seconds()
         assert 23 * 3600 < left <= 24 * 3600, exp
 
-        vm.kubectl("apply", "-f", "-", input=CLIENT_POD)
+        vm.kubectl("run", "client", "--image=k4s.local/demo:v1", "--command", "--", "/bbin/sleep", "7200")
         vm.wait("client pod Running", lambda: vm.kubectl(
             "get", "pod", "client", "-o", "jsonpath={.status.phase}").stdout == "Running", 15 * 60)
 
