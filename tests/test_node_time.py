@@ -1,9 +1,10 @@
 """Time on the appliance (issue #24 items 6 and 7), as its user meets it on k3s-like:
 
 - a node whose RTC is years off (QEMU `-rtc base=2020-01-01`) sets its clock from an NTP
-  server that the test runs on the host's loopback (reached from QEMU's user network as
-  10.0.2.2, handed with `k4s.ntp=10.0.2.2:<port>`), before it makes its certificates:
-  the node becomes Ready and a stock kubectl with the host's admin kubeconfig works;
+  server that the test runs on the host, before it makes its certificates: the node
+  becomes Ready and a stock kubectl with the host's admin kubeconfig works. The server is
+  on the node's LAN (`-lan`, `k4s.ntp=192.168.76.1`): QEMU's user network is
+  `restrict=on` (k4stool vm), through which the guest reaches nothing on the host;
 - with `k4s.cert-lifetime=10m`, over more than two lifetimes the node renews its leaf
   certificates in place while kubectl (get, exec and logs, which go through the kubelet's
   serving certificate) keeps working, the apiserver's certificate NotAfter moves, and the
@@ -37,34 +38,81 @@ READY_TIMEOUT_S = 45 * 60
 NTP_EPOCH = 2208988800  # seconds from 1900 to 1970
 
 
-class NTPServer:
-    """A minimal SNTP server (RFC 4330, stratum 2) on 127.0.0.1 serving the host's clock."""
+def ntp_answer(request: bytes, received: float) -> bytes | None:
+    """An SNTP server's answer (RFC 4330; stratum 2, the host's clock) to a client's
+    request, or None if it is not one."""
+    if len(request) < 48 or request[0] & 7 != 3:
+        return None
+
+    def ts(t: float) -> bytes:
+        return struct.pack("!II", (int(t) + NTP_EPOCH) & 0xFFFFFFFF, int((t - int(t)) * 2**32))
+
+    head = bytes([(0 << 6) | (4 << 3) | 4, 2, 6, 0xEC]) + b"\0" * 8 + b"LOCL"
+    return head + ts(received) + request[40:48] + ts(received) + ts(time.time())
+
+
+def ip_checksum(header: bytes) -> int:
+    total = sum(struct.unpack(f"!{len(header) // 2}H", header))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+class LanNTPServer:
+    """An NTP server at 192.168.76.1 on the node's LAN: the other end of `k4stool vm
+    -lan` (QEMU's socket netdev, Ethernet frames in UDP datagrams on 127.0.0.1). The
+    VM's user network is `restrict=on`, so nothing on the host is reachable through it;
+    this answers ARP for its address and NTP on UDP port 123, nothing else."""
+
+    MAC = bytes.fromhex("525400123456")
+    IP = bytes([192, 168, 76, 1])
 
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.vm_port = probe.getsockname()[1]  # QEMU's end
         self.queries = 0
         threading.Thread(target=self._serve, daemon=True).start()
-
-    @staticmethod
-    def _ts(t: float) -> bytes:
-        sec = int(t) + NTP_EPOCH
-        return struct.pack("!II", sec & 0xFFFFFFFF, int((t - int(t)) * 2**32))
 
     def _serve(self) -> None:
         while True:
             try:
-                data, addr = self.sock.recvfrom(512)
+                frame, addr = self.sock.recvfrom(2048)
             except OSError:
                 return
-            rx = time.time()
-            if len(data) < 48 or data[0] & 7 != 3:
-                continue
-            self.queries += 1
-            head = bytes([(0 << 6) | (4 << 3) | 4, 2, 6, 0xEC]) + b"\0" * 8 + b"LOCL"
-            ref = self._ts(rx)
-            self.sock.sendto(head + ref + data[40:48] + self._ts(rx) + self._ts(time.time()), addr)
+            received = time.time()
+            reply = self._reply(frame, received)
+            if reply:
+                self.sock.sendto(reply, addr)
+
+    def _reply(self, frame: bytes, received: float) -> bytes | None:
+        if len(frame) < 42:
+            return None
+        peer_mac, ethertype = frame[6:12], frame[12:14]
+        if ethertype == b"\x08\x06" and frame[20:22] == b"\x00\x01" and frame[38:42] == self.IP:
+            # ARP request for our address: reply.
+            arp = frame[14:20] + b"\x00\x02" + self.MAC + self.IP + frame[22:28] + frame[28:32]
+            return peer_mac + self.MAC + b"\x08\x06" + arp
+        if ethertype != b"\x08\x00":
+            return None
+        ip = frame[14:]
+        ihl = (ip[0] & 0x0F) * 4
+        if ip[9] != 17 or ip[16:20] != self.IP or len(ip) < ihl + 8:
+            return None
+        src_port, dst_port = struct.unpack("!HH", ip[ihl:ihl + 4])
+        if dst_port != 123:
+            return None
+        answer = ntp_answer(ip[ihl + 8:], received)
+        if answer is None:
+            return None
+        self.queries += 1
+        udp = struct.pack("!HHHH", 123, src_port, 8 + len(answer), 0) + answer  # no UDP checksum (IPv4)
+        header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0, self.IP, ip[12:16])
+        header = header[:10] + struct.pack("!H", ip_checksum(header)) + header[12:]
+        return peer_mac + self.MAC + b"\x08\x00" + header + udp
 
     def close(self) -> None:
         self.sock.close()
@@ -84,10 +132,11 @@ def clock_skew(vm: Appliance) -> float:
 @pytest.mark.boot
 def test_wrong_rtc_is_corrected_by_ntp(tmp_path: Path) -> None:
     require_tool("qemu-system-x86_64")
-    ntp = NTPServer()
+    ntp = LanNTPServer()
     vm = Appliance(f"distros/{PROFILE}:initramfs", tmp_path / "console.log", extra_vm_args=(
         "-machine-arg", "-rtc", "-machine-arg", "base=2020-01-01T00:00:00",
-        "-append", f"k4s.ntp=10.0.2.2:{ntp.port}",
+        "-lan", f"{ntp.vm_port}:{ntp.port}",
+        "-append", "k4s.lan=eth1,192.168.76.2/24 k4s.ntp=192.168.76.1",
     ))
     try:
         vm.start()
@@ -96,7 +145,7 @@ def test_wrong_rtc_is_corrected_by_ntp(tmp_path: Path) -> None:
         # The machine really started in 2020 (the kernel read QEMU's RTC) ...
         assert re.search(r"clock: 2020-01-01T\S+, from the RTC", console), console[-3000:]
         # ... and k4s-node stepped it by the years since, from the test's server.
-        m = re.search(rf"clock synchronised with 10\.0\.2\.2:{ntp.port}: stepped by (\S+)", console)
+        m = re.search(r"clock synchronised with 192\.168\.76\.1:123: stepped by (\S+)", console)
         assert m, console[-3000:]
         assert ntp.queries >= 1
         # Before the PKI: the host's kubeconfig (signed now) works, and the node's own
