@@ -150,8 +150,8 @@ def test_wrong_rtc_is_corrected_by_ntp(tmp_path: Path) -> None:
         assert ntp.queries >= 1
         # Before the PKI: the host's kubeconfig (signed now) works, and the node's own
         # clock is the host's (its Lease is renewed every 10 s).
-        skew = clock_skew(vm)
-        assert abs(skew) < 60, skew
+        # (Retried: on a loaded machine one kubectl call may time out in its TLS handshake.)
+        vm.wait("the node's clock within 60 s of the host's", lambda: abs(clock_skew(vm)) < 60, 10 * 60)
         print(f"Ready after {t_ready:.0f} s; clock stepped by {m.group(1)}; {ntp.queries} NTP queries")
     finally:
         vm.stop()
@@ -276,7 +276,7 @@ def test_certificates_renew_while_clients_work(tmp_path: Path) -> None:
         assert all(b > a for a, b in zip(seen, seen[1:])), seen
         assert len(renewals) >= 2
         # The kubelet's own client certificate is renewed too: its Lease is fresh.
-        assert abs(clock_skew(vm)) < 60
+        vm.wait("a fresh node Lease", lambda: abs(clock_skew(vm)) < 60, 5 * 60)
         assert token_after_expiry is not None and token_after_expiry.startswith("error:"), token_after_expiry
     finally:
         vm.stop()
