@@ -126,6 +126,10 @@ func main() {
 	if err := n.configure(); err != nil {
 		halt("configuration failed: %v", err)
 	}
+	if !n.agent() {
+		// From now on: starting the components may outlast short certificate lifetimes.
+		go n.renewCertificates()
+	}
 	start := time.Now()
 	for _, c := range run {
 		if err := n.start(c); err != nil {
@@ -136,8 +140,6 @@ func main() {
 	n.watchNodeReady()
 	if n.agent() {
 		go n.watchClientCert(nodeClientCert)
-	} else {
-		go n.renewCertificates()
 	}
 	select {}
 }
