@@ -25,6 +25,9 @@ import (
 
 var consoleMu sync.Mutex
 
+// console is where components' lines go (the serial console).
+var console io.Writer = os.Stdout
+
 // pids of the running components, for the memory report at Ready.
 var (
 	pidsMu sync.Mutex
@@ -110,6 +113,8 @@ resolvConf: /etc/resolv.conf
 evictionHard: {memory.available: "100Mi", nodefs.available: "10%%", imagefs.available: "10%%"}
 imageGCHighThresholdPercent: 100
 serializeImagePulls: false
+# The node log query (kubectl get --raw "/api/v1/nodes/<node>/proxy/logs/?query=kubelet"): /var/log/<name>.log (logs.go).
+enableSystemLogQuery: true
 `, p.path("ca.crt"), clusterDNS, n.kubeletServingCert(), n.kubeletPodCIDR()),
 		n.dir("admission.yaml"): `apiVersion: apiserver.config.k8s.io/v1
 kind: AdmissionConfiguration
@@ -435,17 +440,20 @@ func supervise(name string, args []string) {
 }
 
 // prefix copies a component's output to the console, a line at a time with
-// its name in front. It always drains the pipe: a line longer than the
-// buffer is printed in pieces (a scanner would stop at it, and the component
-// would then block writing to a full pipe).
+// its name in front, and to its log file (logs.go). It always drains the pipe:
+// a line longer than the buffer is printed in pieces (a scanner would stop at
+// it, and the component would then block writing to a full pipe).
 func prefix(name string, r io.Reader) {
 	br := bufio.NewReaderSize(r, 64*1024)
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
 			consoleMu.Lock()
-			fmt.Fprintf(os.Stdout, "[%s] %s\n", name, strings.TrimRight(string(line), "\n"))
+			fmt.Fprintf(console, "[%s] %s\n", name, strings.TrimRight(string(line), "\n"))
 			consoleMu.Unlock()
+			if f := logFile(name); f != nil {
+				f.writeLine(line)
+			}
 		}
 		if err != nil && err != bufio.ErrBufferFull {
 			return

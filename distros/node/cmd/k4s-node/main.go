@@ -43,12 +43,15 @@ var allComponents = []string{"kine", "etcd", "kube-apiserver", "kube-controller-
 func main() {
 	log.SetFlags(0)
 	log.SetPrefix("[k4s-node] ")
+	log.SetOutput(ownLog{os.Stderr}) // the console, and /var/log/k4s-node.log (logs.go)
 	data := flag.String("data", "/var/lib/k4s", "state directory (tmpfs on the appliance)")
 	nodeName := flag.String("node-name", "", "node name (default: the hostname, or k4s-node)")
 	components := flag.String("components", defaultComponents(), "components to run, in order (default: /etc/k4s/components, the initramfs' node_components)")
 	system := flag.Bool("system", os.Getpid() != 1 && isInitramfs(), "set up the machine: mounts, tmpfs root, modules, sysctls, network (default: when / is the initramfs)")
 	apiPort := flag.Int("api-port", 6443, "kube-apiserver's secure port")
 	lanFlag := flag.String("lan", "", "<interface>,<address>/<prefix>: the node's address on the network between the cluster's nodes, e.g. eth1,192.168.76.2/24 (default: the first interface's DHCP address)")
+	logDir := flag.String("log-dir", "", "directory of the components' log files, <component>.log (default: /var/log with -system, else none)")
+	logMax := flag.Int("log-max", 16, "MiB all log files together may hold (each rotated once at its share; RAM on a diskless node)")
 	var extra extraArgs
 	flag.Var(&extra, "extra-arg", "<component>=<argument> to add to a component's command line (repeatable), e.g. kube-apiserver=--v=2")
 	// k4s.<flag>=<value> on the kernel command line sets a flag (cmdline.go).
@@ -107,6 +110,14 @@ func main() {
 	os.Setenv("NODE_NAME", name)
 	// kube-router's CNI configuration (a flag only in its DaemonSet's environment).
 	os.Setenv("KUBE_ROUTER_CNI_CONF_FILE", kubeRouterCNIConfig)
+	if *logDir == "" && *system {
+		*logDir = "/var/log"
+	}
+	if *logDir != "" {
+		if err := openLogFiles(*logDir, *logMax, run); err != nil {
+			log.Printf("%v: the logs are on the console only", err)
+		}
+	}
 	n := &node{name: name, ip: ip, lan: lan, data: *data, apiPort: *apiPort, extra: extra.byComponent(), components: run, join: joinMaterial}
 	if err := n.configure(); err != nil {
 		halt("configuration failed: %v", err)
