@@ -348,10 +348,17 @@ func (n *node) start(c string) error {
 	}
 	go supervise(c, args)
 	switch c {
-	case "kine":
-		waitFor(c, func() error { return dialUnix(kineSocket(n)) })
-	case "etcd":
-		waitFor(c, func() error { return dial(etcdClientAddr) })
+	case "kine", "etcd":
+		if c == "kine" {
+			waitFor(c, func() error { return dialUnix(kineSocket(n)) })
+		} else {
+			waitFor(c, func() error { return dial(etcdClientAddr) })
+		}
+		// A snapshot handed to the node goes in before kube-apiserver starts (restore.go).
+		if err := n.restoreSnapshot(); err != nil {
+			return err
+		}
+		n.serveSnapshots(snapshotPort)
 	case "kube-apiserver":
 		waitFor(c, func() error { return n.call("GET", "/readyz", nil, nil) })
 		waitFor("cluster add-ons", n.applyAddons)

@@ -52,6 +52,7 @@ func main() {
 	lanFlag := flag.String("lan", "", "<interface>,<address>/<prefix>: the node's address on the network between the cluster's nodes, e.g. eth1,192.168.76.2/24 (default: the first interface's DHCP address)")
 	logDir := flag.String("log-dir", "", "directory of the components' log files, <component>.log (default: /var/log with -system, else none)")
 	logMax := flag.Int("log-max", 16, "MiB all log files together may hold (each rotated once at its share; RAM on a diskless node)")
+	flag.IntVar(&snapshotPort, "snapshot-port", 6444, "port of the datastore snapshot endpoint on the node's primary address (mTLS, system:masters; 0: none)")
 	var extra extraArgs
 	flag.Var(&extra, "extra-arg", "<component>=<argument> to add to a component's command line (repeatable), e.g. kube-apiserver=--v=2")
 	// k4s.<flag>=<value> on the kernel command line sets a flag (cmdline.go).
