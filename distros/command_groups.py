@@ -87,8 +87,8 @@ def node_appliance(components, kernel_modules=NODE_KERNEL_MODULES, server=True, 
     distro's component table, each checked at build time to be a command of the
     busybox); the pods' images without a registry; no shell (no console login); a
     cluster identity handed over by `pants run` (the image holds no key), whose admin
-    kubeconfig reaches the apiserver through host port 6443 (`server=False`: a worker,
-    which has no apiserver to forward to). Use as
+    kubeconfig reaches the apiserver through host port 6443 and the datastore snapshot
+    endpoint through 6444 (`server=False`: a worker, which has neither). Use as
     `initramfs(name=..., busybox=..., **node_appliance([...]))`."""
     return dict(
         node_components=list(components),
@@ -101,7 +101,9 @@ def node_appliance(components, kernel_modules=NODE_KERNEL_MODULES, server=True, 
         # `pants run`'s RAM (MiB), which the slow tests use too: a node is Ready and runs
         # their workloads in it (tests/test_appliance.py); more RAM makes it faster.
         vm_memory=memory,
-        vm_port_forwards=["6443:6443"] if server else [],
+        # kube-apiserver, and k4s-node's datastore snapshots (mTLS, system:masters only:
+        # `pants run <target> -- -snapshot FILE`).
+        vm_port_forwards=["6443:6443", "6444:6444"] if server else [],
         # u-root's init mounts cgroup v1 hierarchies; the cpu controller stays bound to
         # v1 after k4s-node unmounts them, and the kubelet needs it on cgroup v2.
         kernel_args=["cgroup_no_v1=all"],
