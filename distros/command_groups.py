@@ -16,6 +16,22 @@
 
 # u-root's core commands: init, the gosh shell, mount, ip, insmod, ...
 UROOT_CORE = ("github.com/u-root/u-root/cmds/core/*",)
+# The part of them a node image carries: only what the node executes (README "What a
+# node image carries"). No shell, no sshd/scp, strace, kexec, msr, io: nothing on the
+# node runs them, and an appliance is operated through kubectl (logs, snapshots).
+#   init      u-root's init: PID 1, runs k4s-node as its uinit
+#   dhclient  k4s-node configures the network with it (system.go)
+#   ip        k4s-node: lo and the cluster DNS address, the LAN address (system.go, cmdline.go)
+#   mount     the kubelet mounts volumes (tmpfs for Secrets, projected tokens, bind
+#             mounts) by executing it (k8s.io/mount-utils); containerd's mount helpers
+#   umount    the kubelet unmounts them the same way
+UROOT_NODE_CORE = (
+    "github.com/u-root/u-root/cmds/core/init",
+    "github.com/u-root/u-root/cmds/core/dhclient",
+    "github.com/u-root/u-root/cmds/core/ip",
+    "github.com/u-root/u-root/cmds/core/mount",
+    "github.com/u-root/u-root/cmds/core/umount",
+)
 
 # Datastores.
 KINE = ("github.com/k3s-io/kine",)  # etcd API over SQLite (pure-Go modernc SQLite)
@@ -121,14 +137,16 @@ def shell_images(max_size, flash_max_size, busybox=":bb@goarch=amd64"):
     )
 
 
-def arm64_shell_image():
+def arm64_shell_image(shell="gosh"):
     """`:initramfs-arm64`: the profile's arm64 `bb` (`:bb@goarch=arm64`) booting u-root's
-    init to a gosh shell (README "arm64": the node images are amd64)."""
+    init to a gosh shell (README "arm64": the node images are amd64). A node profile's
+    `bb` has no shell (UROOT_NODE_CORE): `shell=""`, and boot a command of it with
+    `-append "rdinit=/bbin/<command> -- <arguments>"`."""
     initramfs(
         name="initramfs-arm64",
         busybox=":bb@goarch=arm64",
         init="init",
-        shell="gosh",
+        shell=shell,
         max_size=CPIO_BUDGET,
     )
 
