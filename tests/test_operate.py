@@ -57,12 +57,28 @@ spec:
 """
 
 
+def kubectl(vm: Appliance, *args: str, input: str | None = None) -> str:
+    """kubectl, retried for up to 10 minutes: on a busy machine a TCG node's apiserver
+    times requests out now and then."""
+    out: list[str] = []
+
+    def attempt() -> bool:
+        r = vm.kubectl(*args, check=False, input=input, timeout=200)
+        out[:] = [r.stdout]
+        if r.returncode != 0:
+            raise RuntimeError(r.stderr)
+        return True
+
+    vm.wait(f"kubectl {' '.join(args)}", attempt, 600)
+    return out[0]
+
+
 def node_name(vm: Appliance) -> str:
-    return json.loads(vm.kubectl("get", "nodes", "-o", "json").stdout)["items"][0]["metadata"]["name"]
+    return json.loads(kubectl(vm, "get", "nodes", "-o", "json"))["items"][0]["metadata"]["name"]
 
 
 def node_log(vm: Appliance, node: str, query: str) -> str:
-    return vm.kubectl("get", "--raw", f"/api/v1/nodes/{node}/proxy/logs/?query={query}").stdout
+    return kubectl(vm, "get", "--raw", f"/api/v1/nodes/{node}/proxy/logs/?query={query}")
 
 
 def boot(name: str, tmp_path: Path, *extra: str) -> Appliance:
@@ -84,11 +100,11 @@ def test_logs_snapshot_and_restore(tmp_path: Path) -> None:
         assert "kubelet" in kubelet and kubelet.count("\n") > 20, kubelet[-2000:]
         own = node_log(vm, node, "k4s-node")
         assert "[k4s-node] all components started" in own, own[-2000:]
-        listing = vm.kubectl("get", "--raw", f"/api/v1/nodes/{node}/proxy/logs/").stdout
+        listing = kubectl(vm, "get", "--raw", f"/api/v1/nodes/{node}/proxy/logs/")
         for c in ("kine.log", "kube-apiserver.log", "containerd.log", "coredns.log"):
             assert c in listing, listing
 
-        vm.kubectl("apply", "-f", "-", input=OBJECTS)
+        kubectl(vm, "apply", "-f", "-", input=OBJECTS)
         vm.wait("the Deployment", lambda: _ready(vm), 20 * 60)
 
         # No client certificate: the TLS handshake is refused.
@@ -115,9 +131,9 @@ def test_logs_snapshot_and_restore(tmp_path: Path) -> None:
     vm = boot("restored", tmp_path, "-restore", str(snap))
     try:
         assert "datastore snapshot restored into kine" in vm.console_text(), vm.console_text()[-4000:]
-        cm = json.loads(vm.kubectl("get", "configmap", "settings", "-n", "keep", "-o", "json").stdout)
+        cm = json.loads(kubectl(vm, "get", "configmap", "settings", "-n", "keep", "-o", "json"))
         assert cm["data"] == {"greeting": "hello-from-before-the-snapshot"}
-        secret = json.loads(vm.kubectl("get", "secret", "token", "-n", "keep", "-o", "json").stdout)
+        secret = json.loads(kubectl(vm, "get", "secret", "token", "-n", "keep", "-o", "json"))
         assert base64.b64decode(secret["data"]["token"]) == b"s3cr3t"
         # The restored Deployment's pod runs again on the new node.
         seconds = vm.wait("the restored Deployment", lambda: _ready(vm), 20 * 60)
