@@ -16,6 +16,22 @@
 
 # u-root's core commands: init, the gosh shell, mount, ip, insmod, ...
 UROOT_CORE = ("github.com/u-root/u-root/cmds/core/*",)
+# The part of them a node image carries: only what the node executes (README "What a
+# node image carries"). No shell, no sshd/scp, strace, kexec, msr, io: nothing on the
+# node runs them, and an appliance is operated through kubectl (logs, snapshots).
+#   init      u-root's init: PID 1, runs k4s-node as its uinit
+#   dhclient  k4s-node configures the network with it (system.go)
+#   ip        k4s-node: lo and the cluster DNS address, the LAN address (system.go, cmdline.go)
+#   mount     the kubelet mounts volumes (tmpfs for Secrets, projected tokens, bind
+#             mounts) by executing it (k8s.io/mount-utils); containerd's mount helpers
+#   umount    the kubelet unmounts them the same way
+UROOT_NODE_CORE = (
+    "github.com/u-root/u-root/cmds/core/init",
+    "github.com/u-root/u-root/cmds/core/dhclient",
+    "github.com/u-root/u-root/cmds/core/ip",
+    "github.com/u-root/u-root/cmds/core/mount",
+    "github.com/u-root/u-root/cmds/core/umount",
+)
 
 # Datastores.
 KINE = ("github.com/k3s-io/kine",)  # etcd API over SQLite (pure-Go modernc SQLite)
@@ -73,6 +89,11 @@ NODE_KERNEL_MODULES = (
     "nf_tables", "nft_ct", "nft_nat", "nft_chain_nat", "nft_masq", "nft_numgen",
     "nft_fib_ipv4", "nft_fib_ipv6", "nft_fib_inet", "nft_reject_ipv4", "nft_reject_ipv6",
     "nft_reject_inet", "nf_conntrack_netlink",
+    # The data disk (k4s-node disk.go): a virtio disk, ext4 (jbd2, mbcache, crc16 and
+    # its softdep crc32c come with it from modules.dep / modules.softdep).
+    "virtio_blk", "ext4",
+    # The ACPI power button as an input device k4s-node reads (orderly shutdown).
+    "button", "evdev",
 )
 # flannel's VXLAN backend (the flannel.1 device).
 VXLAN_KERNEL_MODULES = ("vxlan",)
@@ -86,15 +107,25 @@ WORKER_COMPONENTS = ("containerd", "kubelet", "flanneld", "kube-proxy")
 KERNEL = "//distros/kernel:debian"
 
 
-def node_appliance(components, kernel_modules=NODE_KERNEL_MODULES, server=True, memory=1024):
+def node_appliance(components, kernel_modules=NODE_KERNEL_MODULES, server=True, memory=1024, data_disk=None):
     """The `initramfs` fields of an image that boots as a node: u-root's init runs
     k4s-node, which loads `kernel_modules` and starts `components` in order (the
     distro's component table, each checked at build time to be a command of the
     busybox); the pods' images without a registry; no shell (no console login); a
     cluster identity handed over by `pants run` (the image holds no key), whose admin
-    kubeconfig reaches the apiserver through host port 6443 (`server=False`: a worker,
-    which has no apiserver to forward to). Use as
+    kubeconfig reaches the apiserver through host port 6443 and the datastore snapshot
+    endpoint through 6444 (`server=False`: a worker, which has neither). `data_disk`: the
+    block device that holds the node's state (`/dev/vda`, or `LABEL=k4s-data` once
+    formatted), formatted by the node when empty and never when it holds data (k4s.disk=;
+    default: none, the state is RAM; `pants run <target> -- -disk <image>` attaches one
+    either way). Use as
     `initramfs(name=..., busybox=..., **node_appliance([...]))`."""
+    if data_disk is not None and (not isinstance(data_disk, str) or not data_disk.strip()
+                                  or any(c.isspace() for c in data_disk)):
+        raise ValueError(
+            f"node_appliance(data_disk={data_disk!r}): want a device path such as '/dev/vda' or "
+            "'LABEL=k4s-data' (one word, it goes on the kernel command line as k4s.disk=)"
+        )
     return dict(
         node_components=list(components),
         images=list(POD_IMAGES),
@@ -107,10 +138,12 @@ def node_appliance(components, kernel_modules=NODE_KERNEL_MODULES, server=True, 
         # `pants run`'s RAM (MiB), which the slow tests use too: a node is Ready and runs
         # their workloads in it (tests/test_appliance.py); more RAM makes it faster.
         vm_memory=memory,
-        vm_port_forwards=["6443:6443"] if server else [],
+        # kube-apiserver, and k4s-node's datastore snapshots (mTLS, system:masters only:
+        # `pants run <target> -- -snapshot FILE`).
+        vm_port_forwards=["6443:6443", "6444:6444"] if server else [],
         # u-root's init mounts cgroup v1 hierarchies; the cpu controller stays bound to
         # v1 after k4s-node unmounts them, and the kubelet needs it on cgroup v2.
-        kernel_args=["cgroup_no_v1=all"],
+        kernel_args=["cgroup_no_v1=all"] + ([f"k4s.disk={data_disk}"] if data_disk else []),
     )
 
 
@@ -125,14 +158,16 @@ def shell_images(max_size, flash_max_size, busybox=":bb@goarch=amd64"):
     )
 
 
-def arm64_shell_image():
+def arm64_shell_image(shell="gosh"):
     """`:initramfs-arm64`: the profile's arm64 `bb` (`:bb@goarch=arm64`) booting u-root's
-    init to a gosh shell (README "arm64": the node images are amd64)."""
+    init to a gosh shell (README "arm64": the node images are amd64). A node profile's
+    `bb` has no shell (UROOT_NODE_CORE): `shell=""`, and boot a command of it with
+    `-append "rdinit=/bbin/<command> -- <arguments>"`."""
     initramfs(
         name="initramfs-arm64",
         busybox=":bb@goarch=arm64",
         init="init",
-        shell="gosh",
+        shell=shell,
         max_size=CPIO_BUDGET,
         linux_kernel=KERNEL,
     )

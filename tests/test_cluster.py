@@ -6,18 +6,21 @@ certificate (`-join`), as `k3s agent` does; talos-like machines get their settin
 credentials as Talos-style machine configs (`-machine-config controlplane|worker`). A stock
 kubectl sees both nodes Ready; a pod on the server reaches, by its DNS name, a Service
 whose pods run on the agent: flannel's VXLAN between the nodes (k0s-like: kube-router's
-routes, learnt over iBGP), kube-proxy on both, the cluster DNS on the server. Slow: a profile build and two VMs under TCG."""
+routes, learnt over iBGP), kube-proxy on both, the cluster DNS on the server; then the
+agent reboots diskless and rejoins under the same node name, its pods running again. Slow: a profile build and two VMs under TCG."""
 
 from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 
 import pytest
 
 from .appliance_driver import Appliance
 from .conftest import require_tool
+from .disk_node import BOOT_MARGIN_S, deployment_running_since, ready_after
 
 LAN = "192.168.76"
 
@@ -143,6 +146,21 @@ def test_agent_joins_and_services_cross_nodes(profile: str, tmp_path: Path) -> N
         print(f"\ntwo-node {profile} cluster (TCG, {server.memory_mib} + {agent.memory_mib} MiB): server Ready "
               f"{t_server:.0f} s, agent Ready "
               f"{t_agent:.0f} s after its QEMU started, cross-node Service by DNS name at {t_svc:.0f} s")
+
+        # A diskless agent that reboots (its VM killed and booted again: its RAM, with its
+        # kubelet's credentials, is gone) joins again under the same node name, with the
+        # same join material, and its pods run again (containers started after the reboot).
+        off_at = time.time()
+        agent.stop()
+        agent = Appliance(f"distros/{profile}:{WORKERS[profile]}", tmp_path / "agent-rebooted.log",
+                          expect_kubeconfig=False, extra_vm_args=agent.extra_vm_args)
+        agent.start()
+        t_rejoin = ready_after(server, off_at + BOOT_MARGIN_S, 30 * 60, node="agent-1")
+        t_pods = server.wait("web's pods on the rebooted agent", lambda: deployment_running_since(
+            server, off_at + BOOT_MARGIN_S, "web", node="agent-1"), 20 * 60)
+        assert ready_nodes(server) == {"server", "agent-1"}
+        print(f"agent rebooted diskless: Ready again as agent-1 (server clock) {t_rejoin:.0f} s, "
+              f"web's pods running on it again {t_pods:.0f} s after the server's QEMU started")
     finally:
         agent.stop()
         server.stop()

@@ -311,3 +311,10 @@ def test_vm_print_is_one_command_line_for_tests_and_benchmarks(k4stool: Path, tm
     assert argv[argv.index("-append") + 1] == "console=ttyS0 panic=-1 quiet k4s.node-name=it's"
     r = subprocess.run([*base, "-print"], capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "-kernel is required" in r.stderr, r.stderr
+
+
+def test_k4stool_vm_disk() -> None:
+    """vmdisk_test.go: `k4stool vm -disk <image>` makes a missing image sparse at
+    -disk-size (refusing sizes under 1 GiB), leaves an existing one as it is, attaches it
+    as a virtio disk and adds k4s.disk=/dev/vda unless the command line names a disk."""
+    go_test(TOOLS, "./k4stool/", run="VMDisk")

@@ -62,6 +62,8 @@ type identityRequest struct {
 	// Machine, if its Type is set, hands a Talos-style machine config
 	// (controlplane.yaml, machineconfig.go) instead of the identity files.
 	Machine machineSettings
+	// Extra are more files for the node's identity archive (-restore's snapshot).
+	Extra []identityFile
 }
 
 // identityResult names the files prepareIdentity wrote.
@@ -145,6 +147,7 @@ func prepareIdentity(req identityRequest, log io.Writer) (*identityResult, error
 		}
 		files = []identityFile{{machineConfigFile, mc, 0o600}}
 	}
+	files = append(files, req.Extra...)
 	if res.Initrd, err = writeIdentityInitrd(dir, req.Image, files); err != nil {
 		return nil, err
 	}

@@ -54,7 +54,24 @@ func vm(args []string) error {
 		"(written as controlplane.yaml or worker.yaml in the identity directory) instead of the identity files")
 	machineHostname := fs.String("machine-hostname", "", "with -machine-config: the machine's hostname (its node name)")
 	machineLAN := fs.String("machine-lan", "", "with -machine-config: the machine's LAN address, <interface>,<address>/<prefix>")
+	disk := fs.String("disk", "", "a raw image file (or block device) for the node's state, on a virtio disk (/dev/vda); "+
+		"made sparse when missing; adds k4s.disk=/dev/vda to the kernel command line unless it names a disk")
+	diskSize := fs.String("disk-size", "4G", "with -disk: the size of a new image (K, M, G, T)")
+	snapshotOut := fs.String("snapshot", "", "save the running server's datastore snapshot to this file (through the host port forwarded to guest port 6444, "+
+		"with the identity's admin certificate) instead of booting")
+	restore := fs.String("restore", "", "a datastore snapshot (-snapshot) for the booting server to restore into its empty datastore")
 	fs.Parse(args)
+	var diskArgs []string
+	if *disk != "" {
+		qa, karg, err := vmDisk(*disk, *diskSize, appendArgs)
+		if err != nil {
+			return err
+		}
+		diskArgs = qa
+		if karg != "" {
+			appendArgs = append(appendArgs, karg)
+		}
+	}
 	mcfg := machineSettings{Type: *machineType, Hostname: *machineHostname, LAN: *machineLAN}
 	if mcfg.Type != "" {
 		if err := mcfg.check(); err != nil {
@@ -65,6 +82,20 @@ func vm(args []string) error {
 		}
 	}
 
+	if *snapshotOut != "" {
+		// Not a boot: the running node's snapshot, through its forwarded port.
+		forwards, err := parseForwards(fwds)
+		if err != nil {
+			return err
+		}
+		hostPort := snapshotGuestPort
+		for _, f := range forwards {
+			if f.guest == snapshotGuestPort {
+				hostPort = f.host
+			}
+		}
+		return saveSnapshot(*identityDir, hostPort, *snapshotOut, os.Stderr)
+	}
 	if *kernel == "" {
 		return errorf("E_USAGE", "-kernel is required (pants run passes this machine's kernel, or the target's `kernel` field)")
 	}
@@ -92,6 +123,18 @@ func vm(args []string) error {
 		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", f.host, f.guest)
 	}
 	argv = append(argv, "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0")
+	argv = append(argv, diskArgs...)
+	var extra []identityFile
+	if *restore != "" {
+		if *identityDir == "" || *joinDir != "" {
+			return errorf("E_USAGE", "-restore is for a server with a cluster identity (`cluster_identity=True`), not an agent")
+		}
+		f, err := restoreFile(*restore)
+		if err != nil {
+			return err
+		}
+		extra = append(extra, f)
+	}
 	if *lan != "" {
 		lanArgs, err := lanNetdev(*lan)
 		if err != nil {
@@ -124,7 +167,7 @@ func vm(args []string) error {
 		}
 		res, err := prepareIdentity(identityRequest{
 			Dir: *identityDir, Fresh: *newIdentity, Image: *initrd,
-			APIPort: *apiPort, HostPort: hostPort, Target: *target, Machine: mcfg,
+			APIPort: *apiPort, HostPort: hostPort, Target: *target, Machine: mcfg, Extra: extra,
 		}, os.Stderr)
 		if err != nil {
 			return err

@@ -155,10 +155,28 @@ func (n *node) addons() []addon {
 
 func (n *node) applyAddons() error {
 	for _, a := range n.addons() {
-		err := n.call("POST", a.path, a.obj, nil)
+		// Look first: a POST of an existing Service fails on its cluster IP ("already
+		// allocated", 422) before the apiserver sees that the Service exists (409).
+		name := fmt.Sprint(a.obj["metadata"].(map[string]any)["name"])
 		var ae *apiError
+		err := n.call("GET", a.path+"/"+name, nil, nil)
+		if err == nil {
+			if err := n.replaceAddon(a); err != nil {
+				return err
+			}
+			continue
+		} else if !errors.As(err, &ae) || ae.code != http.StatusNotFound {
+			return err
+		}
+		err = n.call("POST", a.path, a.obj, nil)
 		if errors.As(err, &ae) && ae.code == http.StatusConflict {
-			continue // already there (a component restart, not a reboot: the node is diskless)
+			// Already there: after a component restart, or a reboot over a data disk,
+			// perhaps of a newer image: what follows from the image and the node's
+			// address (RBAC rules, the DNS endpoint) is replaced (replaceOnReboot).
+			if err := n.replaceAddon(a); err != nil {
+				return err
+			}
+			continue
 		}
 		if err != nil {
 			return err
@@ -167,4 +185,18 @@ func (n *node) applyAddons() error {
 		log.Printf("created %s %s", a.obj["kind"], md["name"])
 	}
 	return nil
+}
+
+// replaceOnReboot are the add-on kinds replaced when they exist: their content
+// follows from the image (RBAC rules) or the node (its address in the DNS
+// endpoint), which a boot over a data disk may have changed. Others (the
+// Service, join tokens) are kept as they are.
+var replaceOnReboot = map[string]bool{"ClusterRole": true, "ClusterRoleBinding": true, "EndpointSlice": true}
+
+func (n *node) replaceAddon(a addon) error {
+	if !replaceOnReboot[fmt.Sprint(a.obj["kind"])] {
+		return nil
+	}
+	md := a.obj["metadata"].(map[string]any)
+	return n.call("PUT", a.path+"/"+fmt.Sprint(md["name"]), a.obj, nil)
 }

@@ -62,10 +62,28 @@ func (l *lanConfig) up() error {
 		{"link", "set", l.iface, "up"},
 		{"addr", "add", l.addr.String(), "dev", l.iface},
 	} {
+		if args[0] == "addr" && l.hasAddr() {
+			continue // a restarted supervisor (guardian.go) finds it set up
+		}
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
 			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
 		}
 	}
 	log.Printf("LAN %s on %s", l.addr, l.iface)
 	return nil
+}
+
+// hasAddr tells whether the LAN interface has its address already.
+func (l *lanConfig) hasAddr() bool {
+	ifc, err := net.InterfaceByName(l.iface)
+	if err != nil {
+		return false
+	}
+	addrs, _ := ifc.Addrs()
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.Equal(l.addr.IP) {
+			return true
+		}
+	}
+	return false
 }

@@ -25,7 +25,10 @@ import (
 
 var consoleMu sync.Mutex
 
-// pids of the running components, for the memory report at Ready.
+// console is where components' lines go (the serial console).
+var console io.Writer = os.Stdout
+
+// pids of the running components (procs.go), for the memory report at Ready too.
 var (
 	pidsMu sync.Mutex
 	pids   = map[string]int{}
@@ -53,7 +56,7 @@ func (n *node) configure() error {
 			return err
 		}
 	} else {
-		p, err := ensurePKI(n.dir("pki"), n.name, []net.IP{n.ip})
+		p, err := ensurePKI(n.dir("pki"), n.name, []net.IP{n.ip}, n.certLifetime)
 		if err != nil {
 			return err
 		}
@@ -107,10 +110,13 @@ resolvConf: /etc/resolv.conf
 %s
 %s
 # The root filesystem is RAM: evict before the kernel's OOM killer has to act.
+%s
 evictionHard: {memory.available: "100Mi", nodefs.available: "10%%", imagefs.available: "10%%"}
 imageGCHighThresholdPercent: 100
 serializeImagePulls: false
-`, p.path("ca.crt"), clusterDNS, n.kubeletServingCert(), n.kubeletPodCIDR()),
+# The node log query (kubectl get --raw "/api/v1/nodes/<node>/proxy/logs/?query=kubelet"): /var/log/<name>.log (logs.go).
+enableSystemLogQuery: true
+`, p.path("ca.crt"), clusterDNS, n.kubeletServingCert(), n.kubeletPodCIDR(), kubeletReservation()),
 		n.dir("admission.yaml"): `apiVersion: apiserver.config.k8s.io/v1
 kind: AdmissionConfiguration
 plugins:
@@ -190,10 +196,13 @@ func (n *node) args(c string) ([]string, error) {
 	case "kine":
 		// kine's own SQLite defaults (pkg/drivers/sqlite DefaultParams): without the busy
 		// timeout and immediate transactions, concurrent writers fail under load.
+		// synchronous=FULL, not kine's NORMAL: in WAL mode NORMAL syncs the WAL only at
+		// checkpoints, so a power cut can roll back commits the apiserver acknowledged;
+		// FULL syncs the WAL at every commit (README: the data disk).
 		// On a unix socket in a 0700 directory, as k3s runs it: no TCP port that a
 		// hostNetwork pod could use to bypass the apiserver's authn/authz.
 		return []string{"kine", "--endpoint", "sqlite://" + n.dir("kine", "state.db") +
-			"?_journal_mode=WAL&_busy_timeout=30000&_synchronous=NORMAL&_txlock=immediate&_stmt_cache_size=20&cache=shared",
+			"?_journal_mode=WAL&_busy_timeout=30000&_synchronous=FULL&_txlock=immediate&_stmt_cache_size=20&cache=shared",
 			"--listen-address", "unix://" + kineSocket(n), "--metrics-bind-address", "0"}, nil
 	case "kube-apiserver":
 		return append([]string{"kube-apiserver",
@@ -229,7 +238,7 @@ func (n *node) args(c string) ([]string, error) {
 			"--profiling=false",
 			"--audit-policy-file=" + n.dir("audit-policy.yaml"),
 			"--audit-log-path=" + n.dir("audit", "audit.log"),
-			"--audit-log-maxsize=8", "--audit-log-maxbackup=1", // MiB, in RAM
+			"--audit-log-maxsize=8", "--audit-log-maxbackup=1", // MiB, in RAM or on the data disk
 		}, n.datastoreArgs()...), nil
 	case "etcd":
 		return n.etcdArgs(), nil
@@ -241,6 +250,10 @@ func (n *node) args(c string) ([]string, error) {
 			"--root-ca-file=" + p("ca.crt"),
 			"--cluster-signing-cert-file=" + p("ca.crt"), "--cluster-signing-key-file=" + p("ca.key"),
 			"--use-service-account-credentials=true",
+			// Certificates it signs (agents' kubelets) live as long as the node's own (renew.go).
+			"--cluster-signing-duration=" + n.certLifetime.String(),
+			// Expired bootstrap tokens (join.go) are deleted, as kubeadm's are.
+			"--controllers=*,tokencleaner",
 			"--leader-elect=false",
 			"--bind-address=127.0.0.1",
 			"--profiling=false",
@@ -343,10 +356,17 @@ func (n *node) start(c string) error {
 	}
 	go supervise(c, args)
 	switch c {
-	case "kine":
-		waitFor(c, func() error { return dialUnix(kineSocket(n)) })
-	case "etcd":
-		waitFor(c, func() error { return dial(etcdClientAddr) })
+	case "kine", "etcd":
+		if c == "kine" {
+			waitFor(c, func() error { return dialUnix(kineSocket(n)) })
+		} else {
+			waitFor(c, func() error { return dial(etcdClientAddr) })
+		}
+		// A snapshot handed to the node goes in before kube-apiserver starts (restore.go).
+		if err := n.restoreSnapshot(); err != nil {
+			return err
+		}
+		n.serveSnapshots(snapshotPort)
 	case "kube-apiserver":
 		waitFor(c, func() error { return n.call("GET", "/readyz", nil, nil) })
 		waitFor("cluster add-ons", n.applyAddons)
@@ -402,50 +422,53 @@ func memTotalBytes() int64 {
 	return int64(info.Totalram) * int64(info.Unit)
 }
 
-// supervise runs a command forever: output on the console with a prefix,
-// restarted with a growing delay when it exits.
+// supervise runs a command until the node shuts down: output on the console with a
+// prefix, its process in the registry (procs.go: oom_score_adj, restartComponent,
+// shutdown), restarted with a growing delay when it exits (restartDelay).
 func supervise(name string, args []string) {
-	delay := time.Second
-	for {
+	var delay time.Duration
+	for mayStart() {
 		cmd := exec.Command(args[0], args[1:]...)
 		cmd.Env = append(os.Environ(), goMemoryEnv(name)...)
 		out, _ := cmd.StdoutPipe()
 		cmd.Stderr = cmd.Stdout
 		started := time.Now()
+		pid := 0
 		if err := cmd.Start(); err != nil {
 			log.Printf("%s: %v", name, err)
 		} else {
-			log.Printf("started %s (pid %d)", name, cmd.Process.Pid)
-			pidsMu.Lock()
-			pids[name] = cmd.Process.Pid
-			pidsMu.Unlock()
+			pid = cmd.Process.Pid
+			log.Printf("started %s (pid %d)", name, pid)
+			componentStarted(name, pid)
 			prefix(name, out)
 			err := cmd.Wait()
 			log.Printf("%s exited: %v", name, err)
 		}
-		if time.Since(started) > time.Minute {
-			delay = time.Second
+		again, asked := componentExited(name, pid)
+		if !again {
+			return
 		}
+		delay = restartDelay(delay, time.Since(started), asked)
 		log.Printf("restarting %s in %s", name, delay)
 		time.Sleep(delay)
-		if delay < 30*time.Second {
-			delay *= 2
-		}
 	}
 }
 
 // prefix copies a component's output to the console, a line at a time with
-// its name in front. It always drains the pipe: a line longer than the
-// buffer is printed in pieces (a scanner would stop at it, and the component
-// would then block writing to a full pipe).
+// its name in front, and to its log file (logs.go). It always drains the pipe:
+// a line longer than the buffer is printed in pieces (a scanner would stop at
+// it, and the component would then block writing to a full pipe).
 func prefix(name string, r io.Reader) {
 	br := bufio.NewReaderSize(r, 64*1024)
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
 			consoleMu.Lock()
-			fmt.Fprintf(os.Stdout, "[%s] %s\n", name, strings.TrimRight(string(line), "\n"))
+			fmt.Fprintf(console, "[%s] %s\n", name, strings.TrimRight(string(line), "\n"))
 			consoleMu.Unlock()
+			if f := logFile(name); f != nil {
+				f.writeLine(line)
+			}
 		}
 		if err != nil && err != bufio.ErrBufferFull {
 			return
@@ -504,13 +527,14 @@ func (n *node) apiClient() (*http.Client, error) {
 		if n.agent() {
 			certFile, keyFile = nodeClientCert, nodeClientCert // the node's own identity
 		}
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
+		// Read at each handshake: renewed certificates need no restart (renew.go).
+		cert := &clientCert{certFile: certFile, keyFile: keyFile}
+		if _, err := cert.get(nil); err != nil {
 			n.clientErr = err
 			return
 		}
 		n.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}},
+			TLSClientConfig: &tls.Config{RootCAs: pool, GetClientCertificate: cert.get},
 			MaxIdleConns:    2,
 		}}
 	})

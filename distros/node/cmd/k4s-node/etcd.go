@@ -4,7 +4,7 @@ package main
 // k0s-like) as kubeadm runs it for one control-plane node, but on 127.0.0.1 only:
 // TLS with client certificates on the client and peer ports (the cluster CA
 // signs its certificate and the apiserver's client certificate, pki.go),
-// metrics on 127.0.0.1:2381, data in /var/lib/k4s/etcd (RAM).
+// metrics on 127.0.0.1:2381, data in /var/lib/k4s/etcd (RAM, or the data disk: disk.go).
 
 const (
 	etcdClientAddr = "127.0.0.1:2379"
@@ -26,10 +26,13 @@ func (n *node) etcdArgs() []string {
 		"--trusted-ca-file=" + p("ca.crt"), "--client-cert-auth=true",
 		"--peer-cert-file=" + p("etcd.crt"), "--peer-key-file=" + p("etcd.key"),
 		"--peer-trusted-ca-file=" + p("ca.crt"), "--peer-client-cert-auth=true",
-		// RAM is the disk: a smaller backend quota than etcd's 2 GiB, compaction as
-		// kube-apiserver asks for it.
+		// RAM, or a small data disk: a smaller backend quota than etcd's 2 GiB,
+		// compaction as kube-apiserver asks for it.
 		"--quota-backend-bytes=268435456",
 		"--snapshot-count=10000",
+		// Power loss: etcd fsyncs its WAL before it acknowledges a write and its
+		// backend at every commit; --unsafe-no-fsync is never set
+		// (TestDatastoreDurability).
 	}
 }
 

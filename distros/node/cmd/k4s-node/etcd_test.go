@@ -8,13 +8,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // With etcd in the component table the apiserver talks TLS to etcd on
 // 127.0.0.1 with its own client certificate; without, kine's unix socket.
 func TestDatastoreArgs(t *testing.T) {
 	dir := t.TempDir()
-	p, err := ensurePKI(dir, "cp-1", []net.IP{net.ParseIP("192.168.76.1")})
+	p, err := ensurePKI(dir, "cp-1", []net.IP{net.ParseIP("192.168.76.1")}, 365*24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -136,12 +136,8 @@ func (n *node) joinAddons() []addon {
 	out := []addon{
 		{"/api/v1/namespaces/kube-system/secrets", obj{
 			"apiVersion": "v1", "kind": "Secret", "type": "bootstrap.kubernetes.io/token",
-			"metadata": obj{"name": "bootstrap-token-" + n.join.tokenID, "namespace": "kube-system", "labels": k4s},
-			"stringData": obj{
-				"token-id": n.join.tokenID, "token-secret": n.join.tokenSecret,
-				"usage-bootstrap-authentication": "true", "auth-extra-groups": bootstrapGroup,
-				"description": "k4s join token (k4stool identity.go)",
-			},
+			"metadata":   obj{"name": "bootstrap-token-" + n.join.tokenID, "namespace": "kube-system", "labels": k4s},
+			"stringData": tokenSecretData(n.join, n.tokenTTL, time.Now()),
 		}},
 		binding("k4s:node-bootstrapper", "system:node-bootstrapper", "Group", bootstrapGroup),
 		binding("k4s:node-autoapprove-bootstrap", "system:certificates.k8s.io:certificatesigningrequests:nodeclient", "Group", bootstrapGroup),
@@ -155,6 +151,22 @@ func (n *node) joinAddons() []addon {
 		out = append(out, binding("k4s:kube-router-nodes", kubeRouterUser, "Group", "system:nodes"))
 	}
 	return out
+}
+
+// tokenSecretData is the bootstrap token Secret's data: the token, what it
+// may do, and, unless ttl is 0, when it expires (the apiserver's token
+// authenticator refuses it afterwards, and kube-controller-manager's
+// tokencleaner deletes it), as `kubeadm token create --ttl` writes it.
+func tokenSecretData(j *join, ttl time.Duration, now time.Time) map[string]any {
+	data := map[string]any{
+		"token-id": j.tokenID, "token-secret": j.tokenSecret,
+		"usage-bootstrap-authentication": "true", "auth-extra-groups": bootstrapGroup,
+		"description": "k4s join token (k4stool identity.go)",
+	}
+	if ttl > 0 {
+		data["expiration"] = now.Add(ttl).UTC().Format(time.RFC3339)
+	}
+	return data
 }
 
 // approveServingCSRs approves, every few seconds, the kubelet serving

@@ -8,7 +8,11 @@
 // (/etc/k4s/components: e.g. kine or etcd, kube-apiserver,
 // kube-controller-manager, kube-scheduler, containerd, the kubelet, flanneld or
 // kube-router, CoreDNS and kube-proxy) in order, restarting any that exits, with their
-// output on the console prefixed by their name.
+// output on the console prefixed by their name, killing and restarting any that
+// hangs (liveness.go). SIGTERM, SIGINT or the power button stop the node in
+// reverse order and power it off (shutdown.go). The process u-root's init starts
+// is a guardian that runs this supervisor as its child and restarts it if it dies
+// (guardian.go).
 //
 // It never exits: u-root's init would start a root shell on the console.
 // A setup problem is printed on the console, with what to do, every minute.
@@ -43,12 +47,19 @@ var allComponents = []string{"kine", "etcd", "kube-apiserver", "kube-controller-
 func main() {
 	log.SetFlags(0)
 	log.SetPrefix("[k4s-node] ")
-	data := flag.String("data", "/var/lib/k4s", "state directory (tmpfs on the appliance)")
+	log.SetOutput(ownLog{os.Stderr}) // the console, and /var/log/k4s-node.log (logs.go)
+	data := flag.String("data", "/var/lib/k4s", "state directory (RAM on the appliance, or the data disk: -disk)")
 	nodeName := flag.String("node-name", "", "node name (default: the hostname, or k4s-node)")
 	components := flag.String("components", defaultComponents(), "components to run, in order (default: /etc/k4s/components, the initramfs' node_components)")
 	system := flag.Bool("system", os.Getpid() != 1 && isInitramfs(), "set up the machine: mounts, tmpfs root, modules, sysctls, network (default: when / is the initramfs)")
 	apiPort := flag.Int("api-port", 6443, "kube-apiserver's secure port")
 	lanFlag := flag.String("lan", "", "<interface>,<address>/<prefix>: the node's address on the network between the cluster's nodes, e.g. eth1,192.168.76.2/24 (default: the first interface's DHCP address)")
+	certLifetime := flag.Duration("cert-lifetime", 365*24*time.Hour, "lifetime of the leaf certificates (renewed at ~2/3 of it without a restart: renew.go); at least 10m")
+	tokenTTL := flag.Duration("join-token-ttl", 24*time.Hour, "how long the join token's Secret authenticates joining nodes after the server's boot (0: no expiry), as kubeadm's token TTL")
+	ntpServers := flag.String("ntp", "", "NTP servers, <host>[:<port>] separated by commas: the clock is set from them at boot and kept in sync (ntp.go); none: the RTC's time, unsynchronised")
+	logDir := flag.String("log-dir", "", "directory of the components' log files, <component>.log (default: /var/log with -system, else none)")
+	logMax := flag.Int("log-max", 16, "MiB all log files together may hold (each rotated once at its share; RAM on a diskless node)")
+	flag.IntVar(&snapshotPort, "snapshot-port", 6444, "port of the datastore snapshot endpoint on the node's primary address (mTLS, system:masters; 0: none)")
 	var extra extraArgs
 	flag.Var(&extra, "extra-arg", "<component>=<argument> to add to a component's command line (repeatable), e.g. kube-apiserver=--v=2")
 	// k4s.<flag>=<value> on the kernel command line sets a flag (cmdline.go).
@@ -56,6 +67,14 @@ func main() {
 		applyKernelFlags(flag.CommandLine, string(cmdline))
 	}
 	flag.Parse()
+	if *system && !isSupervisor() {
+		// The supervisor runs as this guardian's child, restarted if it dies (guardian.go).
+		guard()
+		return
+	}
+	if isSupervisor() {
+		setOOMScoreAdj("k4s-node", os.Getpid(), -999)
+	}
 	// A Talos-style machine config, if the node was handed one (machineconfig.go).
 	mc, err := loadMachineConfig(identityDir)
 	if err != nil {
@@ -70,10 +89,21 @@ func main() {
 		halt("%v", err)
 	}
 
+	if err := checkCertLifetime(*certLifetime); err != nil {
+		halt("%v", err)
+	}
+	ntp, err := parseNTPServers(*ntpServers)
+	if err != nil {
+		halt("%v", err)
+	}
 	if *system {
-		if err := setupSystem(lan); err != nil {
+		if err := setupSystem(lan, *data); err != nil {
 			halt("system setup failed: %v", err)
 		}
+		// The clock, before the PKI is issued: certificates are valid from the time
+		// they are made (rtc.go, ntp.go).
+		clockFromRTC()
+		go keepClockSynced(ntp, syncClock(ntp))
 	}
 	name := *nodeName
 	if name == "" {
@@ -107,9 +137,25 @@ func main() {
 	os.Setenv("NODE_NAME", name)
 	// kube-router's CNI configuration (a flag only in its DaemonSet's environment).
 	os.Setenv("KUBE_ROUTER_CNI_CONF_FILE", kubeRouterCNIConfig)
-	n := &node{name: name, ip: ip, lan: lan, data: *data, apiPort: *apiPort, extra: extra.byComponent(), components: run, join: joinMaterial}
+	if *logDir == "" && *system {
+		*logDir = "/var/log"
+	}
+	if *logDir != "" {
+		if err := openLogFiles(*logDir, *logMax, run); err != nil {
+			log.Printf("%v: the logs are on the console only", err)
+		}
+	}
+	n := &node{name: name, ip: ip, lan: lan, data: *data, apiPort: *apiPort, extra: extra.byComponent(), components: run, join: joinMaterial,
+		certLifetime: *certLifetime, tokenTTL: *tokenTTL}
+	// SIGTERM, SIGINT or the power button: an orderly shutdown (shutdown.go).
+	reqs := shutdownRequests()
+	go func() { n.shutdown(<-reqs, *system) }()
 	if err := n.configure(); err != nil {
 		halt("configuration failed: %v", err)
+	}
+	if !n.agent() {
+		// From now on: starting the components may outlast short certificate lifetimes.
+		go n.renewCertificates()
 	}
 	start := time.Now()
 	for _, c := range run {
@@ -119,6 +165,12 @@ func main() {
 	}
 	log.Printf("all components started in %s", time.Since(start).Round(time.Second))
 	n.watchNodeReady()
+	// Certificates renewed before they expire (renew.go).
+	if n.agent() {
+		go n.watchClientCert(nodeClientCert)
+	}
+	// Hung components are killed and restarted (liveness.go); shutdown ends this.
+	n.watchLiveness()
 	select {}
 }
 
@@ -195,6 +247,8 @@ type node struct {
 	extra   map[string][]string
 	lan     *lanConfig // nil: no network between nodes
 	join    *join      // nil: a node of its own
+	// certLifetime: of the leaf certificates (renew.go); tokenTTL: of the join token's Secret.
+	certLifetime, tokenTTL time.Duration
 	// components are the components this node runs, in start order.
 	components []string
 

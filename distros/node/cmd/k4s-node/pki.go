@@ -18,11 +18,22 @@ import (
 )
 
 // pki is the node's certificate authority and the certificates the
-// components need, generated on first boot (like k3s does) into dir.
+// components need, generated on first boot (like k3s does) into dir. The
+// leaf certificates live `lifetime` (-cert-lifetime) and are renewed before
+// they expire (renew.go).
 type pki struct {
 	dir    string
 	caCert *x509.Certificate
 	caKey  crypto.Signer
+	// The front-proxy CA, which signs front-proxy-client (kept for renewals).
+	fpCert *x509.Certificate
+	fpKey  crypto.Signer
+
+	nodeName    string
+	serverIPs   []net.IP
+	lifetime    time.Duration
+	issued      time.Time // when the current leaves were issued (wall clock)
+	leafExpires time.Time // their NotAfter
 }
 
 func (p *pki) path(name string) string { return filepath.Join(p.dir, name) }
@@ -45,20 +56,24 @@ func serial() *big.Int {
 	return n
 }
 
-// ensurePKI writes the leaf certificates the components need, on every boot
-// (the node is diskless), signed by the cluster CA handed to the node
+// ensurePKI writes the leaf certificates the components need, on every boot,
+// signed by the cluster CA handed to the node
 // (identity.go). Without one it makes a CA of its own and says so: the
 // cluster then works, but nobody outside the node holds credentials for it.
-func ensurePKI(dir, nodeName string, ips []net.IP) (*pki, error) {
+func ensurePKI(dir, nodeName string, ips []net.IP, lifetime time.Duration) (*pki, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	p := &pki{dir: dir}
+	if err := checkCertLifetime(lifetime); err != nil {
+		return nil, err
+	}
+	p := &pki{dir: dir, nodeName: nodeName, lifetime: lifetime,
+		serverIPs: append([]net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(serviceIP)}, ips...)}
 	cert, key, err := loadIdentity(identityDir)
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now().Add(-time.Hour)
+	now := time.Now().Add(-certBackdate)
 	if cert != nil {
 		p.caCert, p.caKey = cert, key
 		if err := writePEM(p.path("ca.crt"), "CERTIFICATE", cert.Raw, 0o644); err != nil {
@@ -71,7 +86,9 @@ func ensurePKI(dir, nodeName string, ips []net.IP) (*pki, error) {
 		if err := writePEM(p.path("ca.key"), "PRIVATE KEY", der, 0o600); err != nil {
 			return nil, err
 		}
-	} else {
+	} else if p.caCert, p.caKey, err = loadCA(p.path("ca.crt"), p.path("ca.key")); err != nil {
+		return nil, err // a CA of its own from an earlier boot, on the data disk (pkistate.go)
+	} else if p.caCert == nil {
 		log.Printf("no cluster identity in %s: this node makes a CA of its own, and nobody "+
 			"outside it has credentials for its apiserver. Boot it with `pants run` of an initramfs "+
 			"with cluster_identity=True, or hand it ca.crt and ca.key there (README: Cluster identity).", identityDir)
@@ -105,7 +122,7 @@ func ensurePKI(dir, nodeName string, ips []net.IP) (*pki, error) {
 	}
 
 	// Service-account token signing key pair.
-	saKey, saDER, err := newKey()
+	saKey, saDER, err := loadOrNewKey(p.path("sa.key")) // kept on a data disk
 	if err != nil {
 		return nil, err
 	}
@@ -120,40 +137,31 @@ func ensurePKI(dir, nodeName string, ips []net.IP) (*pki, error) {
 		return nil, err
 	}
 
-	serverIPs := append([]net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(serviceIP)}, ips...)
-	serverNames := []string{"localhost", nodeName, "kubernetes", "kubernetes.default",
-		"kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
 	// The front-proxy CA (as kubeadm makes one): it signs the apiserver's client
 	// certificate for aggregated APIs, and components read it from the
-	// extension-apiserver-authentication ConfigMap. Made on every boot, on the node.
-	fpKey, _, err := newKey()
+	// extension-apiserver-authentication ConfigMap. Kept on a data disk (pkistate.go).
+	fpCert, fpKey, err := frontProxyCA(p, now)
 	if err != nil {
 		return nil, err
 	}
-	fpTmpl := &x509.Certificate{
-		SerialNumber: serial(), Subject: pkix.Name{CommonName: "k4s-front-proxy-ca"},
-		NotBefore: now, NotAfter: now.Add(10 * 365 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true, IsCA: true,
-	}
-	fpDER, err := x509.CreateCertificate(rand.Reader, fpTmpl, fpTmpl, fpKey.Public(), fpKey)
-	if err != nil {
+	p.fpCert, p.fpKey = fpCert, fpKey
+	if err := p.issueLeaves(time.Now()); err != nil {
 		return nil, err
 	}
-	fpCert, err := x509.ParseCertificate(fpDER)
-	if err != nil {
-		return nil, err
-	}
-	if err := writePEM(p.path("front-proxy-ca.crt"), "CERTIFICATE", fpDER, 0o644); err != nil {
-		return nil, err
-	}
+	return p, nil
+}
 
-	leaves := []struct {
-		name, cn   string
-		orgs       []string
-		server     bool
-		frontProxy bool // signed by the front-proxy CA
-	}{
+// leafCert is one leaf certificate of the node's PKI: <name>.crt and <name>.key.
+type leafCert struct {
+	name, cn   string
+	orgs       []string
+	server     bool
+	frontProxy bool // signed by the front-proxy CA
+}
+
+// leafCerts are the certificates the server's components use.
+func leafCerts(nodeName string) []leafCert {
+	return []leafCert{
 		{"front-proxy-client", "front-proxy-client", nil, false, true},
 		{"apiserver", "kube-apiserver", nil, true, false},
 		{"apiserver-kubelet-client", "kube-apiserver-kubelet-client", []string{"system:masters"}, false, false},
@@ -172,16 +180,27 @@ func ensurePKI(dir, nodeName string, ips []net.IP) (*pki, error) {
 		{"etcd", "etcd", nil, true, false},
 		{"apiserver-etcd-client", "kube-apiserver-etcd-client", nil, false, false},
 	}
-	for _, l := range leaves {
+}
+
+// issueLeaves writes every leaf certificate with a new key, valid from
+// certBackdate before now for p.lifetime after now. Each file is replaced
+// atomically (a component reloading it reads the old or the new one, never
+// half of one); the key is written before its certificate.
+func (p *pki) issueLeaves(now time.Time) error {
+	now = now.Round(0) // the wall clock only: renewal compares with it after clock steps
+	serverNames := []string{"localhost", p.nodeName, "kubernetes", "kubernetes.default",
+		"kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
+	notAfter := now.Add(p.lifetime)
+	for _, l := range leafCerts(p.nodeName) {
 		k, kDER, err := newKey()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		t := &x509.Certificate{
 			SerialNumber: serial(),
 			Subject:      pkix.Name{CommonName: l.cn, Organization: l.orgs},
-			NotBefore:    now,
-			NotAfter:     now.Add(365 * 24 * time.Hour),
+			NotBefore:    now.Add(-certBackdate),
+			NotAfter:     notAfter,
 			KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 			ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		}
@@ -190,24 +209,35 @@ func ensurePKI(dir, nodeName string, ips []net.IP) (*pki, error) {
 			if l.name == "etcd" { // etcd's peer connections authenticate with it as a client too
 				t.ExtKeyUsage = append(t.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
 			}
-			t.DNSNames, t.IPAddresses = serverNames, serverIPs
+			t.DNSNames, t.IPAddresses = serverNames, p.serverIPs
 		}
 		issuer, issuerKey := p.caCert, p.caKey
 		if l.frontProxy {
-			issuer, issuerKey = fpCert, crypto.Signer(fpKey)
+			issuer, issuerKey = p.fpCert, p.fpKey
 		}
 		cDER, err := x509.CreateCertificate(rand.Reader, t, issuer, k.Public(), issuerKey)
 		if err != nil {
-			return nil, fmt.Errorf("%s certificate: %w", l.name, err)
+			return fmt.Errorf("%s certificate: %w", l.name, err)
 		}
-		if err := writePEM(p.path(l.name+".crt"), "CERTIFICATE", cDER, 0o644); err != nil {
-			return nil, err
+		if err := writePEMAtomic(p.path(l.name+".key"), "EC PRIVATE KEY", kDER, 0o600); err != nil {
+			return err
 		}
-		if err := writePEM(p.path(l.name+".key"), "EC PRIVATE KEY", kDER, 0o600); err != nil {
-			return nil, err
+		if err := writePEMAtomic(p.path(l.name+".crt"), "CERTIFICATE", cDER, 0o644); err != nil {
+			return err
 		}
 	}
-	return p, nil
+	p.issued, p.leafExpires = now, notAfter
+	return nil
+}
+
+// writePEMAtomic replaces path with a PEM file through a rename in the same
+// directory.
+func writePEMAtomic(path, typ string, der []byte, mode os.FileMode) error {
+	tmp := path + ".new"
+	if err := writePEM(tmp, typ, der, mode); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // kubeconfig writes a kubeconfig for a client certificate of the PKI.

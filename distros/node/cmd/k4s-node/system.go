@@ -17,8 +17,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// setupSystem prepares a diskless machine for Kubernetes.
-func setupSystem(lan *lanConfig) error {
+// setupSystem prepares the machine for Kubernetes; data is the state directory
+// (on the data disk, if the node has one: disk.go).
+func setupSystem(lan *lanConfig, data string) error {
 	mounts := []struct {
 		src, dst, fstype, opts string
 		flags                  uintptr
@@ -48,9 +49,6 @@ func setupSystem(lan *lanConfig) error {
 	if err := sharedRoot(); err != nil {
 		return err
 	}
-	if err := stateTmpfs(); err != nil {
-		return err
-	}
 	// Sticky world-writable directories, as on any Linux system.
 	for d, mode := range map[string]fs.FileMode{"/tmp": fs.ModeSticky | 0o777, "/var/lock": fs.ModeSticky | 0o777, "/var/log": 0o755} {
 		err := os.MkdirAll(d, 0o755)
@@ -62,6 +60,14 @@ func setupSystem(lan *lanConfig) error {
 		}
 	}
 	if err := loadModules("/etc/modules-load.d/k4s.conf"); err != nil {
+		return err
+	}
+	// The data disk's driver and filesystem are modules: mount it after them, and
+	// the RAM filesystems only where it did not bind its own.
+	if err := setupDataDisk(data); err != nil {
+		return err
+	}
+	if err := stateTmpfs(); err != nil {
 		return err
 	}
 	for k, v := range map[string]string{

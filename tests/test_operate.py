@@ -1,0 +1,147 @@
+"""Operating a node without a shell (issue #24 item 8), as its user does, on the k3s-like
+appliance (kine) in a 1 GiB VM under QEMU (TCG):
+
+- component logs through the kubelet's node log query with a stock kubectl
+  (`/api/v1/nodes/<node>/proxy/logs/?query=<component>`; files in /var/log on the node);
+- a datastore snapshot taken from the host (`pants run <target> -- -snapshot FILE`,
+  through the forwarded port 6444 with the identity's admin certificate; a client
+  without a certificate is refused), then a fresh node booted with `-- -restore FILE`
+  has the cluster's objects back and runs the restored Deployment's pod again.
+
+Slow: a profile build and two boots."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import ssl
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .appliance_driver import PANTS, REPO, Appliance, free_port
+
+TARGET = "distros/k3s-like:initramfs"
+READY_TIMEOUT_S = 45 * 60
+SNAPSHOT_PORT = 6444
+
+OBJECTS = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: keep}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: keep}
+data: {greeting: hello-from-before-the-snapshot}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: token, namespace: keep}
+stringData: {token: s3cr3t}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: keep}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - {name: web, image: k4s.local/demo:v1}
+"""
+
+
+def kubectl(vm: Appliance, *args: str, input: str | None = None) -> str:
+    """kubectl, retried for up to 10 minutes: on a busy machine a TCG node's apiserver
+    times requests out now and then."""
+    out: list[str] = []
+
+    def attempt() -> bool:
+        r = vm.kubectl(*args, check=False, input=input, timeout=200)
+        out[:] = [r.stdout]
+        if r.returncode != 0:
+            raise RuntimeError(r.stderr)
+        return True
+
+    vm.wait(f"kubectl {' '.join(args)}", attempt, 600)
+    return out[0]
+
+
+def node_name(vm: Appliance) -> str:
+    return json.loads(kubectl(vm, "get", "nodes", "-o", "json"))["items"][0]["metadata"]["name"]
+
+
+def node_log(vm: Appliance, node: str, query: str) -> str:
+    return kubectl(vm, "get", "--raw", f"/api/v1/nodes/{node}/proxy/logs/?query={query}")
+
+
+def boot(name: str, tmp_path: Path, *extra: str) -> Appliance:
+    vm = Appliance(TARGET, tmp_path / f"{name}.log", forwards={SNAPSHOT_PORT: free_port()}, extra_vm_args=extra)
+    vm.start()
+    vm.wait("node Ready", vm.node_ready, READY_TIMEOUT_S)
+    return vm
+
+
+@pytest.mark.slow
+@pytest.mark.boot
+def test_logs_snapshot_and_restore(tmp_path: Path) -> None:
+    snap = tmp_path / "k3s.snap"
+    vm = boot("first", tmp_path)
+    try:
+        node = node_name(vm)
+        # The node log query finds the files k4s-node writes (no journalctl on the node).
+        kubelet = node_log(vm, node, "kubelet")
+        assert "kubelet" in kubelet and kubelet.count("\n") > 20, kubelet[-2000:]
+        own = node_log(vm, node, "k4s-node")
+        assert "[k4s-node] all components started" in own, own[-2000:]
+        listing = kubectl(vm, "get", "--raw", f"/api/v1/nodes/{node}/proxy/logs/")
+        for c in ("kine.log", "kube-apiserver.log", "containerd.log", "coredns.log"):
+            assert c in listing, listing
+
+        kubectl(vm, "apply", "-f", "-", input=OBJECTS)
+        vm.wait("the Deployment", lambda: _ready(vm), 20 * 60)
+
+        # No client certificate: the TLS handshake is refused.
+        port = vm.forwards[SNAPSHOT_PORT]
+        ctx = ssl.create_default_context(cafile=str(vm.kubeconfig.parent / "ca.crt"))
+        with pytest.raises((ssl.SSLError, ConnectionResetError, OSError)):
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+                with ctx.wrap_socket(s, server_hostname="127.0.0.1") as tls:
+                    tls.sendall(b"GET /snapshot HTTP/1.0\r\n\r\n")
+                    if not tls.recv(1):
+                        raise OSError("closed")
+
+        start = time.monotonic()
+        r = subprocess.run(
+            [str(PANTS), "--no-pantsd", "run", TARGET, "--", "-forward", f"{port}:{SNAPSHOT_PORT}", "-snapshot", str(snap)],
+            cwd=REPO, capture_output=True, text=True, timeout=30 * 60,
+        )
+        assert r.returncode == 0 and snap.is_file(), r.stdout[-3000:] + r.stderr[-3000:]
+        print(f"\nsnapshot: {snap.stat().st_size:,} bytes in {time.monotonic() - start:.0f} s (with pants run)")
+        assert "datastore snapshot for" in vm.console_text()
+    finally:
+        vm.stop()
+
+    vm = boot("restored", tmp_path, "-restore", str(snap))
+    try:
+        assert "datastore snapshot restored into kine" in vm.console_text(), vm.console_text()[-4000:]
+        cm = json.loads(kubectl(vm, "get", "configmap", "settings", "-n", "keep", "-o", "json"))
+        assert cm["data"] == {"greeting": "hello-from-before-the-snapshot"}
+        secret = json.loads(kubectl(vm, "get", "secret", "token", "-n", "keep", "-o", "json"))
+        assert base64.b64decode(secret["data"]["token"]) == b"s3cr3t"
+        # The restored Deployment's pod runs again on the new node.
+        seconds = vm.wait("the restored Deployment", lambda: _ready(vm), 20 * 60)
+        print(f"restored: node Ready and the Deployment's pod running {seconds:.0f} s after QEMU started")
+    finally:
+        vm.stop()
+
+
+def _ready(vm: Appliance) -> bool:
+    r = vm.kubectl("get", "deployment", "web", "-n", "keep", "-o", "json", check=False)
+    return r.returncode == 0 and json.loads(r.stdout)["status"].get("readyReplicas", 0) >= 1
