@@ -108,7 +108,7 @@ def test_initramfs_layout_two_readers(dist: Path) -> None:
     assert gnu["dev/null"][0] == "crw-rw-rw-"
     assert gnu["dev/tty"][0] == "crw-rw-rw-"
     assert gnu["dev/urandom"][0] == "crw-rw-rw-"
-    assert gnu["tmp"][0] == "drwxrwxrwx"
+    assert gnu["tmp"][0] == "drwxrwxrwt"  # sticky, as on any Linux system
     assert "etc/resolv.conf" in gnu
     # files_mapping and relocated_files
     assert gnu["etc/motd"][0] == "-rw-r--r--"
