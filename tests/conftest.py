@@ -133,15 +133,16 @@ def executed_k4s_steps(output: str) -> list[str]:
     return [d for d in executed_processes(output) if d.startswith(K4S_STEPS)]
 
 
-def k4s_step_count(commands: int, cpio: bool = True) -> int:
+def k4s_step_count(commands: int, cpio: bool = True, kernel: bool = False) -> int:
     """The k4s Processes of a build of a busybox with that many commands (and of its
     image): 2 k4stool builds, download, the rewrite's plan and dependencies, one
-    rewrite per command, compile, and the cpio."""
-    return 2 + 1 + 2 + commands + 1 + int(cpio)
+    rewrite per command, compile, and the cpio; with `kernel` (an image with a
+    `linux_kernel`), the build of k4stool's kernel steps too."""
+    return 2 + 1 + 2 + commands + 1 + int(cpio) + int(kernel)
 
 
 # Commands in the busyboxes the tests build.
-SMALL_COMMANDS, UROOT_COMMANDS, K3S_COMMANDS = 7, 114, 130
+SMALL_COMMANDS, UROOT_COMMANDS, K3S_COMMANDS = 7, 114, 21  # k3s-like: UROOT_NODE_CORE since #24
 
 
 def isolated_pants(
