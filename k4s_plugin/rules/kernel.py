@@ -142,14 +142,17 @@ async def fetch_debian_package(pin: DebianKernelPin, where: K4sStepEnvironment) 
             code="E_KERNEL_APT",
         )
     # Here, not on remote executors: the machine's apt sources. Cacheable: the output
-    # is pinned by its SHA-256, whatever mirror served it.
+    # is pinned by its SHA-256, whatever mirror served it. apt names the file
+    # <package>_<version, ':' as %3a>_<arch>.deb; captured by that name (an output
+    # directory "." did not come back from a remote cache: 0 files).
+    deb_name = f"{pin.package}_{pin.version.replace(':', '%3a')}_{pin.arch}.deb"
     result = await Get(
         FallibleProcessResult,
         {
             Process(
                 (apt_get.first_path.path, "download", "-q", spec),
                 description=f"apt-get download {spec}",
-                output_directories=(".",),
+                output_files=(deb_name,),
                 level=LogLevel.INFO,
             ): Process,
             where.local: EnvironmentName,
