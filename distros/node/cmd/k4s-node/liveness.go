@@ -6,6 +6,13 @@ package main
 // process may not act on SIGTERM) and supervise starts it again at once. A check
 // counts only once it has passed for the component's current process, so a
 // component that is still starting (minutes on a busy TCG machine) is left alone.
+//
+// Hung or busy: a process that fails its check while it gets no CPU time (stopped,
+// deadlocked, blocked on a dead disk) is hung; one that fails while computing is
+// overloaded (measured: a talos-like node on an overloaded TCG host failed 8 checks
+// in a row and had its working apiserver killed, which made it slower still). A
+// failure while busy counts as 1/busyWeight of one while idle: a busy component is
+// killed only after busyWeight times as many failures in a row (a livelock still is).
 
 import (
 	"bytes"
@@ -15,6 +22,9 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -26,18 +36,23 @@ const (
 	livenessPeriod    = 10 * time.Second
 	livenessTimeout   = 15 * time.Second
 	livenessThreshold = 8
+	// A failed check while the process used at least busyTicks of CPU (clock
+	// ticks, 10 ms each) since the previous check weighs 1/busyWeight.
+	busyWeight = 3
+	busyTicks  = 5
 )
 
 // livenessState counts a component's failed checks.
 type livenessState struct {
 	pid      int  // the process the count is about
 	armed    bool // a check passed for this process
-	failures int  // failed checks in a row since
+	failures int  // failed checks in a row since, idle ones weighing busyWeight
 }
 
 // observe records a check of the component's process pid and tells whether to
-// restart it (threshold failures in a row, after a pass).
-func (s *livenessState) observe(pid int, err error, threshold int) bool {
+// restart it (threshold failures in a row after a pass, busyWeight times as many if
+// the process was busy: see the top of this file).
+func (s *livenessState) observe(pid int, err error, busy bool, threshold int) bool {
 	if pid != s.pid {
 		*s = livenessState{pid: pid}
 	}
@@ -48,12 +63,44 @@ func (s *livenessState) observe(pid int, err error, threshold int) bool {
 	if !s.armed {
 		return false
 	}
-	s.failures++
-	if s.failures < threshold {
+	if busy {
+		s.failures++
+	} else {
+		s.failures += busyWeight
+	}
+	if s.failures < threshold*busyWeight {
 		return false
 	}
 	*s = livenessState{pid: pid}
 	return true
+}
+
+// cpuTicks is a process's CPU time so far (utime + stime, in clock ticks), or -1.
+func cpuTicks(pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	return statCPUTicks(string(data))
+}
+
+// statCPUTicks reads utime and stime from a /proc/<pid>/stat line: fields 14 and 15,
+// counted after the command name, which is in parentheses and may hold spaces.
+func statCPUTicks(stat string) int64 {
+	end := strings.LastIndexByte(stat, ')')
+	if end < 0 {
+		return -1
+	}
+	f := strings.Fields(stat[end+1:]) // f[0] is field 3 (state)
+	if len(f) < 13 {
+		return -1
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	return utime + stime
 }
 
 // livenessCheck is a component's check, or nil when it has none.
@@ -142,9 +189,16 @@ func grpcAnswers(socket string, timeout time.Duration) error {
 	return nil
 }
 
+// procTicks is a process's CPU time when it was last checked.
+type procTicks struct {
+	pid   int
+	ticks int64
+}
+
 // watchLiveness runs the checks until shutdown.
 func (n *node) watchLiveness() {
 	states := map[string]*livenessState{}
+	ticks := map[string]procTicks{} // each component's CPU time at its previous check
 	for mayStart() {
 		time.Sleep(livenessPeriod)
 		for _, c := range n.components {
@@ -158,11 +212,20 @@ func (n *node) watchLiveness() {
 				s = &livenessState{}
 				states[c] = s
 			}
+			before := ticks[c]
 			err := check()
+			now := cpuTicks(pid)
+			ticks[c] = procTicks{pid, now}
+			busy := before.pid == pid && before.ticks >= 0 && now-before.ticks >= busyTicks
 			if err != nil && s.armed {
-				log.Printf("liveness: %s (pid %d) failed its check (%d of %d): %v", c, pid, s.failures+1, livenessThreshold, err)
+				how, w := "idle", busyWeight
+				if busy {
+					how, w = "busy", 1
+				}
+				log.Printf("liveness: %s (pid %d) failed its check while %s (%d of %d; a busy failure counts 1, an idle one %d): %v",
+					c, pid, how, s.failures+w, livenessThreshold*busyWeight, busyWeight, err)
 			}
-			if s.observe(pid, err, livenessThreshold) {
+			if s.observe(pid, err, busy, livenessThreshold) {
 				log.Printf("liveness: %s (pid %d) is hung: killing it", c, pid)
 				if err := restartWith(c, syscall.SIGKILL, 10*time.Second); err != nil && !errors.Is(err, errNotRunning) {
 					log.Printf("liveness: %v", err)

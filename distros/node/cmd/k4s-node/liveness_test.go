@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -17,31 +18,72 @@ func TestLivenessCountsFailuresAfterAPass(t *testing.T) {
 	var s livenessState
 	// Still starting: failures before the first pass do not count.
 	for i := 0; i < 10; i++ {
-		if s.observe(100, fail, 3) {
+		if s.observe(100, fail, false, 3) {
 			t.Fatal("restart before the component ever passed its check")
 		}
 	}
-	s.observe(100, nil, 3)
-	if s.observe(100, fail, 3) || s.observe(100, fail, 3) {
+	s.observe(100, nil, false, 3)
+	if s.observe(100, fail, false, 3) || s.observe(100, fail, false, 3) {
 		t.Fatal("restart before 3 failures")
 	}
-	s.observe(100, nil, 3) // a pass resets the count
-	if s.observe(100, fail, 3) || s.observe(100, fail, 3) {
+	s.observe(100, nil, false, 3) // a pass resets the count
+	if s.observe(100, fail, false, 3) || s.observe(100, fail, false, 3) {
 		t.Fatal("a pass did not reset the count")
 	}
-	if !s.observe(100, fail, 3) {
+	if !s.observe(100, fail, false, 3) {
 		t.Fatal("no restart after 3 failures in a row")
 	}
 	// After the restart: disarmed until the new process passes.
-	if s.observe(100, fail, 3) || s.observe(101, fail, 3) || s.observe(101, fail, 3) || s.observe(101, fail, 3) {
+	if s.observe(100, fail, false, 3) || s.observe(101, fail, false, 3) || s.observe(101, fail, false, 3) || s.observe(101, fail, false, 3) {
 		t.Fatal("restarted again before the new process passed")
 	}
 	// A new process (it exited and supervise restarted it) starts a new count.
-	s.observe(101, nil, 3)
-	s.observe(101, fail, 3)
-	s.observe(101, fail, 3)
-	if s.observe(102, fail, 3) {
+	s.observe(101, nil, false, 3)
+	s.observe(101, fail, false, 3)
+	s.observe(101, fail, false, 3)
+	if s.observe(102, fail, false, 3) {
 		t.Fatal("a new process inherited its predecessor's failures")
+	}
+}
+
+// A failure while the process computes (overload) weighs 1/busyWeight of one while it
+// gets no CPU (stopped, deadlocked): a busy component gets busyWeight times as long.
+func TestLivenessGivesABusyProcessLonger(t *testing.T) {
+	fail := errors.New("timeout")
+	var s livenessState
+	s.observe(7, nil, true, 3)
+	for i := 1; i < 3*busyWeight; i++ {
+		if s.observe(7, fail, true, 3) {
+			t.Fatalf("a busy process was restarted after %d failures", i)
+		}
+	}
+	if !s.observe(7, fail, true, 3) {
+		t.Fatalf("a busy process was not restarted after %d failures", 3*busyWeight)
+	}
+	// Mixed failures add up by weight: idle, busy, idle is 7 of 9; two busy ones more is 9.
+	s.observe(8, nil, false, 3)
+	if s.observe(8, fail, false, 3) || s.observe(8, fail, true, 3) || s.observe(8, fail, false, 3) ||
+		s.observe(8, fail, true, 3) {
+		t.Fatal("restart before the failures weighed 3 idle ones")
+	}
+	if !s.observe(8, fail, true, 3) {
+		t.Fatal("no restart when the failures weighed 3 idle ones")
+	}
+}
+
+func TestStatCPUTicks(t *testing.T) {
+	// A command name with spaces and parentheses, as /proc shows it.
+	stat := "1234 (kube (api) server) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 37 0 0 20 0 12 0 300 0 0"
+	if got := statCPUTicks(stat); got != 287 {
+		t.Fatalf("utime+stime: got %d, want 287", got)
+	}
+	for _, bad := range []string{"", "1234 kube-apiserver S", "1 (x) S 1 2 3", "1 (x) S 1 1 1 0 -1 0 0 0 0 0 a b"} {
+		if got := statCPUTicks(bad); got != -1 {
+			t.Errorf("%q: got %d, want -1", bad, got)
+		}
+	}
+	if cpuTicks(os.Getpid()) < 0 {
+		t.Error("this process's CPU time was not read")
 	}
 }
 
