@@ -20,8 +20,8 @@ from k4s_plugin.rules import (
     sbom,
     steps,
     store,
-    toolchain,
     tidy,
+    toolchain,
     tools,
 )
 from k4s_plugin.targets import GoBusyboxTarget, InitramfsTarget, LinuxKernelTarget, OciImageTarget

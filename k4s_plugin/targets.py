@@ -8,9 +8,8 @@ import os.path
 import re
 from typing import Any, Dict, Iterable, Optional, Tuple
 
-from pants.engine.addresses import Address
-
 from pants.core.goals.package import OutputPathField
+from pants.engine.addresses import Address
 from pants.engine.target import (
     COMMON_TARGET_FIELDS,
     AsyncFieldMixin,
@@ -125,7 +124,8 @@ class GoBusyboxCommandsField(StringSequenceField):
             _check(
                 grammar.command_pattern_problem(pattern),
                 cls.alias, address, pattern,
-                "Write commands as import paths (e.g. 'github.com/u-root/u-root/cmds/core/ls'), optionally with a glob in the last elements or one leading '-' to exclude.",
+                "Write commands as import paths (e.g. 'github.com/u-root/u-root/cmds/core/ls'), "
+                "optionally with a glob in the last elements or one leading '-' to exclude.",
                 ", so it is not a Go import path",
             )
         if value is not None and not any(not p.startswith("-") for p in value):
@@ -163,7 +163,8 @@ class GoBusyboxModSourcesField(MultipleSourcesField):
             raise InvalidFieldException(
                 f"k4s: {BAD_FIELD}: The `{self.alias}` field of {self.address} must match exactly one go.mod "
                 f"and the go.sum next to it, but matched go.mod files {mods} and go.sum "
-                f"files {sums}. Create go.sum next to go.mod (an empty file will do) and run `pants k4s-tidy` on this target to fill it."
+                f"files {sums}. Create go.sum next to go.mod (an empty file will do) and run "
+                "`pants k4s-tidy` on this target to fill it."
             )
         top = os.path.dirname(mods[0])
         outside = [f for f in files if top and not f.startswith(top + "/")]
@@ -246,7 +247,8 @@ class GoBusyboxLdflagsField(StringSequenceField):
             _check(
                 grammar.ldflag_problem(flag),
                 cls.alias, address, flag,
-                "Keep to `-s`, `-w` and `-X importpath.name=value`, e.g. `ldflags=[\"-s\", \"-w\", \"-X main.version=1.0\"]`.",
+                "Keep to `-s`, `-w` and `-X importpath.name=value`, "
+                'e.g. `ldflags=["-s", "-w", "-X main.version=1.0"]`.',
             )
         return value
 
@@ -325,7 +327,9 @@ class GoBusyboxPatchesField(StringSequenceField, AsyncFieldMixin):
                 )
             rooted = p[2:] if p.startswith("//") else os.path.join(address.spec_path, p)
             _check(
-                grammar.relative_path_problem(rooted) if not p.startswith("/") or p.startswith("//") else "it is absolute",
+                "it is absolute"
+                if p.startswith("/") and not p.startswith("//")
+                else grammar.relative_path_problem(rooted),
                 cls.alias, address, p,
                 "Give a path relative to the BUILD file, or `//`-rooted at the build root.",
                 ": patches must be files in this repository",
@@ -783,7 +787,10 @@ class InitramfsKernelArgsField(StringSequenceField):
         value = super().compute_value(raw_value, address)
         for arg in value or ():
             if not arg or any(c.isspace() for c in arg):
-                raise _invalid(cls.alias, address, arg, "a kernel argument is one word without blanks", "Give one argument per string.")
+                raise _invalid(
+                    cls.alias, address, arg, "a kernel argument is one word without blanks",
+                    "Give one argument per string.",
+                )
         return value
 
 
@@ -958,7 +965,9 @@ class OciImageBusyboxField(StringField, AsyncFieldMixin):
 
 
 # An image reference without a digest: [registry/]path[:tag], lower case path.
-_IMAGE_REF = re.compile(r"[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?")
+_IMAGE_REF = re.compile(
+    r"[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+)
 
 
 class OciImageNameField(StringField):

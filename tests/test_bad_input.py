@@ -9,7 +9,6 @@ through `check_layout`, k4stool through `go test`. The end-to-end rows (a real
 
 from __future__ import annotations
 
-
 import pytest
 from pants.engine.addresses import Address
 from pants.engine.internals.scheduler import ExecutionError

@@ -7,9 +7,9 @@ asks for, read back with bsdtar (an independent reader).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
-import hashlib
 import os
 import subprocess
 import tarfile
@@ -56,11 +56,10 @@ def rule_runner() -> RuleRunner:
     """test_rules.py's runner (the small test project), with `resources` targets."""
     from pants.engine.fs import Digest, DigestContents
 
-    from k4s_plugin.rules.cpio import Archive
-    from k4s_plugin.rules.initramfs import InitramfsFieldSet
-
     from k4s_plugin.rules.busybox import GoBusyboxFieldSet
     from k4s_plugin.rules.compile import BusyboxBinary
+    from k4s_plugin.rules.cpio import Archive
+    from k4s_plugin.rules.initramfs import InitramfsFieldSet
 
     rr = _runner(QueryRule(Archive, [InitramfsFieldSet]), QueryRule(DigestContents, [Digest]),
                  QueryRule(BusyboxBinary, [GoBusyboxFieldSet]))

@@ -79,8 +79,8 @@ def run_args(cluster_identity: bool) -> tuple[list[str], str]:
     from types import SimpleNamespace
 
     from pants.base.build_root import BuildRoot
-    from pants.core.util_rules.system_binaries import BinaryPath, BinaryPathRequest, BinaryPaths
     from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
+    from pants.core.util_rules.system_binaries import BinaryPath, BinaryPathRequest, BinaryPaths
     from pants.engine.addresses import AddressInput
     from pants.engine.fs import EMPTY_DIGEST, Digest, MergeDigests
     from pants.engine.target import WrappedTarget, WrappedTargetRequest
@@ -88,8 +88,7 @@ def run_args(cluster_identity: bool) -> tuple[list[str], str]:
 
     from k4s_plugin.rules.busybox import GoBusyboxFieldSet
     from k4s_plugin.rules.cpio import Archive
-    from k4s_plugin.rules.initramfs import InitramfsRequest
-    from k4s_plugin.rules.initramfs import InitramfsKernel
+    from k4s_plugin.rules.initramfs import InitramfsKernel, InitramfsRequest
     from k4s_plugin.rules.run import run_initramfs
     from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
-
-from .conftest import PANTS, REPO, require_tool
+import tomllib
 
 import k4s_plugin
+
+from .conftest import PANTS, REPO, require_tool
 
 U = "github.com/u-root/u-root/cmds/core"
 COMMANDS = ("init", "gosh", "ls", "cat", "echo")

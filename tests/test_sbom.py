@@ -76,7 +76,7 @@ def test_sbom_is_true_to_the_image(dist: Path, tmp_path: Path) -> None:
     # The patched module: its version and go.sum hash, and the patch with its SHA-256.
     gosum = (REPO / SMALL / "go.sum").read_text().split("\n")
     uroot = components["pkg:golang/github.com/u-root/u-root@v0.16.0"]
-    sum_line = next(l for l in gosum if l.startswith("github.com/u-root/u-root v0.16.0 h1:"))
+    sum_line = next(line for line in gosum if line.startswith("github.com/u-root/u-root v0.16.0 h1:"))
     assert {"name": "k4s:go.sum", "value": sum_line.split()[2]} in uroot["properties"]
     patch = f"{SMALL}/patches/echo-prefix.patch"
     assert uroot["pedigree"]["patches"] == [{"type": "unofficial", "diff": {"url": patch}}]

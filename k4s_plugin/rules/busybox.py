@@ -207,7 +207,8 @@ def _check_first_party_commands(busybox: BusyboxBuildRequest, gomod: str, moddir
         return
     module = m.group(1)
     for pattern in busybox.commands:
-        if pattern.startswith("-") or any(c in pattern for c in "*?[") or not (pattern == module or pattern.startswith(module + "/")):
+        in_module = pattern == module or pattern.startswith(module + "/")
+        if pattern.startswith("-") or any(c in pattern for c in "*?[") or not in_module:
             continue
         pkg_dir = os.path.normpath(os.path.join(moddir, pattern[len(module) + 1:]))
         if not any(os.path.dirname(f) == pkg_dir and f.endswith(".go") and not f.endswith("_test.go") for f in files):

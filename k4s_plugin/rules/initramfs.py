@@ -64,10 +64,10 @@ from k4s_plugin.targets import (
     InitramfsLinuxKernelField,
     InitramfsMaxSizeField,
     InitramfsNodeComponentsField,
-    OciImageBusyboxField,
     InitramfsShellField,
     InitramfsUinitArgsField,
     InitramfsUinitField,
+    OciImageBusyboxField,
     OciImageTarget,
 )
 
@@ -160,7 +160,9 @@ async def initramfs_kernel(request: InitramfsRequest) -> InitramfsKernel:
     busybox = await Get(GoBusyboxFieldSet, InitramfsRequest, request)
     return InitramfsKernel(await Get(
         LinuxKernel,
-        LinuxKernelRequest(request.address, InitramfsLinuxKernelField.alias, request.linux_kernel, busybox.goarch.value),
+        LinuxKernelRequest(
+            request.address, InitramfsLinuxKernelField.alias, request.linux_kernel, busybox.goarch.value
+        ),
     ))
 
 
@@ -224,7 +226,9 @@ async def _images(address: Address, addresses: list[Address], goarch: str) -> li
     containerd imports), as k3s takes any tarball in agent/images. Each is for the
     image's architecture (`goarch`): an oci_image's busybox, an archive's images."""
     origin = f"the `images` field of {address}"
-    wrapped = await MultiGet(Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin=origin)) for a in addresses)
+    wrapped = await MultiGet(
+        Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin=origin)) for a in addresses
+    )
     fix = "List `oci_image` targets, or `file`/`files` targets of OCI image archives (`.tar`)."
     for image_address, w in zip(addresses, wrapped):
         if not isinstance(w.target, OciImageTarget) and not w.target.has_field(SourcesField):
@@ -253,7 +257,9 @@ async def _images(address: Address, addresses: list[Address], goarch: str) -> li
         for (a, _), image in zip(ocis, built)
     )
     out = [
-        ImageArchive(f"{a.target_name}.tar", digest, f"{IMAGES_PREFIX}{a.target_name}/{image.path}", f"image {image.name}")
+        ImageArchive(
+            f"{a.target_name}.tar", digest, f"{IMAGES_PREFIX}{a.target_name}/{image.path}", f"image {image.name}"
+        )
         for (a, _), image, digest in zip(ocis, built, prefixed)
     ]
     for (image_address, _), src in zip(files, sources):
@@ -382,7 +388,7 @@ async def build_initramfs(request: InitramfsRequest, where: K4sStepEnvironment) 
     # The busybox and `images` are inferred dependencies: not files of the image tree.
     image_addresses = await _image_addresses(request.images)
     inferred = {bb_field_set.address, *image_addresses}
-    deps = [t for t in await Get(Targets, DependenciesRequest(request.dependencies)) 
+    deps = [t for t in await Get(Targets, DependenciesRequest(request.dependencies))
             if t.address not in inferred and t.address.maybe_convert_to_target_generator() not in inferred]
     _check_dependencies(request.address, deps)
     sources = await Get(

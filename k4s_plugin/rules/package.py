@@ -139,7 +139,10 @@ async def package_initramfs(field_set: PackageInitramfsFieldSet) -> BuiltPackage
     image = await _move(archive.digest, archive.path, path, executable=False)
     sbom_file = await _move(sbom.digest, sbom.path, path + SBOM_SUFFIX, executable=False)
     digests = [image, sbom_file]
-    artifacts = [BuiltPackageArtifact(path), BuiltPackageArtifact(path + SBOM_SUFFIX, extra_log_lines=("SBOM (CycloneDX 1.5)",))]
+    artifacts = [
+        BuiltPackageArtifact(path),
+        BuiltPackageArtifact(path + SBOM_SUFFIX, extra_log_lines=("SBOM (CycloneDX 1.5)",)),
+    ]
     if kernel.kernel:
         # The kernel the image was built for: `pants run` boots this pair.
         k = kernel.kernel

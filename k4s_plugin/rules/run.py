@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import platform
-
 import re
 from dataclasses import dataclass
 
+from pants.base.build_root import BuildRoot
 from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior, RunRequest
 from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
 from pants.core.util_rules.system_binaries import (
@@ -14,7 +14,6 @@ from pants.core.util_rules.system_binaries import (
     BinaryPaths,
     BinaryPathTest,
 )
-from pants.base.build_root import BuildRoot
 from pants.engine.addresses import Address, AddressInput
 from pants.engine.fs import Digest, MergeDigests
 from pants.engine.rules import Get, MultiGet, collect_rules, rule

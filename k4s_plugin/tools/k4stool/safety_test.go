@@ -1,3 +1,5 @@
+//go:build !k4s_download
+
 package main
 
 // k4stool's own checks on the values it is given (defence in depth behind the

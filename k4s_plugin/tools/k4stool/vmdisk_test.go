@@ -1,3 +1,5 @@
+//go:build !k4s_download
+
 package main
 
 import (
