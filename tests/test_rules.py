@@ -25,9 +25,9 @@ from pants.testutil.rule_runner import QueryRule, RuleRunner
 
 from k4s_plugin import register
 from k4s_plugin.rules.busybox import GoBusyboxFieldSet
-from k4s_plugin.rules.compile import BB, BusyboxBinary
 from k4s_plugin.rules.cpio import Archive
 from k4s_plugin.rules.download import ModuleSources
+from k4s_plugin.rules.gobuild import BB, BusyboxBinary
 from k4s_plugin.rules.initramfs import InitramfsFieldSet
 from k4s_plugin.rules.oci import OciImage, OciImageFieldSet
 from k4s_plugin.rules.rewrite import BBMAIN_TAR, DEPS_TAR, RewrittenTree

@@ -29,9 +29,9 @@ from pants.engine.rules import Get, MultiGet, collect_rules, rule
 
 import k4s_plugin
 from k4s_plugin.rules.busybox import BusyboxBuildRequest
-from k4s_plugin.rules.compile import BusyboxBinary
 from k4s_plugin.rules.cpio import Archive
 from k4s_plugin.rules.download import PATCHES_DIR, ModuleSources
+from k4s_plugin.rules.gobuild import BusyboxBinary
 from k4s_plugin.rules.kernel import LinuxKernel
 from k4s_plugin.rules.store import file_digests
 from k4s_plugin.subsystems import K4sGo
