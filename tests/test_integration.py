@@ -246,7 +246,7 @@ def test_profiles_are_parametrized_and_read_like_the_table() -> None:
     k3s, kubesolo = json.loads(r.stdout)
     assert k3s["goarch"] == "arm64" and kubesolo["goarch"] == "amd64"
     assert "k8s.io/kubernetes/cmd/kube-scheduler" in k3s["commands"]
-    # The appliance schedules with kube-scheduler (README: why not KubeSolo's webhook)
+    # The appliance schedules with kube-scheduler (docs/appliance.md: why not KubeSolo's webhook)
     # and proxies Services with kube-proxy on the pure-Go nft.
     assert "k8s.io/kubernetes/cmd/kube-scheduler" in kubesolo["commands"]
     assert "k4s.dev/node/cmd/nft" in kubesolo["commands"]
