@@ -101,8 +101,8 @@ def test_unpatched_image_lists_files_and_no_patches(dist: Path) -> None:
 
 def test_modules_list_go_test() -> None:
     """k4stool download's modules list (what the SBOM is made from): go.sum hashes,
-    patches per module, sorted (k4stool/download_test.go)."""
-    go_test(REPO / "k4s_plugin" / "tools", "./k4stool/", run="WriteModulesJSON")
+    patches per module, sorted (k4stool/internal/download/download_test.go)."""
+    go_test(REPO / "k4s_plugin" / "tools", "./k4stool/internal/download", run="WriteModulesJSON")
 
 
 def test_every_profile_image_has_a_budget() -> None:

@@ -12,13 +12,13 @@ import (
 	"path/filepath"
 )
 
-// identityDir holds the cluster identity handed to the node at boot: the
-// cluster CA's certificate and key (ca.crt, ca.key). `pants run` of an
-// initramfs with `cluster_identity=True` appends a second cpio with them to
-// the image (the image itself stays generic, cacheable and key-free); a real
-// device gets them the same way from its provisioning (see README, "Cluster
-// identity"), as a Talos control-plane node gets the CA in its machine config.
-const identityDir = "/etc/k4s/identity"
+// identityDir (contract_gen.go, generated from k4stool's identity contract)
+// holds the cluster identity handed to the node at boot: the cluster CA's
+// certificate and key (ca.crt, ca.key). `pants run` of an initramfs with
+// `cluster_identity=True` appends a second cpio with them to the image (the
+// image itself stays generic, cacheable and key-free); a real device gets them
+// the same way from its provisioning (see docs/cluster-identity.md), as a Talos
+// control-plane node gets the CA in its machine config.
 
 // identityError is a problem with the handed-over identity: which file, what
 // is wrong, and what to do. The node does not start Kubernetes with it.
@@ -34,7 +34,7 @@ func (e *identityError) Error() string {
 // neither file: the node then makes a CA of its own, which nobody outside
 // the node can use.
 func loadIdentity(dir string) (*x509.Certificate, crypto.Signer, error) {
-	certPath, keyPath := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key")
+	certPath, keyPath := filepath.Join(dir, caCertFile), filepath.Join(dir, caKeyFile)
 	certPEM, certErr := os.ReadFile(certPath)
 	keyPEM, keyErr := os.ReadFile(keyPath)
 	switch {

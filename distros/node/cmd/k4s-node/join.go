@@ -33,9 +33,8 @@ import (
 //     (/var/lib/kubelet/kubeconfig), bound to what they need for the group
 //     system:nodes.
 
+// The identity's files (joinTokenFile, serverFile, ...) are in contract_gen.go.
 const (
-	joinTokenFile = "join-token"
-	serverFile    = "server"
 	// bootstrapGroup is the group of the bootstrap token's user.
 	bootstrapGroup = "system:bootstrappers:k4s"
 	// nodeKubeconfig is what the kubelet writes once its client certificate is
@@ -84,15 +83,15 @@ func loadJoin(dir string) (*join, error) {
 	if !strings.HasPrefix(j.server, "https://") {
 		return nil, &identityError{filepath.Join(dir, serverFile), fmt.Sprintf("is %q, not an https:// URL of the server's apiserver", j.server)}
 	}
-	caPath := filepath.Join(dir, "ca.crt")
+	caPath := filepath.Join(dir, caCertFile)
 	if j.caPEM, err = os.ReadFile(caPath); err != nil {
 		return nil, &identityError{caPath, fmt.Sprintf("cannot be read (%v): an agent needs the cluster CA's certificate", err)}
 	}
 	if b, _ := pem.Decode(j.caPEM); b == nil || b.Type != "CERTIFICATE" {
 		return nil, &identityError{caPath, "is not a PEM certificate"}
 	}
-	if _, err := os.Stat(filepath.Join(dir, "ca.key")); err == nil {
-		return nil, &identityError{filepath.Join(dir, "ca.key"), "is there on an agent: an agent gets the CA's certificate only"}
+	if _, err := os.Stat(filepath.Join(dir, caKeyFile)); err == nil {
+		return nil, &identityError{filepath.Join(dir, caKeyFile), "is there on an agent: an agent gets the CA's certificate only"}
 	}
 	log.Printf("joining the cluster at %s with bootstrap token %s", j.server, j.tokenID)
 	return j, nil

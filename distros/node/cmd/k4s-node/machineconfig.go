@@ -29,8 +29,8 @@ import (
 // k4s-node turns it into what it reads otherwise: the identity files
 // (identity.go, join.go), the flags -node-name and -lan, and, for a worker,
 // the node's part of the image's component table. One image serves both
-// machine types, as one Talos image does.
-const machineConfigFile = "machine-config.yaml"
+// machine types, as one Talos image does. Its name under identityDir is
+// machineConfigFile (contract_gen.go).
 
 type machineConfig struct {
 	Version string `json:"version"`
@@ -73,13 +73,13 @@ func loadMachineConfig(dir string) (*machineConfig, error) {
 	if mc.Version != "v1alpha1" {
 		return nil, &identityError{path, fmt.Sprintf("has version %q, want v1alpha1", mc.Version)}
 	}
-	files := map[string]string{"ca.crt": mc.Machine.CA.Crt, joinTokenFile: mc.Machine.Token}
+	files := map[string]string{caCertFile: mc.Machine.CA.Crt, joinTokenFile: mc.Machine.Token}
 	switch mc.Machine.Type {
 	case "controlplane":
 		if mc.Machine.CA.Key == "" {
 			return nil, &identityError{path, "is a controlplane config without machine.ca.key"}
 		}
-		files["ca.key"] = mc.Machine.CA.Key
+		files[caKeyFile] = mc.Machine.CA.Key
 	case "worker":
 		if mc.Machine.CA.Key != "" {
 			return nil, &identityError{path, "is a worker config with machine.ca.key: a worker gets the CA's certificate only"}
@@ -96,7 +96,7 @@ func loadMachineConfig(dir string) (*machineConfig, error) {
 	}
 	for name, content := range files {
 		mode := os.FileMode(0o600)
-		if name == "ca.crt" || name == serverFile {
+		if name == caCertFile || name == serverFile {
 			mode = 0o644
 		}
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(strings.TrimSpace(content)+"\n"), mode); err != nil {

@@ -59,7 +59,7 @@ func main() {
 	ntpServers := flag.String("ntp", "", "NTP servers, <host>[:<port>] separated by commas: the clock is set from them at boot and kept in sync (ntp.go); none: the RTC's time, unsynchronised")
 	logDir := flag.String("log-dir", "", "directory of the components' log files, <component>.log (default: /var/log with -system, else none)")
 	logMax := flag.Int("log-max", 16, "MiB all log files together may hold (each rotated once at its share; RAM on a diskless node)")
-	flag.IntVar(&snapshotPort, "snapshot-port", 6444, "port of the datastore snapshot endpoint on the node's primary address (mTLS, system:masters; 0: none)")
+	flag.IntVar(&snapshotPort, "snapshot-port", defaultSnapshotPort, "port of the datastore snapshot endpoint on the node's primary address (mTLS, system:masters; 0: none)")
 	var extra extraArgs
 	flag.Var(&extra, "extra-arg", "<component>=<argument> to add to a component's command line (repeatable), e.g. kube-apiserver=--v=2")
 	// k4s.<flag>=<value> on the kernel command line sets a flag (cmdline.go).

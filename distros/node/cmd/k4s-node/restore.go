@@ -22,7 +22,7 @@ import (
 )
 
 // restoreFile is where a snapshot handed to the node at boot is.
-var restoreFile = filepath.Join(identityDir, "datastore.snapshot")
+var restoreFile = filepath.Join(identityDir, snapshotFile)
 
 // restoreSnapshot loads the handed snapshot, if any, into the datastore.
 func (n *node) restoreSnapshot() error {
