@@ -20,12 +20,13 @@ def test_k4s_node_unit_tests() -> None:
 
 
 def test_identity_contract_copy_is_current() -> None:
-    """k4s-node's contract_gen.go is generated from k4stool's identity contract
+    """k4s-node's identity constants (a block at the end of identity.go) are generated
+    from k4stool's identity contract
     (k4s_plugin/tools/k4stool/internal/contract): the file names both sides use under
     etc/k4s/identity are spelled once."""
     r = subprocess.run(
         [require_tool("go"), "run", "./k4stool/internal/contract/gen", "-check",
-         str(REPO / "distros" / "node" / "cmd" / "k4s-node" / "contract_gen.go")],
+         str(REPO / "distros" / "node" / "cmd" / "k4s-node" / "identity.go")],
         cwd=REPO / "k4s_plugin" / "tools", capture_output=True, text=True, timeout=600,
         env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"},
     )

@@ -33,8 +33,8 @@ import (
 //     (/var/lib/kubelet/kubeconfig), bound to what they need for the group
 //     system:nodes.
 
-// The identity's files (joinTokenFile, serverFile, ...) are in contract_gen.go,
-// generated from k4stool's identity contract.
+// The identity's files (joinTokenFile, serverFile, ...) are generated at the
+// end of identity.go from k4stool's identity contract.
 const (
 	// bootstrapGroup is the group of the bootstrap token's user.
 	bootstrapGroup = "system:bootstrappers:k4s"

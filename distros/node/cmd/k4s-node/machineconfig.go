@@ -30,7 +30,7 @@ import (
 // (identity.go, join.go), the flags -node-name and -lan, and, for a worker,
 // the node's part of the image's component table. One image serves both
 // machine types, as one Talos image does. Its name under identityDir is
-// machineConfigFile (contract_gen.go).
+// machineConfigFile (generated at the end of identity.go).
 
 type machineConfig struct {
 	Version string `json:"version"`
