@@ -363,7 +363,7 @@ class GoBusyboxLocalModulesField(StringSequenceField, AsyncFieldMixin):
         """
         Addresses of `files` targets holding first-party Go modules that this busybox's
         `go.mod` replaces with a relative directory, e.g. `replace k4s.dev/node =>
-        ../node` with `local_modules=["//distros/node"]`: several profiles can then build
+        ../../node` with `local_modules=["//node"]`: several profiles can then build
         the same first-party commands (list them in `commands` by import path). Each
         target's files (its `go.mod`, `go.sum` and Go sources) join the module download
         and the rewrite at their paths in the repository, so the `replace` resolves

@@ -267,7 +267,7 @@ def test_node_components_are_in_their_busybox_and_known_to_k4s_node() -> None:
     import re
 
     known = re.search(r"var allComponents = \[\]string\{([^}]*)\}",
-                      (REPO / "distros/node/cmd/k4s-node/main.go").read_text())
+                      (REPO / "node/cmd/k4s-node/main.go").read_text())
     assert known
     known_names = set(re.findall(r'"([^"]+)"', known.group(1)))
     r = run_pants("peek", "distros::")
@@ -287,4 +287,4 @@ def test_node_components_are_in_their_busybox_and_known_to_k4s_node() -> None:
         assert components, t["address"]
         assert set(components) <= known_names, (t["address"], set(components) - known_names)
         assert set(components) <= names, (t["address"], set(components) - names)
-        assert "k4s.dev/node/cmd/k4s-node" in bb["commands"] and bb["local_modules"] == ["//distros/node"]
+        assert "k4s.dev/node/cmd/k4s-node" in bb["commands"] and bb["local_modules"] == ["//node"]

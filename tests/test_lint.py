@@ -21,7 +21,7 @@ RUFF = Path(sys.executable).parent / "ruff"
 # there (one vet per entry; k4stool is built three ways: rules/tools.py).
 GO_VET = {
     "k4s_plugin/tools": ("", "k4s_download", "k4s_download,k4s_kernel"),
-    "distros/node": ("",),
+    "node": ("",),
     "tests/testprojects/small": ("",),
 }
 # go.mod directories `go vet` leaves out, and why (gofmt still reads their Go files).

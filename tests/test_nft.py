@@ -1,4 +1,4 @@
-"""The pure-Go `nft` (distros/node/cmd/nft) that kube-proxy's nftables mode
+"""The pure-Go `nft` (node/cmd/nft) that kube-proxy's nftables mode
 drives through sigs.k8s.io/knftables. Built with the host Go (CGO_ENABLED=0) and run as
 root in fresh network namespaces, next to Debian's C nft (`apt-get install nftables`),
 which is the reference: both must leave the kernel in the same state, as the C nft
@@ -15,7 +15,7 @@ import pytest
 
 from .conftest import REPO, require_tool
 
-MODULE = REPO / "distros" / "node"
+MODULE = REPO / "node"
 C_NFT = "/usr/sbin/nft"
 
 

@@ -16,7 +16,7 @@ from .conftest import REPO, go_test, require_tool
 
 
 def test_k4s_node_unit_tests() -> None:
-    go_test(REPO / "distros" / "node", "./cmd/k4s-node/")
+    go_test(REPO / "node", "./cmd/k4s-node/")
 
 
 def test_identity_contract_copy_is_current() -> None:
@@ -26,7 +26,7 @@ def test_identity_contract_copy_is_current() -> None:
     etc/k4s/identity are spelled once."""
     r = subprocess.run(
         [require_tool("go"), "run", "./k4stool/internal/contract/gen", "-check",
-         str(REPO / "distros" / "node" / "cmd" / "k4s-node" / "identity.go")],
+         str(REPO / "node" / "cmd" / "k4s-node" / "identity.go")],
         cwd=REPO / "k4s_plugin" / "tools", capture_output=True, text=True, timeout=600,
         env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"},
     )

@@ -146,7 +146,7 @@ def test_compile_runs_on_host(rule_runner: RuleRunner, tmp_path: Path) -> None:
 
 
 def test_local_module_commands(rule_runner: RuleRunner, tmp_path: Path) -> None:
-    """A first-party module outside the BUILD directory (as distros/node for the
+    """A first-party module outside the BUILD directory (as node/ for the
     profiles): go.mod replaces it with ../lib, `local_modules` brings its files."""
     gomod = (SMALL / "go.mod").read_text()
     rule_runner.write_files({

@@ -3,12 +3,12 @@
 // them: their names under the node's etc/k4s/identity, and the port of the
 // node's datastore snapshot endpoint. This file is the one place they are
 // spelled: k4s-node's copy, a block at the end of
-// distros/node/cmd/k4s-node/identity.go, is generated from it (`go generate
+// node/cmd/k4s-node/identity.go, is generated from it (`go generate
 // ./k4stool/internal/contract` in k4s_plugin/tools; gen/main.go says why a
 // block and not a file), and tests/test_node.py fails while that copy is stale.
 package contract
 
-//go:generate go run ./gen -out ../../../../../distros/node/cmd/k4s-node/identity.go
+//go:generate go run ./gen -out ../../../../../node/cmd/k4s-node/identity.go
 
 const (
 	// Dir holds the identity, relative to the image's root (the node reads

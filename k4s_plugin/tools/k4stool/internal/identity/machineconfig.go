@@ -13,7 +13,7 @@ import (
 // `talosctl gen config` writes as controlplane.yaml and worker.yaml, here
 // from the cluster identity: the node gets this one file
 // (etc/k4s/identity/machine-config.yaml) instead of the separate identity
-// files, and k4s-node reads it (distros/node/cmd/k4s-node/machineconfig.go).
+// files, and k4s-node reads it (node/cmd/k4s-node/machineconfig.go).
 
 // MachineSettings are the machine's own settings in its config.
 type MachineSettings struct {

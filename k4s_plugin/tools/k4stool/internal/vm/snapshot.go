@@ -3,7 +3,7 @@
 package vm
 
 // `pants run <server target> -- -snapshot FILE`: save the running node's
-// datastore snapshot (distros/node/cmd/k4s-node/snapshot.go) over the forwarded
+// datastore snapshot (node/cmd/k4s-node/snapshot.go) over the forwarded
 // snapshot port, authenticated with the identity directory's admin certificate
 // (system:masters); `-- -restore FILE` hands one to a booting node in the
 // identity archive (/etc/k4s/identity/datastore.snapshot, restore.go).

@@ -3,7 +3,7 @@
 // another Go module (built by gobusybox inside each profile's bb), so it gets
 // the constants as generated source rather than as an import.
 //
-// The copy is a marked block at the end of distros/node/cmd/k4s-node/identity.go,
+// The copy is a marked block at the end of node/cmd/k4s-node/identity.go,
 // not a file of its own: a package's every file has a slot in the bb's
 // pclntab (its per-package file table), so a new file would change the bytes
 // of every image with k4s-node, while a block after the last function leaves
