@@ -123,8 +123,9 @@ def node_appliance(components, kernel_modules=NODE_KERNEL_MODULES, server=True, 
     if data_disk is not None and (not isinstance(data_disk, str) or not data_disk.strip()
                                   or any(c.isspace() for c in data_disk)):
         raise ValueError(
-            f"node_appliance(data_disk={data_disk!r}): want a device path such as '/dev/vda' or "
-            "'LABEL=k4s-data' (one word, it goes on the kernel command line as k4s.disk=)"
+            f"k4s: E_BAD_FIELD: node_appliance(data_disk={data_disk!r}) in this BUILD file: want a "
+            "device path such as '/dev/vda' or 'LABEL=k4s-data' (one word: it goes on the kernel "
+            "command line as k4s.disk=); fix the value or leave data_disk out (state in RAM)"
         )
     return dict(
         node_components=list(components),

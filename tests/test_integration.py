@@ -288,3 +288,15 @@ def test_node_components_are_in_their_busybox_and_known_to_k4s_node() -> None:
         assert set(components) <= known_names, (t["address"], set(components) - known_names)
         assert set(components) <= names, (t["address"], set(components) - names)
         assert "k4s.dev/node/cmd/k4s-node" in bb["commands"] and bb["local_modules"] == ["//node"]
+
+
+@pytest.mark.parametrize("bad", ["", " ", "/dev/vda extra", 7])
+def test_node_appliance_refuses_a_bad_data_disk_with_a_coded_error(bad) -> None:
+    """The BUILD prelude's node_appliance(data_disk=) goes on the kernel command line:
+    anything but one word is refused with the coded message users see from Pants."""
+    prelude: dict = {}
+    exec(compile((REPO / "distros/command_groups.py").read_text(), "command_groups.py", "exec"), prelude)
+    with pytest.raises(ValueError, match=r"^k4s: E_BAD_FIELD: node_appliance\(data_disk=.*fix the value"):
+        prelude["node_appliance"](["kubelet"], data_disk=bad)
+    ok = prelude["node_appliance"](["kubelet"], data_disk="LABEL=k4s-data")
+    assert "k4s.disk=LABEL=k4s-data" in ok["kernel_args"]

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from .appliance_driver import Appliance, stock_kubectl
+from .appliance_driver import QMP, Appliance, stock_kubectl
 from .conftest import require_tool
 
 READY_TIMEOUT_S = 45 * 60
@@ -82,39 +81,6 @@ spec:
     image: k4s.local/demo:v1
     command: [/bbin/sleep, "36000"]
 """
-
-
-class QMP:
-    """QEMU's machine protocol on a unix socket: one command at a time."""
-
-    def __init__(self, path: Path, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX)
-                self.sock.connect(str(path))
-                break
-            except OSError:
-                self.sock.close()
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(1)
-        self.file = self.sock.makefile("rw")
-        json.loads(self.file.readline())  # the greeting
-        self.execute("qmp_capabilities")
-
-    def execute(self, command: str) -> dict:
-        self.file.write(json.dumps({"execute": command}) + "\n")
-        self.file.flush()
-        while True:
-            msg = json.loads(self.file.readline())
-            if "return" in msg:
-                return msg["return"]
-            if "error" in msg:
-                raise RuntimeError(f"QMP {command}: {msg['error']}")
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def last_pid(console: str, what: str) -> int:

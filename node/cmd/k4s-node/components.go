@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -632,7 +633,19 @@ func uptime() string {
 	return (time.Duration(s) * time.Second).String()
 }
 
-// componentRSS lists each component's anonymous resident memory (RssAnon), largest first.
+// statusKB is a "<field> <n> kB" line of /proc/<pid>/status.
+func statusKB(status, field string) (int, bool) {
+	for _, line := range strings.Split(status, "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == field {
+			kb, err := strconv.Atoi(f[1])
+			return kb, err == nil
+		}
+	}
+	return 0, false
+}
+
+// componentRSS lists the anonymous resident memory (RssAnon) of each component and of
+// k4s-node's own processes (the supervisor and its guardian), largest first.
 func componentRSS() string {
 	pidsMu.Lock()
 	defer pidsMu.Unlock()
@@ -640,18 +653,23 @@ func componentRSS() string {
 		name string
 		kb   int
 	}
-	var all []rss
+	procs := map[string]int{"k4s-node": os.Getpid()}
+	if isSupervisor() {
+		procs["k4s-node guardian"] = os.Getppid()
+	}
 	for name, pid := range pids {
+		procs[name] = pid
+	}
+	var all []rss
+	for name, pid := range procs {
 		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-		for _, line := range strings.Split(string(data), "\n") {
-			if f := strings.Fields(line); len(f) >= 2 && f[0] == "RssAnon:" {
-				var kb int
-				fmt.Sscan(f[1], &kb)
-				all = append(all, rss{name, kb})
-			}
+		if kb, ok := statusKB(string(data), "RssAnon:"); ok {
+			all = append(all, rss{name, kb})
 		}
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i].kb > all[j].kb })
+	sort.Slice(all, func(i, j int) bool {
+		return all[i].kb > all[j].kb || all[i].kb == all[j].kb && all[i].name < all[j].name
+	})
 	var parts []string
 	for _, r := range all {
 		parts = append(parts, fmt.Sprintf("%s %d MiB", r.name, r.kb/1024))

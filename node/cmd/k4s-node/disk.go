@@ -81,9 +81,11 @@ func setupDataDisk(dir string) error {
 	switch state {
 	case diskEmpty:
 		log.Printf("data disk %s is empty: formatting it (ext4, label %s)", dev, diskLabel)
+		started := time.Now()
 		if err := formatDisk(dev); err != nil {
 			return fmt.Errorf("data disk %s: format: %w", dev, err)
 		}
+		log.Printf("data disk %s formatted in %s", dev, time.Since(started).Round(time.Millisecond))
 	case diskForeign:
 		return fmt.Errorf("data disk %s holds an ext2/3/4 filesystem labelled %q, not %q: k4s-node mounts only disks it "+
 			"formatted and never formats one with data. Give it an empty disk, or label this one %s (e2label %s %s) "+

@@ -127,3 +127,16 @@ func TestRestartComponentNotRunning(t *testing.T) {
 		t.Errorf("restartComponent(kubelet) with nothing running = %v", err)
 	}
 }
+
+func TestStatusKB(t *testing.T) {
+	status := "Name:\tkube-apiserver\nVmRSS:\t  180000 kB\nRssAnon:\t  165000 kB\nRssFile:\t 15000 kB\n"
+	if kb, ok := statusKB(status, "RssAnon:"); !ok || kb != 165000 {
+		t.Fatalf("RssAnon: got %d %v", kb, ok)
+	}
+	if _, ok := statusKB(status, "RssShmem:"); ok {
+		t.Fatal("a missing field was found")
+	}
+	if _, ok := statusKB("RssAnon:\tlots kB\n", "RssAnon:"); ok {
+		t.Fatal("a malformed number was accepted")
+	}
+}
