@@ -69,13 +69,13 @@ CNI_PLUGINS = (
 )
 COREDNS = ("github.com/coredns/coredns",)
 
-# The appliance's first-party commands (distros/node, the local module k4s.dev/node):
+# The appliance's first-party commands (node/, the local module k4s.dev/node):
 # the node supervisor k4s-node (u-root's uinit; starts the initramfs' `node_components`)
 # and the pure-Go `nft` that kube-proxy's and flannel's nftables modes run. A profile
-# that lists them replaces k4s.dev/node with ../node in go.mod and sets
+# that lists them replaces k4s.dev/node with ../../node in go.mod and sets
 # `local_modules=NODE_LOCAL_MODULES`.
 K4S_NODE = ("k4s.dev/node/cmd/k4s-node", "k4s.dev/node/cmd/nft")
-NODE_LOCAL_MODULES = ("//distros/node",)
+NODE_LOCAL_MODULES = ("//node",)
 
 # The pods' images, carried in the initramfs (no registry): distros/pod-images.
 POD_IMAGES = ("//distros/pod-images:pause", "//distros/pod-images:demo")
