@@ -58,6 +58,9 @@ spec:
   - name: debug
     image: k4s.local/demo:v1
     command: [/bbin/sleep, "36000"]
+    # Guaranteed: under the memory hog's pressure the kubelet evicts pods that use more
+    # than they request first (a BestEffort debug pod was evicted, measured).
+    resources: {requests: {memory: 32Mi, cpu: 10m}, limits: {memory: 32Mi, cpu: 10m}}
 ---
 apiVersion: v1
 kind: Pod
@@ -70,6 +73,7 @@ spec:
   containers:
   - name: web
     image: k4s.local/demo:v1
+    resources: {requests: {memory: 32Mi, cpu: 10m}, limits: {memory: 32Mi, cpu: 10m}}
 """
 
 # u-root's wc reads lines with bufio.Reader.ReadBytes: /dev/zero has no newline, so
@@ -157,6 +161,9 @@ def test_node_survives_hangs_and_shuts_down_in_order(profile: str, tmp_path: Pat
         console = vm.console_text()
         assert last_pid(console, "kube-apiserver") == api_pid, "kube-apiserver was restarted (OOM-killed?)"
         assert last_pid(console, datastore) == ds_pid, f"{datastore} was restarted (OOM-killed?)"
+        for ns, pod in (("debug", "debug"), ("default", "graceful")):
+            phase = vm.kubectl("get", "pod", pod, "-n", ns, "-o", "jsonpath={.status.phase}").stdout
+            assert phase == "Running", f"pod {ns}/{pod} is {phase} after the memory hog (evicted?)"
         print(f"\n{profile}: memory hog OOM-killed in its cgroup ({end['reason']}, exit {end['exitCode']}) "
               f"{t_hog:.0f} s after QEMU started; control plane untouched")
 
