@@ -93,7 +93,9 @@ class Appliance:
     expect_kubeconfig: bool = True
 
     def start(self, timeout: float = 3600) -> None:
-        for guest in (6443, *self.forwards):
+        # The apiserver and the snapshot port (a server's vm_port_forwards binds host
+        # 6443 and 6444) go to free host ports, so that several nodes run side by side.
+        for guest in (6443, 6444, *self.forwards):
             self.forwards.setdefault(guest, free_port())
         self.pidfile = self.console.with_suffix(".qemu.pid")
         vm_args = ["-accel", "tcg", "-pidfile", str(self.pidfile)]
