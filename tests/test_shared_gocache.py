@@ -44,6 +44,8 @@ def test_packages_shared_across_machines(tmp_path: Path) -> None:
         a = checkout(tmp_path / "a" / "k4s")
         r = isolated_pants(a, tmp_path / "caches-a", shared, "package", TARGET)
         assert r.returncode == 0, r.output
+        # The GOCACHEPROG is a tool of its own, built only with the option.
+        assert "Build k4stool-gocache (the shared build cache's GOCACHEPROG)" in executed_k4s_steps(r.output)
         stats_a = gocache_stats(tmp_path / "caches-a" / "named")
         assert stats_a and all(not s.get("remote_error") for s in stats_a), stats_a
         uploaded = sum(s["uploaded"] for s in stats_a)
