@@ -124,7 +124,8 @@ class K4sGo(Subsystem):
             A REAPI cache (`grpc://host:port`, or `grpcs://host:port`: TLS checked
             against the system's CAs) that the go command's build cache is shared
             through, package by package: the rewrite's and the compile's go commands
-            run `k4stool gocache` as `GOCACHEPROG`, which keeps the local
+            run `k4stool-gocache gocache` as `GOCACHEPROG` (a k4stool of its own, built
+            only when this is set, so a build without it compiles no REAPI client), which keeps the local
             `kuties_go_build` named cache as today (Go's own layout) and, on a local
             miss, asks this cache; what it compiles it also uploads. A compiled package
             is a CAS blob (Go's OutputID is its sha256) and Go's ActionID maps to it

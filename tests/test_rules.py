@@ -31,6 +31,7 @@ from k4s_plugin.rules.gobuild import BB, BusyboxBinary
 from k4s_plugin.rules.initramfs import InitramfsFieldSet
 from k4s_plugin.rules.oci import OciImage, OciImageFieldSet
 from k4s_plugin.rules.rewrite import BBMAIN_TAR, DEPS_TAR, RewrittenTree
+from k4s_plugin.rules.steps import K4sGocacheTool, K4sGocacheToolRequest
 from k4s_plugin.rules.tools import K4sDownloadTool, K4sTools, K4sToolsRequest
 
 from .conftest import REPO, require_tool
@@ -49,6 +50,7 @@ def rule_runner() -> RuleRunner:
             *core_target_type_rules(),
             QueryRule(K4sTools, [K4sToolsRequest]),
             QueryRule(K4sDownloadTool, []),
+            QueryRule(K4sGocacheTool, [K4sGocacheToolRequest]),
             QueryRule(ModuleSources, [GoBusyboxFieldSet]),
             QueryRule(RewrittenTree, [GoBusyboxFieldSet]),
             QueryRule(BusyboxBinary, [GoBusyboxFieldSet]),
@@ -93,6 +95,30 @@ def test_tools_are_built(rule_runner: RuleRunner) -> None:
     assert set(files) == {K4sDownloadTool.k4stool}
     assert files[K4sDownloadTool.k4stool][:4] == b"\x7fELF"
     assert len(files[K4sDownloadTool.k4stool]) < len(contents(rule_runner, tools.digest)[K4sTools.k4stool]) / 2
+
+
+def _subcommands(tool: bytes, tmp_path: Path) -> set[str]:
+    """The subcommands a k4stool binary lists when run without one."""
+    exe = tmp_path / "k4stool"
+    exe.write_bytes(tool)
+    exe.chmod(0o755)
+    r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "k4s: E_USAGE" in r.stderr, r.stderr
+    return {line.split()[1] for line in r.stderr.splitlines() if line.startswith("  k4stool ")}
+
+
+def test_shared_cache_client_only_in_its_own_tool(rule_runner: RuleRunner, tmp_path: Path) -> None:
+    # The step tool every build needs has no GOCACHEPROG (its REAPI client is gRPC,
+    # protobuf and about 125 packages); the tool built only with
+    # `[k4s-go].shared_build_cache` has it.
+    step = contents(rule_runner, rule_runner.request(K4sTools, [K4sToolsRequest()]).digest)[K4sTools.k4stool]
+    gocache = rule_runner.request(K4sGocacheTool, [K4sGocacheToolRequest()])
+    files = contents(rule_runner, gocache.digest)
+    assert set(files) == {K4sGocacheTool.k4stool}
+    step_cmds = _subcommands(step, tmp_path)
+    assert {"rewrite-command", "compile", "cpio"} <= step_cmds and "gocache" not in step_cmds, step_cmds
+    assert _subcommands(files[K4sGocacheTool.k4stool], tmp_path) == {"download", "gocache"}
+    assert b"google.golang.org/grpc" not in step and b"google.golang.org/grpc" in files[K4sGocacheTool.k4stool]
 
 
 def test_download_packs_only_needed_packages(rule_runner: RuleRunner) -> None:

@@ -1,6 +1,6 @@
 """The go command's build cache shared through a real REAPI server (BuildGrid 0.4.4 on
 127.0.0.1): `[k4s-go].shared_build_cache` makes the rewrite and compile steps run go with
-`k4stool gocache` as GOCACHEPROG.
+`k4stool-gocache gocache` as GOCACHEPROG (a k4stool of its own, built only then).
 
 Machine A (its own checkout, Pants store and named caches) builds with the shared cache
 and uploads every package it compiles. Machine B (another checkout, empty store and
@@ -20,7 +20,7 @@ from types import SimpleNamespace
 import pytest
 
 from k4s_plugin.rules.errors import K4sStepError
-from k4s_plugin.rules.steps import shared_cache_env
+from k4s_plugin.rules.steps import K4sGocacheTool, shared_cache_env
 
 from .conftest import checkout, executed_k4s_steps, isolated_pants, sha256
 from .remote_cache import BuildGrid
@@ -44,6 +44,8 @@ def test_packages_shared_across_machines(tmp_path: Path) -> None:
         a = checkout(tmp_path / "a" / "k4s")
         r = isolated_pants(a, tmp_path / "caches-a", shared, "package", TARGET)
         assert r.returncode == 0, r.output
+        # The GOCACHEPROG is a tool of its own, built only with the option.
+        assert "Build k4stool-gocache (the shared build cache's GOCACHEPROG)" in executed_k4s_steps(r.output)
         stats_a = gocache_stats(tmp_path / "caches-a" / "named")
         assert stats_a and all(not s.get("remote_error") for s in stats_a), stats_a
         uploaded = sum(s["uploaded"] for s in stats_a)
@@ -84,7 +86,12 @@ def test_packages_shared_across_machines(tmp_path: Path) -> None:
 def test_shared_cache_env_only_for_compiling_steps() -> None:
     on = SimpleNamespace(shared_build_cache="grpc://cache:50051", shared_build_cache_instance_name="main")
     off = SimpleNamespace(shared_build_cache=None, shared_build_cache_instance_name="")
-    want = {"K4S_GOCACHE_REMOTE": "grpc://cache:50051", "K4S_GOCACHE_INSTANCE": "main"}
+    want = {
+        "K4S_GOCACHE_REMOTE": "grpc://cache:50051",
+        "K4S_GOCACHE_INSTANCE": "main",
+        # The GOCACHEPROG's k4stool, which run_k4s_step puts in these steps' sandboxes.
+        "K4S_GOCACHE_PROG": K4sGocacheTool.k4stool,
+    }
     assert shared_cache_env(on, True) == want
     # The other steps keep their keys when the option changes.
     assert shared_cache_env(on, False) == {}

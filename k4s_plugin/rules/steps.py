@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from pants.engine.addresses import Address
 from pants.engine.environment import EnvironmentName
-from pants.engine.fs import Digest
+from pants.engine.fs import Digest, MergeDigests
 from pants.engine.internals.native_engine import IntrinsicError
 from pants.engine.platform import Platform
 from pants.engine.process import FallibleProcessResult, Process
@@ -50,6 +50,28 @@ class K4sStep:
 
 
 @dataclass(frozen=True)
+class K4sGocacheTool:
+    """`__k4s_tools/k4stool-gocache`: k4stool built with the `k4s_download` and
+    `k4s_gocache` tags, whose `gocache` subcommand is the GOCACHEPROG of the compiling
+    steps with `[k4s-go].shared_build_cache`. Built (tools.py) and put in those steps'
+    sandboxes only when the option is set: its REAPI client (gRPC, protobuf, about 125
+    packages) is in no other tool, so a build without the option never compiles it."""
+
+    digest: Digest
+
+    k4stool = "__k4s_tools/k4stool-gocache"
+
+
+@dataclass(frozen=True)
+class K4sGocacheToolRequest:
+    """Ask for K4sGocacheTool with `Get(K4sGocacheTool, K4sGocacheToolRequest())`."""
+
+
+# The sandbox path of that tool, for k4stool's go commands (gotool.GocacheProgEnv).
+GOCACHE_PROG_ENV = "K4S_GOCACHE_PROG"
+
+
+@dataclass(frozen=True)
 class K4sStepResult:
     output_digest: Digest
     stderr: str
@@ -57,9 +79,10 @@ class K4sStepResult:
 
 
 def shared_cache_env(k4s_go: K4sGo, compiles_go: bool) -> dict[str, str]:
-    """The env that makes k4stool run the go command with `k4stool gocache` as
-    GOCACHEPROG (gotool.go): only for the compiling steps, so the others keep
-    their keys when the option changes."""
+    """The env that makes k4stool run the go command with `k4stool-gocache gocache`
+    as GOCACHEPROG (gotool.go): only for the compiling steps, so the others keep
+    their keys when the option changes. Those steps get that tool in their sandbox
+    (run_k4s_step)."""
     if not compiles_go or not k4s_go.shared_build_cache:
         return {}
     address = k4s_go.shared_build_cache
@@ -69,7 +92,7 @@ def shared_cache_env(k4s_go: K4sGo, compiles_go: bool) -> dict[str, str]:
             "Fix: set `shared_build_cache` in pants.toml's [k4s-go] (or PANTS_K4S_GO_SHARED_BUILD_CACHE) "
             "to the REAPI cache's grpc:// or grpcs:// address, or leave it unset."
         )
-    env = {"K4S_GOCACHE_REMOTE": address}
+    env = {"K4S_GOCACHE_REMOTE": address, GOCACHE_PROG_ENV: K4sGocacheTool.k4stool}
     if k4s_go.shared_build_cache_instance_name:
         env["K4S_GOCACHE_INSTANCE"] = k4s_go.shared_build_cache_instance_name
     return env
@@ -175,13 +198,18 @@ async def run_k4s_process(
 async def run_k4s_step(req: K4sStep, where: K4sStepEnvironment, k4s_go: K4sGo) -> K4sStepResult:
     # In the environment `[k4s-go].environment` names (this machine, or remote executors).
     toolchain = await Get(GoToolchain, EnvironmentName, where.name)
+    shared_cache = shared_cache_env(k4s_go, req.compiles_go)
+    input_digest = req.input_digest
+    if shared_cache:
+        gocache_tool = await Get(K4sGocacheTool, K4sGocacheToolRequest())
+        input_digest = await Get(Digest, MergeDigests([input_digest, gocache_tool.digest]))
     process = Process(
         argv=req.argv,
-        input_digest=req.input_digest,
+        input_digest=input_digest,
         immutable_input_digests=toolchain.immutable_input_digests,
         output_files=req.output_files,
         output_directories=req.output_directories,
-        env={**toolchain.env, **req.extra_env, **shared_cache_env(k4s_go, req.compiles_go)},
+        env={**toolchain.env, **req.extra_env, **shared_cache},
         append_only_caches={GO_BUILD_CACHE[0]: GO_BUILD_CACHE[1], **req.caches},
         description=req.description,
         level=LogLevel.INFO,

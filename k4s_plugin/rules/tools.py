@@ -17,7 +17,7 @@ from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.util.logging import LogLevel
 
 from k4s_plugin.rules.errors import K4sStepError
-from k4s_plugin.rules.steps import K4sProcess
+from k4s_plugin.rules.steps import K4sGocacheTool, K4sGocacheToolRequest, K4sProcess
 from k4s_plugin.rules.toolchain import GO_BUILD_CACHE, GO_MOD_TOOLS_CACHE, GoToolchain, K4sStepEnvironment
 
 TOOLS_SRC = Path(__file__).resolve().parent.parent / "tools"
@@ -82,20 +82,20 @@ _ABSOLUTE_GO_PATHS = (
 )
 
 
-async def _go_build(
-    where: K4sStepEnvironment, args: tuple[str, ...], outputs: tuple[str, ...], description: str
-) -> Digest:
+async def _go_build(where: K4sStepEnvironment, tags: str, output: str, description: str) -> Digest:
+    """k4stool built with these build tags (comma-separated, or "") as `output`."""
     sources, toolchain = await MultiGet(
         Get(Digest, CreateDigest(_tool_sources())), Get(GoToolchain, EnvironmentName, where.name)
     )
     process = Process(
         argv=(
             "/bin/sh", "-c", _ABSOLUTE_GO_PATHS, "k4s-go-build",
-            toolchain.go, "-C", "__k4s_tools_src", "build", "-trimpath", "-ldflags=-s -w -buildid=", *args,
+            toolchain.go, "-C", "__k4s_tools_src", "build", "-trimpath", "-ldflags=-s -w -buildid=",
+            *(("-tags", tags) if tags else ()), "-o", f"../{output}", "./k4stool",
         ),
         input_digest=sources,
         immutable_input_digests=toolchain.immutable_input_digests,
-        output_files=outputs,
+        output_files=(output,),
         env={
             **{k: v for k, v in toolchain.env.items() if k != "GOFLAGS"},
             "GOFLAGS": " ".join(
@@ -139,8 +139,8 @@ async def build_k4s_tools(
     del download_tool
     digest = await _go_build(
         where,
-        ("-o", f"../{K4sTools.k4stool}", "./k4stool"),
-        (K4sTools.k4stool,),
+        "",
+        K4sTools.k4stool,
         "Build k4stool for every step (gobusybox, mkuimage)",
     )
     return K4sTools(digest)
@@ -150,11 +150,27 @@ async def build_k4s_tools(
 async def build_k4s_download_tool(where: K4sStepEnvironment) -> K4sDownloadTool:
     digest = await _go_build(
         where,
-        ("-tags", "k4s_download", "-o", f"../{K4sDownloadTool.k4stool}", "./k4stool"),
-        (K4sDownloadTool.k4stool,),
+        "k4s_download",
+        K4sDownloadTool.k4stool,
         "Build k4stool (download step only)",
     )
     return K4sDownloadTool(digest)
+
+
+@rule(desc="Build k4stool's shared build cache client", level=LogLevel.DEBUG)
+async def build_k4s_gocache_tool(_: K4sGocacheToolRequest, where: K4sStepEnvironment) -> K4sGocacheTool:
+    # Only with `[k4s-go].shared_build_cache` (steps.py asks for it). After the step
+    # tool, as that one after the download tool: they share the standard library's
+    # packages through the Go build cache, so this build compiles only the REAPI
+    # client (gRPC, protobuf, the remote-apis) and links.
+    await Get(K4sTools, K4sToolsRequest())
+    digest = await _go_build(
+        where,
+        "k4s_download,k4s_gocache",
+        K4sGocacheTool.k4stool,
+        "Build k4stool-gocache (the shared build cache's GOCACHEPROG)",
+    )
+    return K4sGocacheTool(digest)
 
 
 @dataclass(frozen=True)
@@ -166,8 +182,8 @@ class K4sKernelToolRequest:
 async def build_k4s_kernel_tool(_: K4sKernelToolRequest, where: K4sStepEnvironment) -> K4sKernelTool:
     digest = await _go_build(
         where,
-        ("-tags", "k4s_download,k4s_kernel", "-o", f"../{K4sKernelTool.k4stool}", "./k4stool"),
-        (K4sKernelTool.k4stool,),
+        "k4s_download,k4s_kernel",
+        K4sKernelTool.k4stool,
         "Build k4stool (kernel steps)",
     )
     return K4sKernelTool(digest)

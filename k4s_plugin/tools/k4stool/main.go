@@ -23,7 +23,7 @@
 //	download  module download (go.sum-verified, patches applied) and tidy
 //	rewrite   gobusybox's rewrite: plan, dependencies, one command at a time
 //	compile   go build of the rewritten tree
-//	gocache   GOCACHEPROG: Go's build cache on disk and over REAPI
+//	gocache   GOCACHEPROG: Go's build cache on disk and over REAPI (k4s_gocache tag)
 //	contract  the cluster identity's file names under etc/k4s/identity (shared with k4s-node)
 //	identity  the cluster CA, admin credentials, join tokens, machine configs
 //	vm        QEMU for `pants run`: disks, identity, snapshots
@@ -49,7 +49,9 @@ type subcommand struct {
 
 // subcommands holds the steps this build of k4stool has: the download step in
 // every build, the others added by steps.go (all builds but the k4s_download
-// one) and kernel_steps.go (the k4s_kernel tag). The download step's tool is
+// one), kernel_steps.go (the k4s_kernel tag) and gocache_step.go (the
+// k4s_gocache tag: the shared build cache's GOCACHEPROG, built as
+// k4stool-gocache with k4s_download,k4s_gocache). The download step's tool is
 // this package built with the k4s_download tag: only the download step and its
 // small dependencies, so it is built first and the download runs while the
 // full k4stool is being built.

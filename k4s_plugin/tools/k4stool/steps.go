@@ -6,13 +6,13 @@ import (
 	"k4s.dev/tools/k4stool/internal/archive"
 	"k4s.dev/tools/k4stool/internal/compile"
 	"k4s.dev/tools/k4stool/internal/download"
-	"k4s.dev/tools/k4stool/internal/gocache"
 	"k4s.dev/tools/k4stool/internal/rewrite"
 	"k4s.dev/tools/k4stool/internal/sizes"
 	"k4s.dev/tools/k4stool/internal/vm"
 )
 
-// The steps of the full k4stool (every build but the download-only one).
+// The steps of the full k4stool (every build but the download-only one). The
+// shared build cache's GOCACHEPROG is not one of them: gocache_step.go.
 func init() {
 	for name, c := range map[string]subcommand{
 		"rewrite-plan": {rewrite.CmdPlan, "-gomod DIR -modules modules.tar -commands commands.json -plan plan.json " +
@@ -24,7 +24,6 @@ func init() {
 		"cpio":            {archive.CmdCpio, "-manifest manifest.json -out initramfs.cpio[.gz|.xz|.zst]"},
 		"oci":             {archive.CmdOCI, "-manifest image.json -out image.tar"},
 		"tidy":            {download.CmdTidy, "-gomod DIR -out DIR [-dlcache DIR] [-tag T]... [-patch FILE]... -- PATTERN..."},
-		"gocache":         {gocache.CmdGocache, "-dir GOCACHE [-remote ADDR -instance NAME] [-stats-log FILE] (the go command's GOCACHEPROG)"},
 		"sizes":           {sizes.CmdSizes, "[-gomod go.mod] [-top N] BINARY (where a bb's bytes go)"},
 		"vm": {vm.CmdVM, "-qemu QEMU -kernel KERNEL -initrd CPIO [-memory MiB] [-cpus N] [-append ARGS] [-forward HOST:GUEST]... " +
 			"[-identity DIR [-new-identity] [-join DIR -join-server URL] [-machine-config controlplane|worker]] " +

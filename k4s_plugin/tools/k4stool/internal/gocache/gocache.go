@@ -1,5 +1,3 @@
-//go:build !k4s_download
-
 package gocache
 
 // k4stool gocache: a GOCACHEPROG program (the go command's external build

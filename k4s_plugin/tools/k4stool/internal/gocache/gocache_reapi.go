@@ -1,5 +1,3 @@
-//go:build !k4s_download
-
 package gocache
 
 // The REAPI layer of `k4stool gocache`: the go command's build cache in a

@@ -1,5 +1,3 @@
-//go:build !k4s_download
-
 package gocache
 
 import (
@@ -396,7 +394,7 @@ func TestGocacheRejectsCorruptBlob(t *testing.T) {
 	b.close()
 }
 
-// The real go command with `k4stool gocache` as GOCACHEPROG: machine B (empty
+// The real go command with `k4stool gocache` (the k4s_gocache build) as GOCACHEPROG: machine B (empty
 // GOCACHE) compiles nothing that machine A compiled, and links the same bytes.
 func TestGocacheWithGoCommand(t *testing.T) {
 	if testing.Short() {
@@ -405,7 +403,7 @@ func TestGocacheWithGoCommand(t *testing.T) {
 	_, addr := startFakeREAPI(t)
 	tmp := t.TempDir()
 	k4stool := filepath.Join(tmp, "k4stool")
-	if out, err := exec.Command("go", "build", "-o", k4stool, "k4s.dev/tools/k4stool").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-tags", "k4s_download,k4s_gocache", "-o", k4stool, "k4s.dev/tools/k4stool").CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	src := filepath.Join(tmp, "hello")

@@ -22,7 +22,7 @@ func Env(work string, extra ...string) ([]string, error) {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
 		case "PATH", "HOME", "GOENV", "GOTOOLCHAIN", "GOTELEMETRY", "GOWORK", "GOPATH", "GOMODCACHE", "GO111MODULE", "CGO_ENABLED", "GOROOT", "GOCACHE",
-			"GOCACHEPROG", GocacheRemoteEnv, GocacheInstanceEnv:
+			"GOCACHEPROG", GocacheRemoteEnv, GocacheInstanceEnv, GocacheProgEnv:
 			continue
 		}
 		env = append(env, kv)
@@ -42,7 +42,7 @@ func Env(work string, extra ...string) ([]string, error) {
 		"GOWORK=off",
 		"CGO_ENABLED=0",
 	)
-	if prog, err := cacheProg(gocache); err != nil {
+	if prog, err := cacheProg(work, gocache); err != nil {
 		return nil, err
 	} else if prog != "" {
 		env = append(env, "GOCACHEPROG="+prog)
@@ -51,23 +51,32 @@ func Env(work string, extra ...string) ([]string, error) {
 }
 
 // The step env vars that turn on the shared build cache ([k4s-go].shared_build_cache):
-// the go command then runs `k4stool gocache` as its GOCACHEPROG (gocache.go), with
-// GOCACHE as its local layer.
+// the go command then runs `k4stool-gocache gocache` as its GOCACHEPROG (package
+// gocache), with GOCACHE as its local layer. GocacheProgEnv is that k4stool's path
+// in the sandbox (the one built with the k4s_gocache tag: the step tool has no
+// gocache subcommand, so that its builds do not compile the REAPI client).
 const (
 	GocacheRemoteEnv   = "K4S_GOCACHE_REMOTE"
 	GocacheInstanceEnv = "K4S_GOCACHE_INSTANCE"
+	GocacheProgEnv     = "K4S_GOCACHE_PROG"
 )
 
 // cacheProg is the GOCACHEPROG command line (split by the go command as
 // cmd/internal/quoted does: spaces separate, a field may be quoted), or "".
-func cacheProg(gocache string) (string, error) {
+func cacheProg(work, gocache string) (string, error) {
 	remote := os.Getenv(GocacheRemoteEnv)
 	if remote == "" {
 		return "", nil
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return "", err
+	exe := SandboxPath(work, os.Getenv(GocacheProgEnv))
+	if exe == "" {
+		return "", cli.Errorf("E_USAGE", "%s is set but %s is not: the step's sandbox needs the k4stool "+
+			"built with the k4s_gocache tag and its path there (the rules add both with [k4s-go].shared_build_cache)",
+			GocacheRemoteEnv, GocacheProgEnv)
+	}
+	if _, err := os.Stat(exe); err != nil {
+		return "", cli.Errorf("E_USAGE", "%s=%s: the shared build cache's k4stool is not in the sandbox: %v",
+			GocacheProgEnv, os.Getenv(GocacheProgEnv), err)
 	}
 	args := []string{exe, "gocache", "-dir=" + gocache, "-remote=" + remote}
 	if inst := os.Getenv(GocacheInstanceEnv); inst != "" {

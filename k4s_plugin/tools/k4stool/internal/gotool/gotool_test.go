@@ -2,6 +2,8 @@ package gotool
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -56,5 +58,47 @@ func TestClassifyError(t *testing.T) {
 		if got := cli.Code(ClassifyError("E_DOWNLOAD", errors.New(msg))); got != want {
 			t.Errorf("%q: %s, want %s", msg, got, want)
 		}
+	}
+}
+
+// With the shared build cache on, GOCACHEPROG is the k4s_gocache k4stool named by
+// K4S_GOCACHE_PROG (relative to the sandbox), never this process: the step tool
+// has no gocache subcommand. Without that tool in the sandbox the step fails coded.
+func TestCacheProgIsTheGocacheTool(t *testing.T) {
+	work := t.TempDir()
+	t.Setenv("GOROOT", "__k4s_go")
+	t.Setenv("GOCACHE", ".cache/go")
+	t.Setenv(GocacheRemoteEnv, "grpc://cache:50051")
+	t.Setenv(GocacheInstanceEnv, "main")
+	t.Setenv(GocacheProgEnv, "")
+	if _, err := Env(work); cli.Code(err) != "E_USAGE" || !strings.Contains(err.Error(), GocacheProgEnv) {
+		t.Fatalf("no %s: %v", GocacheProgEnv, err)
+	}
+	t.Setenv(GocacheProgEnv, "__k4s_tools/k4stool-gocache")
+	if _, err := Env(work); cli.Code(err) != "E_USAGE" || !strings.Contains(err.Error(), "not in the sandbox") {
+		t.Fatalf("tool missing: %v", err)
+	}
+	prog := filepath.Join(work, "__k4s_tools", "k4stool-gocache")
+	os.MkdirAll(filepath.Dir(prog), 0o755)
+	os.WriteFile(prog, []byte("\x7fELF"), 0o755)
+	env, err := Env(work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "GOCACHEPROG=" + prog + " gocache -dir=" + filepath.Join(work, ".cache/go") + " -remote=grpc://cache:50051 -instance=main"
+	n := 0
+	for _, kv := range env {
+		if strings.HasPrefix(kv, GocacheProgEnv+"=") || strings.HasPrefix(kv, GocacheRemoteEnv+"=") {
+			t.Errorf("passed on to the go command: %s", kv)
+		}
+		if strings.HasPrefix(kv, "GOCACHEPROG=") {
+			n++
+			if kv != want {
+				t.Errorf("%s, want %s", kv, want)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d GOCACHEPROG lines in %q", n, env)
 	}
 }
