@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from .appliance_driver import Appliance
+from .appliance_driver import Appliance, free_port
 from .conftest import require_tool
 
 # The profiles whose images boot as a node (distros/*/BUILD: uinit="k4s-node").
@@ -202,6 +202,13 @@ def test_network_policy_and_pod_egress(profile: str, tmp_path: Path) -> None:
     peer.start()
     vm = Appliance(
         f"distros/{profile}:initramfs", tmp_path / "console.log",
+        # The snapshot port too (the image forwards host 6444): another VM may hold it.
+        forwards={6444: free_port()},
+        # 1.5 GiB for every profile: this tests the policy, not the RAM floor. k3s-like
+        # (1 GiB by default) with kube-network-policies ran out of memory under this test
+        # on a machine at load 14 (kube-apiserver OOM-killed; MemAvailable 202 MiB at
+        # Ready, 16 MiB less than README's figure without it).
+        memory_mib=1536,
         extra_vm_args=("-lan", f"{vm_port}:{our_port}", "-append", f"k4s.lan=eth1,{NODE_LAN_IP}/24"),
     )
     try:
