@@ -180,6 +180,12 @@ def connects(vm: Appliance, pod: str, host: str, port: int) -> bool:
     return r.returncode == 0
 
 
+def apply(vm: Appliance, manifest: str, what: str) -> None:
+    """kubectl apply, retried: on a loaded machine (TCG) the apiserver can take minutes
+    to answer just after the node is Ready (apply is idempotent)."""
+    vm.wait(what, lambda: vm.kubectl("apply", "-f", "-", input=manifest, timeout=300).returncode == 0, 20 * 60)
+
+
 def settle(vm: Appliance, what: str, want: dict[str, bool], host: str, port: int, timeout: float) -> float:
     """Waits until every pod's connection outcome is `want`, then checks it twice more
     (a policy in force stays in force); returns the seconds it took."""
@@ -214,7 +220,7 @@ def test_network_policy_and_pod_egress(profile: str, tmp_path: Path) -> None:
     try:
         vm.start()
         t_ready = vm.wait("node Ready", vm.node_ready, READY_TIMEOUT_S)
-        vm.kubectl("apply", "-f", "-", input=WORKLOAD)
+        apply(vm, WORKLOAD, "the workload applied")
         vm.wait("the server ready", lambda: _ready(vm, "server"), 20 * 60)
         for pod in ("labelled", "unlabelled"):
             vm.wait(f"{pod} Running", lambda pod=pod: vm.kubectl(
@@ -230,9 +236,9 @@ def test_network_policy_and_pod_egress(profile: str, tmp_path: Path) -> None:
         assert peer.syn_sources and set(peer.syn_sources) == {NODE_LAN_IP}, peer.syn_sources
 
         # Default deny: neither; the allow rule: only the labelled client.
-        vm.kubectl("apply", "-f", "-", input=DENY_INGRESS)
+        apply(vm, DENY_INGRESS, "default-deny ingress applied")
         t_deny = settle(vm, "default-deny ingress enforced", dict.fromkeys(both, False), svc, 80, 5 * 60)
-        vm.kubectl("apply", "-f", "-", input=ALLOW_LABELLED)
+        apply(vm, ALLOW_LABELLED, "the allow rule applied")
         t_allow = settle(vm, "only the labelled client through", {"labelled": True, "unlabelled": False},
                          svc, 80, 5 * 60)
         # Straight to the pod's address, not through the Service: the same answer.
@@ -243,7 +249,7 @@ def test_network_policy_and_pod_egress(profile: str, tmp_path: Path) -> None:
         settle(vm, "egress of a policed pod", {"unlabelled": True}, PEER_IP, PEER_PORT, 60)
 
         # Policies gone: both through again.
-        vm.kubectl("delete", "networkpolicy", "-n", "np", "--all")
+        vm.kubectl("delete", "networkpolicy", "-n", "np", "--all", timeout=300)
         settle(vm, "both through once the policies are gone", dict.fromkeys(both, True), svc, 80, 5 * 60)
 
         console = vm.console_text()
