@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.qemu import image_kernel, qemu_argv  # noqa: E402
+
 # gosh's line editor draws "> " and then its key help line, once it waits for input.
 PROMPT = b"toggle key help"
 TIMEOUT_S = 300

@@ -20,7 +20,7 @@ Measures, on this machine, for the u-root base profile (distros/uroot):
 With `--k8s`, also the k3s-like profile (the largest): build time and per-step peak
 memory, with the machine's Go caches (a cold K8s build takes 15+ minutes).
 With `--kubesolo`, the kubesolo-like appliance cold (empty caches) and then an edit of
-its one first-party command, k4s-node (distros/node), against that cold build.
+its one first-party command, k4s-node (node/), against that cold build.
 With `--remote-exec`, uroot cold with every k4s step on a REAPI engine
 (build-support/remote-exec/casd, one and two engines) against the local cold build.
 Sizes of bb against separate binaries for every profile: benchmarks/separate.py.
@@ -359,7 +359,7 @@ def kubesolo_suite(base: Path, r: dict) -> Rows:
     """kubesolo-like cold (empty caches), then an edit of its first-party k4s-node."""
     ks = Checkout(base, "kubesolo")
     cold = ks.pants("package", KUBESOLO)
-    node = ks.root / "distros" / "node" / "cmd" / "k4s-node" / "main.go"
+    node = ks.root / "node" / "cmd" / "k4s-node" / "main.go"
     node.write_text(node.read_text() + "\n// benchmark edit\n")
     edit = ks.pants("package", KUBESOLO)
     r["kubesolo_cold_s"], r["kubesolo_cold_steps_s"] = cold.seconds, cold.steps

@@ -68,19 +68,19 @@ CNI_PLUGINS = (
     "github.com/containernetworking/plugins/plugins/ipam/host-local",
 )
 COREDNS = ("github.com/coredns/coredns",)
-# NetworkPolicy on every node profile (README "NetworkPolicy"): kube-network-policies,
+# NetworkPolicy on every node profile (docs/appliance.md "NetworkPolicy"): kube-network-policies,
 # pure Go (nftables over netlink, NFQUEUE), run by k4s-node on the host; named
 # "kube-network-policies" by KUBE_NETWORK_POLICIES_NAMES (upstream's main package is `cmd`).
 KUBE_NETWORK_POLICIES = ("sigs.k8s.io/kube-network-policies/cmd",)
 KUBE_NETWORK_POLICIES_NAMES = (("sigs.k8s.io/kube-network-policies/cmd", "kube-network-policies"),)
 
-# The appliance's first-party commands (distros/node, the local module k4s.dev/node):
+# The appliance's first-party commands (node/, the local module k4s.dev/node):
 # the node supervisor k4s-node (u-root's uinit; starts the initramfs' `node_components`)
 # and the pure-Go `nft` that kube-proxy's and flannel's nftables modes run. A profile
-# that lists them replaces k4s.dev/node with ../node in go.mod and sets
+# that lists them replaces k4s.dev/node with ../../node in go.mod and sets
 # `local_modules=NODE_LOCAL_MODULES`.
 K4S_NODE = ("k4s.dev/node/cmd/k4s-node", "k4s.dev/node/cmd/nft")
-NODE_LOCAL_MODULES = ("//distros/node",)
+NODE_LOCAL_MODULES = ("//node",)
 
 # The pods' images, carried in the initramfs (no registry): distros/pod-images.
 POD_IMAGES = ("//distros/pod-images:pause", "//distros/pod-images:demo")
@@ -131,8 +131,9 @@ def node_appliance(components, kernel_modules=NODE_KERNEL_MODULES, server=True, 
     if data_disk is not None and (not isinstance(data_disk, str) or not data_disk.strip()
                                   or any(c.isspace() for c in data_disk)):
         raise ValueError(
-            f"node_appliance(data_disk={data_disk!r}): want a device path such as '/dev/vda' or "
-            "'LABEL=k4s-data' (one word, it goes on the kernel command line as k4s.disk=)"
+            f"k4s: E_BAD_FIELD: node_appliance(data_disk={data_disk!r}) in this BUILD file: want a "
+            "device path such as '/dev/vda' or 'LABEL=k4s-data' (one word: it goes on the kernel "
+            "command line as k4s.disk=); fix the value or leave data_disk out (state in RAM)"
         )
     return dict(
         node_components=list(components),

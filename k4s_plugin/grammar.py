@@ -78,7 +78,10 @@ def command_name_problem(name: str) -> str | None:
     if len(name) > NAME_MAX:
         return f"it is {len(name)} bytes long, over Linux's {NAME_MAX} for a file name (bbin/<name>)"
     if name in RESERVED_COMMAND_NAMES:
-        return f"{name!r} is reserved: bbin/{name} is the busybox binary itself, and `{name} <cmd>` would run this command instead of <cmd>"
+        return (
+            f"{name!r} is reserved: bbin/{name} is the busybox binary itself, "
+            f"and `{name} <cmd>` would run this command instead of <cmd>"
+        )
     return None
 
 
@@ -86,9 +89,15 @@ def target_name_problem(name: str) -> str | None:
     """Why a k4s target's name cannot be used for the files k4s derives from it
     (`dist/<dir>/<name>`, `var/lib/k4s/images/<name>.tar`), or None."""
     if not _TARGET_NAME.fullmatch(name or ""):
-        return "a k4s target name is one path element of letters, digits and '._+-', not starting with '.' or '-' (it names files k4s writes)"
+        return (
+            "a k4s target name is one path element of letters, digits and '._+-', "
+            "not starting with '.' or '-' (it names files k4s writes)"
+        )
     if len(name.encode()) > TARGET_NAME_MAX:
-        return f"it is {len(name.encode())} bytes long; k4s derives file names from it and allows at most {TARGET_NAME_MAX}"
+        return (
+            f"it is {len(name.encode())} bytes long; k4s derives file names from it "
+            f"and allows at most {TARGET_NAME_MAX}"
+        )
     return None
 
 

@@ -1,15 +1,17 @@
 """k4s: Kubernetes + u-root utilities, as a Pants plugin.
 
-Target types `go_busybox` and `initramfs`; rules for module download, gobusybox
-rewrite, compile, and cpio, each a cached Pants Process.
+Target types `go_busybox`, `initramfs`, `oci_image` and `linux_kernel`; rules for module
+download, gobusybox rewrite, compile (gobuild.py), cpio, OCI image and kernel, each step
+a cached Pants Process. The module map: ARCHITECTURE.md.
 """
 
 from k4s_plugin.rules import (
     budget,
     busybox,
-    compile,
     cpio,
     download,
+    gobuild,
+    inference,
     initramfs,
     kernel,
     kmods,
@@ -20,8 +22,8 @@ from k4s_plugin.rules import (
     sbom,
     steps,
     store,
-    toolchain,
     tidy,
+    toolchain,
     tools,
 )
 from k4s_plugin.targets import GoBusyboxTarget, InitramfsTarget, LinuxKernelTarget, OciImageTarget
@@ -38,9 +40,10 @@ def rules():
         *steps.rules(),
         *tools.rules(),
         *busybox.rules(),
+        *inference.rules(),
         *download.rules(),
         *rewrite.rules(),
-        *compile.rules(),
+        *gobuild.rules(),
         *initramfs.rules(),
         *cpio.rules(),
         *budget.rules(),

@@ -142,7 +142,7 @@ class K4sGo(Subsystem):
             needs no token (a private network, or mTLS terminated in front of it).
             Off by default: Pants' own `remote_store_address` usually carries
             `remote_store_headers`/token files that cannot be passed this way. See
-            the README section "Go's build cache shared through REAPI" for figures.
+            docs/shared-build-cache.md for figures.
             """
         ),
         advanced=True,

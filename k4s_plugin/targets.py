@@ -1,16 +1,19 @@
-"""Target types of k4s: `go_busybox` (one busybox binary of many Go commands) and
-`initramfs` (a bootable newc cpio around one)."""
+"""Target types of k4s: `go_busybox` (one busybox binary of many Go commands),
+`initramfs` (a bootable newc cpio around one), `oci_image` (a container image of one)
+and `linux_kernel` (a pinned kernel package), with their fields: help, defaults and
+validation. A field whose every element one `grammar` rule checks says so in
+`check_element` (see `_EachElementChecked`); the loop over the elements is in `_coded`."""
 
 from __future__ import annotations
 
 import functools
 import os.path
 import re
-from typing import Any, Dict, Iterable, Optional, Tuple
-
-from pants.engine.addresses import Address
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Dict, Mapping, Optional, Tuple
 
 from pants.core.goals.package import OutputPathField
+from pants.engine.addresses import Address
 from pants.engine.target import (
     COMMON_TARGET_FIELDS,
     AsyncFieldMixin,
@@ -57,18 +60,70 @@ def _show(value: Any) -> str:
     return text if len(text) <= 200 else f"{text[:120]}... ({len(text):,} characters)"
 
 
+@dataclass(frozen=True)
+class _Rule:
+    """A `grammar` rule one element (or a dict's key or value) of a field obeys, and the
+    fix its error gives."""
+
+    problem: Callable[[str], Optional[str]]
+    fix: str
+    because: str = ""
+
+    def check(self, field: str, address: Address, value: str) -> None:
+        _check(self.problem(value), field, address, value, self.fix, self.because)
+
+
+class _EachElementChecked:
+    """A sequence or dict field whose every element (a dict: every `(key, value)` item)
+    is checked by `check_element`, then the whole value by `check_value`; `_coded` runs
+    them after Pants' own conversion, for every field of this module that has them. Most
+    fields only name their `grammar` rule: `element_rule`, or `key_rule`/`value_rule`."""
+
+    element_rule: ClassVar[Optional[_Rule]] = None
+    key_rule: ClassVar[Optional[_Rule]] = None
+    value_rule: ClassVar[Optional[_Rule]] = None
+    alias: ClassVar[str]
+
+    @classmethod
+    def check_element(cls, element: Any, address: Address) -> None:
+        if isinstance(element, tuple):
+            key, value = element
+            for rule, part in ((cls.key_rule, key), (cls.value_rule, value)):
+                if rule:
+                    rule.check(cls.alias, address, part)
+        elif cls.element_rule:
+            cls.element_rule.check(cls.alias, address, element)
+
+    @classmethod
+    def check_value(cls, value: Any, address: Address) -> None:
+        """Checks of the whole value, after every element passed (none by default)."""
+
+
+def _check_elements(cls: type, value: Any, address: Address) -> None:
+    """The one loop over a `_EachElementChecked` field's elements."""
+    if not issubclass(cls, _EachElementChecked) or value is None:
+        return
+    for element in value.items() if isinstance(value, Mapping) else value:
+        cls.check_element(element, address)
+    cls.check_value(value, address)
+
+
 def _coded(cls: type) -> type:
     """Makes every error `cls.compute_value` raises a coded k4s error: Pants' own checks
     (types, `valid_choices`) say "The 'goos' field in target p:t must be one of ..."; with
-    the code in front, every bad BUILD value fails the same recognisable way."""
+    the code in front, every bad BUILD value fails the same recognisable way. Runs the
+    element checks of a `_EachElementChecked` field too."""
     compute = cls.__dict__.get("compute_value")
     inner = compute.__func__ if compute is not None else None
 
     def compute_value(c, raw_value, address):
         try:
             if inner is not None:
-                return inner(c, raw_value, address)
-            return super(cls, c).compute_value(raw_value, address)
+                value = inner(c, raw_value, address)
+            else:
+                value = super(cls, c).compute_value(raw_value, address)
+            _check_elements(c, value, address)
+            return value
         except InvalidFieldException as e:
             if str(e).startswith("k4s: E_"):
                 raise
@@ -94,7 +149,7 @@ def _check_target_name(address: Address) -> None:
 # ---------------------------------------------------------------------------------------
 
 
-class GoBusyboxCommandsField(StringSequenceField):
+class GoBusyboxCommandsField(_EachElementChecked, StringSequenceField):
     alias = "commands"
     required = True
     help = softwrap(
@@ -116,24 +171,20 @@ class GoBusyboxCommandsField(StringSequenceField):
         """
     )
 
+    element_rule = _Rule(
+        grammar.command_pattern_problem,
+        "Write commands as import paths (e.g. 'github.com/u-root/u-root/cmds/core/ls'), "
+        "optionally with a glob in the last elements or one leading '-' to exclude.",
+        ", so it is not a Go import path",
+    )
+
     @classmethod
-    def compute_value(
-        cls, raw_value: Optional[Iterable[str]], address: Address
-    ) -> Optional[Tuple[str, ...]]:
-        value = super().compute_value(raw_value, address)
-        for pattern in value or ():
-            _check(
-                grammar.command_pattern_problem(pattern),
-                cls.alias, address, pattern,
-                "Write commands as import paths (e.g. 'github.com/u-root/u-root/cmds/core/ls'), optionally with a glob in the last elements or one leading '-' to exclude.",
-                ", so it is not a Go import path",
-            )
-        if value is not None and not any(not p.startswith("-") for p in value):
+    def check_value(cls, value: Tuple[str, ...], address: Address) -> None:
+        if not any(not p.startswith("-") for p in value):
             raise InvalidFieldException(
                 f"The `{cls.alias}` field of {address} has only exclusions. Add at least one "
                 "command import path."
             )
-        return value
 
 
 class GoBusyboxModSourcesField(MultipleSourcesField):
@@ -163,7 +214,8 @@ class GoBusyboxModSourcesField(MultipleSourcesField):
             raise InvalidFieldException(
                 f"k4s: {BAD_FIELD}: The `{self.alias}` field of {self.address} must match exactly one go.mod "
                 f"and the go.sum next to it, but matched go.mod files {mods} and go.sum "
-                f"files {sums}. Create go.sum next to go.mod (an empty file will do) and run `pants k4s-tidy` on this target to fill it."
+                f"files {sums}. Create go.sum next to go.mod (an empty file will do) and run "
+                "`pants k4s-tidy` on this target to fill it."
             )
         top = os.path.dirname(mods[0])
         outside = [f for f in files if top and not f.startswith(top + "/")]
@@ -193,7 +245,7 @@ class GoBusyboxGoarchField(StringField):
     valid_choices = ("amd64", "arm64", "386", "arm", "riscv64", "ppc64le", "s390x", "loong64")
 
 
-class GoBusyboxBuildTagsField(StringSequenceField):
+class GoBusyboxBuildTagsField(_EachElementChecked, StringSequenceField):
     alias = "build_tags"
     default = ()
     help = softwrap(
@@ -205,24 +257,19 @@ class GoBusyboxBuildTagsField(StringSequenceField):
     )
 
     @classmethod
-    def compute_value(
-        cls, raw_value: Optional[Iterable[str]], address: Address
-    ) -> Optional[Tuple[str, ...]]:
-        value = super().compute_value(raw_value, address)
-        for tag in value or ():
-            if not re.fullmatch(r"[A-Za-z0-9_.]+", tag):
-                raise InvalidFieldException(
-                    f"The `{cls.alias}` field of {address} has {tag!r}, which is not a Go "
-                    "build tag (letters, digits, '_' and '.'). Give one tag per string."
-                )
-            _check(
-                grammar.build_tag_problem(tag), cls.alias, address, tag,
-                "Drop it: set the platform with `goos`/`goarch`; k4s always builds without cgo.",
+    def check_element(cls, tag: str, address: Address) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_.]+", tag):
+            raise InvalidFieldException(
+                f"The `{cls.alias}` field of {address} has {tag!r}, which is not a Go "
+                "build tag (letters, digits, '_' and '.'). Give one tag per string."
             )
-        return value
+        _check(
+            grammar.build_tag_problem(tag), cls.alias, address, tag,
+            "Drop it: set the platform with `goos`/`goarch`; k4s always builds without cgo.",
+        )
 
 
-class GoBusyboxLdflagsField(StringSequenceField):
+class GoBusyboxLdflagsField(_EachElementChecked, StringSequenceField):
     alias = "ldflags"
     default = ("-s", "-w")
     help = softwrap(
@@ -237,21 +284,14 @@ class GoBusyboxLdflagsField(StringSequenceField):
         """
     )
 
-    @classmethod
-    def compute_value(
-        cls, raw_value: Optional[Iterable[str]], address: Address
-    ) -> Optional[Tuple[str, ...]]:
-        value = super().compute_value(raw_value, address)
-        for flag in value or ():
-            _check(
-                grammar.ldflag_problem(flag),
-                cls.alias, address, flag,
-                "Keep to `-s`, `-w` and `-X importpath.name=value`, e.g. `ldflags=[\"-s\", \"-w\", \"-X main.version=1.0\"]`.",
-            )
-        return value
+    element_rule = _Rule(
+        grammar.ldflag_problem,
+        "Keep to `-s`, `-w` and `-X importpath.name=value`, "
+        'e.g. `ldflags=["-s", "-w", "-X main.version=1.0"]`.',
+    )
 
 
-class GoBusyboxCommandNamesField(DictStringToStringField):
+class GoBusyboxCommandNamesField(_EachElementChecked, DictStringToStringField):
     alias = "command_names"
     default = None
     help = softwrap(
@@ -266,27 +306,15 @@ class GoBusyboxCommandNamesField(DictStringToStringField):
         """
     )
 
-    @classmethod
-    def compute_value(
-        cls, raw_value: Optional[Dict[str, str]], address: Address
-    ) -> Optional[Any]:
-        value = super().compute_value(raw_value, address)
-        for pkg, name in (value or {}).items():
-            _check(
-                grammar.import_path_problem(pkg),
-                cls.alias, address, pkg,
-                "Key each name by the import path of one of the `commands`.",
-                ", so it is not a Go import path",
-            )
-            _check(
-                grammar.command_name_problem(name),
-                cls.alias, address, name,
-                "Use a plain name such as 'etcd'.",
-            )
-        return value
+    key_rule = _Rule(
+        grammar.import_path_problem,
+        "Key each name by the import path of one of the `commands`.",
+        ", so it is not a Go import path",
+    )
+    value_rule = _Rule(grammar.command_name_problem, "Use a plain name such as 'etcd'.")
 
 
-class GoBusyboxPatchesField(StringSequenceField, AsyncFieldMixin):
+class GoBusyboxPatchesField(_EachElementChecked, StringSequenceField, AsyncFieldMixin):
     alias = "patches"
     default = ()
     help = softwrap(
@@ -313,24 +341,19 @@ class GoBusyboxPatchesField(StringSequenceField, AsyncFieldMixin):
         return tuple(out)
 
     @classmethod
-    def compute_value(
-        cls, raw_value: Optional[Iterable[str]], address: Address
-    ) -> Optional[Tuple[str, ...]]:
-        value = super().compute_value(raw_value, address)
-        for p in value or ():
-            if not (p.endswith(".patch") or p.endswith(".diff")):
-                raise _invalid(
-                    cls.alias, address, p, "patch files must end in `.patch` or `.diff`",
-                    "Name the patch file `<something>.patch`.",
-                )
-            rooted = p[2:] if p.startswith("//") else os.path.join(address.spec_path, p)
-            _check(
-                grammar.relative_path_problem(rooted) if not p.startswith("/") or p.startswith("//") else "it is absolute",
-                cls.alias, address, p,
-                "Give a path relative to the BUILD file, or `//`-rooted at the build root.",
-                ": patches must be files in this repository",
+    def check_element(cls, p: str, address: Address) -> None:
+        if not (p.endswith(".patch") or p.endswith(".diff")):
+            raise _invalid(
+                cls.alias, address, p, "patch files must end in `.patch` or `.diff`",
+                "Name the patch file `<something>.patch`.",
             )
-        return value
+        rooted = p[2:] if p.startswith("//") else os.path.join(address.spec_path, p)
+        _check(
+            "it is absolute" if p.startswith("/") and not p.startswith("//") else grammar.relative_path_problem(rooted),
+            cls.alias, address, p,
+            "Give a path relative to the BUILD file, or `//`-rooted at the build root.",
+            ": patches must be files in this repository",
+        )
 
 
 class GoBusyboxLocalModulesField(StringSequenceField, AsyncFieldMixin):
@@ -340,7 +363,7 @@ class GoBusyboxLocalModulesField(StringSequenceField, AsyncFieldMixin):
         """
         Addresses of `files` targets holding first-party Go modules that this busybox's
         `go.mod` replaces with a relative directory, e.g. `replace k4s.dev/node =>
-        ../node` with `local_modules=["//distros/node"]`: several profiles can then build
+        ../../node` with `local_modules=["//node"]`: several profiles can then build
         the same first-party commands (list them in `commands` by import path). Each
         target's files (its `go.mod`, `go.sum` and Go sources) join the module download
         and the rewrite at their paths in the repository, so the `replace` resolves
@@ -531,7 +554,7 @@ class InitramfsDependenciesField(Dependencies):
     )
 
 
-class InitramfsFilesMappingField(DictStringToStringField):
+class InitramfsFilesMappingField(_EachElementChecked, DictStringToStringField):
     alias = "files_mapping"
     default = None
     help = softwrap(
@@ -543,25 +566,16 @@ class InitramfsFilesMappingField(DictStringToStringField):
         """
     )
 
-    @classmethod
-    def compute_value(
-        cls, raw_value: Optional[Dict[str, str]], address: Address
-    ) -> Optional[Any]:
-        value = super().compute_value(raw_value, address)
-        for src, dst in (value or {}).items():
-            _check(
-                grammar.relative_path_problem(src),
-                cls.alias, address, src,
-                "Give the source relative to the build root, e.g. 'distros/uroot/motd'.",
-                ", but a source is a file in this repository",
-            )
-            _check(
-                grammar.relative_path_problem(dst),
-                cls.alias, address, dst,
-                "Give a relative path without a leading '/' or '..', e.g. 'etc/motd'.",
-                ", but a destination must be a relative path inside the image",
-            )
-        return value
+    key_rule = _Rule(
+        grammar.relative_path_problem,
+        "Give the source relative to the build root, e.g. 'distros/uroot/motd'.",
+        ", but a source is a file in this repository",
+    )
+    value_rule = _Rule(
+        grammar.relative_path_problem,
+        "Give a relative path without a leading '/' or '..', e.g. 'etc/motd'.",
+        ", but a destination must be a relative path inside the image",
+    )
 
 
 class InitramfsBaseLayoutField(BoolField):
@@ -628,7 +642,7 @@ class InitramfsOutputPathField(_RelativeOutputPathField):
     )
 
 
-class InitramfsKernelModulesField(StringSequenceField):
+class InitramfsKernelModulesField(_EachElementChecked, StringSequenceField):
     alias = "kernel_modules"
     default = ()
     help = softwrap(
@@ -641,18 +655,7 @@ class InitramfsKernelModulesField(StringSequenceField):
         """
     )
 
-    @classmethod
-    def compute_value(
-        cls, raw_value: Optional[Iterable[str]], address: Address
-    ) -> Optional[Tuple[str, ...]]:
-        value = super().compute_value(raw_value, address)
-        for name in value or ():
-            _check(
-                grammar.kernel_module_problem(name),
-                cls.alias, address, name,
-                "Name modules as `lsmod` shows them, e.g. 'br_netfilter'.",
-            )
-        return value
+    element_rule = _Rule(grammar.kernel_module_problem, "Name modules as `lsmod` shows them, e.g. 'br_netfilter'.")
 
 
 class InitramfsKernelModulesDirField(StringField):
@@ -739,7 +742,7 @@ class InitramfsVmCpusField(IntField):
         return value
 
 
-class InitramfsVmPortForwardsField(StringSequenceField):
+class InitramfsVmPortForwardsField(_EachElementChecked, StringSequenceField):
     alias = "vm_port_forwards"
     default = ()
     help = softwrap(
@@ -751,22 +754,17 @@ class InitramfsVmPortForwardsField(StringSequenceField):
     )
 
     @classmethod
-    def compute_value(
-        cls, raw_value: Optional[Iterable[str]], address: Address
-    ) -> Optional[Tuple[str, ...]]:
-        value = super().compute_value(raw_value, address)
-        for fwd in value or ():
-            host, _, guest = fwd.partition(":")
-            # ASCII digits only (`"٣".isdigit()` is true).
-            if not (re.fullmatch(r"[0-9]{1,5}:[0-9]{1,5}", fwd) and 0 < int(host) < 65536 and 0 < int(guest) < 65536):
-                raise InvalidFieldException(
-                    f"The `{cls.alias}` field of {address} has {fwd!r}: write "
-                    f"`\"<host port>:<guest port>\"`, e.g. `\"6443:6443\"`."
-                )
-        return value
+    def check_element(cls, fwd: str, address: Address) -> None:
+        host, _, guest = fwd.partition(":")
+        # ASCII digits only (`"٣".isdigit()` is true).
+        if not (re.fullmatch(r"[0-9]{1,5}:[0-9]{1,5}", fwd) and 0 < int(host) < 65536 and 0 < int(guest) < 65536):
+            raise InvalidFieldException(
+                f"The `{cls.alias}` field of {address} has {fwd!r}: write "
+                f"`\"<host port>:<guest port>\"`, e.g. `\"6443:6443\"`."
+            )
 
 
-class InitramfsKernelArgsField(StringSequenceField):
+class InitramfsKernelArgsField(_EachElementChecked, StringSequenceField):
     alias = "kernel_args"
     default = ()
     help = softwrap(
@@ -777,14 +775,11 @@ class InitramfsKernelArgsField(StringSequenceField):
     )
 
     @classmethod
-    def compute_value(
-        cls, raw_value: Optional[Iterable[str]], address: Address
-    ) -> Optional[Tuple[str, ...]]:
-        value = super().compute_value(raw_value, address)
-        for arg in value or ():
-            if not arg or any(c.isspace() for c in arg):
-                raise _invalid(cls.alias, address, arg, "a kernel argument is one word without blanks", "Give one argument per string.")
-        return value
+    def check_element(cls, arg: str, address: Address) -> None:
+        if not arg or any(c.isspace() for c in arg):
+            raise _invalid(
+                cls.alias, address, arg, "a kernel argument is one word without blanks", "Give one argument per string."
+            )
 
 
 class InitramfsVmAccelField(StringField):
@@ -837,7 +832,7 @@ class InitramfsClusterIdentityField(BoolField):
     )
 
 
-class InitramfsNodeComponentsField(StringSequenceField):
+class InitramfsNodeComponentsField(_EachElementChecked, StringSequenceField):
     alias = "node_components"
     default = ()
     help = softwrap(
@@ -853,23 +848,16 @@ class InitramfsNodeComponentsField(StringSequenceField):
         """
     )
 
+    element_rule = _Rule(grammar.command_name_problem, "Give command names of the busybox, e.g. 'kube-apiserver'.")
+
     @classmethod
-    def compute_value(
-        cls, raw_value: Optional[Iterable[str]], address: Address
-    ) -> Optional[Tuple[str, ...]]:
-        value = super().compute_value(raw_value, address)
-        for name in value or ():
-            _check(
-                grammar.command_name_problem(name), cls.alias, address, name,
-                "Give command names of the busybox, e.g. 'kube-apiserver'.",
-            )
-        twice = sorted({n for n in value or () if value.count(n) > 1})
+    def check_value(cls, value: Tuple[str, ...], address: Address) -> None:
+        twice = sorted({n for n in value if value.count(n) > 1})
         if twice:
             raise _invalid(
                 cls.alias, address, twice, "names components more than once (the node would start them twice)",
                 "List each component once.",
             )
-        return value
 
 
 class InitramfsImagesField(StringSequenceField, AsyncFieldMixin):
@@ -958,7 +946,9 @@ class OciImageBusyboxField(StringField, AsyncFieldMixin):
 
 
 # An image reference without a digest: [registry/]path[:tag], lower case path.
-_IMAGE_REF = re.compile(r"[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?")
+_IMAGE_REF = re.compile(
+    r"[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+)
 
 
 class OciImageNameField(StringField):
@@ -998,20 +988,15 @@ class OciImageCmdField(StringSequenceField):
     help = "The image's default CMD (arguments after the entrypoint). Pods override it with `args`."
 
 
-class OciImageEnvField(StringSequenceField):
+class OciImageEnvField(_EachElementChecked, StringSequenceField):
     alias = "env"
     default = ("PATH=/bbin:/bin",)
     help = "The image's environment, as `NAME=value` strings."
 
     @classmethod
-    def compute_value(
-        cls, raw_value: Optional[Iterable[str]], address: Address
-    ) -> Optional[Tuple[str, ...]]:
-        value = super().compute_value(raw_value, address)
-        for kv in value or ():
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", kv, re.S):
-                raise _invalid(cls.alias, address, kv, "it is not NAME=value", "Write e.g. 'PATH=/bbin'.")
-        return value
+    def check_element(cls, kv: str, address: Address) -> None:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", kv, re.S):
+            raise _invalid(cls.alias, address, kv, "it is not NAME=value", "Write e.g. 'PATH=/bbin'.")
 
 
 class OciImageOutputPathField(_RelativeOutputPathField):

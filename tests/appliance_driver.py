@@ -177,3 +177,36 @@ class Appliance:
     def mem_available_at_ready(self) -> int | None:
         m = re.search(r"is Ready \(.*MemAvailable (\d+) MiB\)", self.console_text())
         return int(m.group(1)) if m else None
+
+
+class QMP:
+    """QEMU's machine protocol on a unix socket: one command at a time."""
+
+    def __init__(self, path: Path, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX)
+                self.sock.connect(str(path))
+                break
+            except OSError:
+                self.sock.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+        self.file = self.sock.makefile("rw")
+        json.loads(self.file.readline())  # the greeting
+        self.execute("qmp_capabilities")
+
+    def execute(self, command: str) -> dict:
+        self.file.write(json.dumps({"execute": command}) + "\n")
+        self.file.flush()
+        while True:
+            msg = json.loads(self.file.readline())
+            if "return" in msg:
+                return msg["return"]
+            if "error" in msg:
+                raise RuntimeError(f"QMP {command}: {msg['error']}")
+
+    def close(self) -> None:
+        self.sock.close()

@@ -9,7 +9,6 @@ through `check_layout`, k4stool through `go test`. The end-to-end rows (a real
 
 from __future__ import annotations
 
-
 import pytest
 from pants.engine.addresses import Address
 from pants.engine.internals.scheduler import ExecutionError
@@ -287,11 +286,11 @@ def test_modules_dep_cycle_is_an_error() -> None:
 
 
 def test_k4stool_refuses_escapes() -> None:
-    """k4stool's defence in depth (k4s_plugin/tools/k4stool/safety_test.go): patterns
+    """k4stool's defence in depth (k4s_plugin/tools/k4stool/internal/*/: cli_test.go, compile_test.go, tar_test.go, download/safety_test.go): patterns
     that are flags, linker flags that write files, patch names with `..` (a new-file
     and a delete hunk), tars that write through their own symlinks, go.mod `replace`
     directories outside the module."""
-    go_test(REPO / "k4s_plugin" / "tools", "./k4stool/", run="Check|Patch|Unpack|Replace")
+    go_test(REPO / "k4s_plugin" / "tools", "./k4stool/...", run="Check|Patch|Unpack|Replace")
 
 
 def test_damaged_module_cache_names_the_cache() -> None:

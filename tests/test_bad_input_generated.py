@@ -353,8 +353,9 @@ def test_generated_layouts() -> None:
 
 @pytest.fixture
 def kmods_runner() -> RuleRunner:
-    from .test_bad_input_rules import _runner
     from k4s_plugin.rules.kmods import KernelModules, KernelModulesRequest
+
+    from .test_bad_input_rules import _runner
 
     return _runner(QueryRule(KernelModules, [KernelModulesRequest]))
 

@@ -7,9 +7,9 @@ asks for, read back with bsdtar (an independent reader).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
-import hashlib
 import os
 import subprocess
 import tarfile
@@ -56,11 +56,10 @@ def rule_runner() -> RuleRunner:
     """test_rules.py's runner (the small test project), with `resources` targets."""
     from pants.engine.fs import Digest, DigestContents
 
-    from k4s_plugin.rules.cpio import Archive
-    from k4s_plugin.rules.initramfs import InitramfsFieldSet
-
     from k4s_plugin.rules.busybox import GoBusyboxFieldSet
-    from k4s_plugin.rules.compile import BusyboxBinary
+    from k4s_plugin.rules.cpio import Archive
+    from k4s_plugin.rules.gobuild import BusyboxBinary
+    from k4s_plugin.rules.initramfs import InitramfsFieldSet
 
     rr = _runner(QueryRule(Archive, [InitramfsFieldSet]), QueryRule(DigestContents, [Digest]),
                  QueryRule(BusyboxBinary, [GoBusyboxFieldSet]))
@@ -257,7 +256,7 @@ def test_thousands_of_ldflags_go_through_a_file(rule_runner: RuleRunner, tmp_pat
     """4,000 `-X` flags (170 KB, over Linux's 128 KiB for one argument) failed with
     "Argument list too long"; they reach the linker through a response file."""
     from k4s_plugin.rules.busybox import GoBusyboxFieldSet
-    from k4s_plugin.rules.compile import BB, LDFLAGS_INLINE_MAX, BusyboxBinary
+    from k4s_plugin.rules.gobuild import BB, LDFLAGS_INLINE_MAX, BusyboxBinary
 
     from .test_rules import M, busybox, contents
 
@@ -279,7 +278,7 @@ def test_thousands_of_ldflags_go_through_a_file(rule_runner: RuleRunner, tmp_pat
 def test_first_party_go_embed(rule_runner: RuleRunner, tmp_path: Path) -> None:
     """A first-party command's `//go:embed` files, listed in `sources`, are built in
     (the field refused any file but .go/.mod/.sum, though its help said to add them)."""
-    from k4s_plugin.rules.compile import BB, BusyboxBinary
+    from k4s_plugin.rules.gobuild import BB, BusyboxBinary
 
     from .test_rules import M, busybox, contents
 
@@ -306,7 +305,7 @@ def test_first_party_go_embed(rule_runner: RuleRunner, tmp_path: Path) -> None:
 def test_first_party_command_of_only_tests(rule_runner: RuleRunner) -> None:
     """A first-party command whose directory holds only `_test.go` files is named as
     such, not given the `go get` fix of a missing module."""
-    from k4s_plugin.rules.compile import BusyboxBinary
+    from k4s_plugin.rules.gobuild import BusyboxBinary
 
     from .test_rules import M, busybox
 
@@ -326,7 +325,7 @@ def test_first_party_command_of_only_tests(rule_runner: RuleRunner) -> None:
 def test_first_party_command_names(rule_runner: RuleRunner, directory: str, expected: str) -> None:
     """A first-party directory whose name cannot be a command name (`a~b` is a legal
     import path; `bb` would take over `bb <cmd>`) fails once, naming `commands`."""
-    from k4s_plugin.rules.compile import BusyboxBinary
+    from k4s_plugin.rules.gobuild import BusyboxBinary
 
     from .test_rules import M, busybox
 
@@ -342,7 +341,7 @@ def test_first_party_command_names(rule_runner: RuleRunner, directory: str, expe
 def test_glob_that_matches_nothing(rule_runner: RuleRunner) -> None:
     """A u-root glob that selects no command is named, not reported as go.sum missing
     every module under cmds/core."""
-    from k4s_plugin.rules.compile import BusyboxBinary
+    from k4s_plugin.rules.gobuild import BusyboxBinary
 
     from .test_rules import U, busybox
 
@@ -357,7 +356,7 @@ def test_glob_that_matches_nothing(rule_runner: RuleRunner) -> None:
 def test_cgo_in_an_imported_first_party_package(rule_runner: RuleRunner) -> None:
     """cgo in a package a command imports (not the command itself) is named as a
     build-constraint/cgo problem of `commands`, not "report it to gobusybox"."""
-    from k4s_plugin.rules.compile import BusyboxBinary
+    from k4s_plugin.rules.gobuild import BusyboxBinary
 
     from .test_rules import M, busybox
 
@@ -377,7 +376,7 @@ def test_cgo_in_an_imported_first_party_package(rule_runner: RuleRunner) -> None
 def test_patch_below_a_file_and_modes(rule_runner: RuleRunner) -> None:
     """A patch creating `echo.go/x.go` (below a file of the module) and a mode-only patch
     fail as E_PATCH naming the patch, not as "a bug in k4s" or silently."""
-    from k4s_plugin.rules.compile import BusyboxBinary
+    from k4s_plugin.rules.gobuild import BusyboxBinary
 
     from .test_rules import U, busybox
 
@@ -398,7 +397,7 @@ def test_patch_below_a_file_and_modes(rule_runner: RuleRunner) -> None:
 
 
 def test_local_modules_naming_the_own_module(rule_runner: RuleRunner) -> None:
-    from k4s_plugin.rules.compile import BusyboxBinary
+    from k4s_plugin.rules.gobuild import BusyboxBinary
 
     from .test_rules import U, busybox
 

@@ -1,5 +1,5 @@
 """`cluster_identity`: operator credentials for `pants run` of an appliance, made on the
-host outside Pants' caches (k4s_plugin/tools/k4stool/identity.go), like `talosctl gen
+host outside Pants' caches (k4s_plugin/tools/k4stool/internal/identity), like `talosctl gen
 config`: a CA and an admin kubeconfig in .k4s/clusters/<target>, and the CA handed to
 the node in a second cpio appended to the image at boot."""
 
@@ -32,14 +32,14 @@ def test_k4stool_identity() -> None:
     replaces it, the kubeconfig names the host port forwarded to 6443 (a later
     `-forward 16443:6443` wins), identity.cpio holds exactly etc/k4s/identity/ca.{crt,key} and join-token
     and its directories, and initrd.img is the image, zeros to a multiple of 4, then it."""
-    go_test(TOOLS, "./k4stool/", run="Identity")
+    go_test(TOOLS, "./k4stool/internal/identity", run="Identity")
 
 
 def test_k4stool_join_and_machine_configs() -> None:
     """identity_test.go: an agent's initrd holds the server's CA certificate, join token
     and URL and never the CA key; `-lan` is a UDP socket netdev with a MAC per port;
     `-machine-config` hands one Talos-style file (the CA key only to a control plane)."""
-    go_test(TOOLS, "./k4stool/", run="JoinArchive|LanNetdev|MachineConfigs")
+    go_test(TOOLS, "./k4stool/internal/...", run="JoinArchive|LanNetdev|MachineConfigs|Forwards")
 
 
 def test_cluster_identity_field() -> None:
@@ -79,8 +79,8 @@ def run_args(cluster_identity: bool) -> tuple[list[str], str]:
     from types import SimpleNamespace
 
     from pants.base.build_root import BuildRoot
-    from pants.core.util_rules.system_binaries import BinaryPath, BinaryPathRequest, BinaryPaths
     from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
+    from pants.core.util_rules.system_binaries import BinaryPath, BinaryPathRequest, BinaryPaths
     from pants.engine.addresses import AddressInput
     from pants.engine.fs import EMPTY_DIGEST, Digest, MergeDigests
     from pants.engine.target import WrappedTarget, WrappedTargetRequest
@@ -88,8 +88,7 @@ def run_args(cluster_identity: bool) -> tuple[list[str], str]:
 
     from k4s_plugin.rules.busybox import GoBusyboxFieldSet
     from k4s_plugin.rules.cpio import Archive
-    from k4s_plugin.rules.initramfs import InitramfsRequest
-    from k4s_plugin.rules.initramfs import InitramfsKernel
+    from k4s_plugin.rules.initramfs import InitramfsKernel, InitramfsRequest
     from k4s_plugin.rules.run import run_initramfs
     from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 
@@ -317,4 +316,4 @@ def test_k4stool_vm_disk() -> None:
     """vmdisk_test.go: `k4stool vm -disk <image>` makes a missing image sparse at
     -disk-size (refusing sizes under 1 GiB), leaves an existing one as it is, attaches it
     as a virtio disk and adds k4s.disk=/dev/vda unless the command line names a disk."""
-    go_test(TOOLS, "./k4stool/", run="VMDisk")
+    go_test(TOOLS, "./k4stool/internal/vm", run="VMDisk")

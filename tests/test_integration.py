@@ -246,7 +246,7 @@ def test_profiles_are_parametrized_and_read_like_the_table() -> None:
     k3s, kubesolo = json.loads(r.stdout)
     assert k3s["goarch"] == "arm64" and kubesolo["goarch"] == "amd64"
     assert "k8s.io/kubernetes/cmd/kube-scheduler" in k3s["commands"]
-    # The appliance schedules with kube-scheduler (README: why not KubeSolo's webhook)
+    # The appliance schedules with kube-scheduler (docs/appliance.md: why not KubeSolo's webhook)
     # and proxies Services with kube-proxy on the pure-Go nft.
     assert "k8s.io/kubernetes/cmd/kube-scheduler" in kubesolo["commands"]
     assert "k4s.dev/node/cmd/nft" in kubesolo["commands"]
@@ -267,7 +267,7 @@ def test_node_components_are_in_their_busybox_and_known_to_k4s_node() -> None:
     import re
 
     known = re.search(r"var allComponents = \[\]string\{([^}]*)\}",
-                      (REPO / "distros/node/cmd/k4s-node/main.go").read_text())
+                      (REPO / "node/cmd/k4s-node/main.go").read_text())
     assert known
     known_names = set(re.findall(r'"([^"]+)"', known.group(1)))
     r = run_pants("peek", "distros::")
@@ -287,4 +287,16 @@ def test_node_components_are_in_their_busybox_and_known_to_k4s_node() -> None:
         assert components, t["address"]
         assert set(components) <= known_names, (t["address"], set(components) - known_names)
         assert set(components) <= names, (t["address"], set(components) - names)
-        assert "k4s.dev/node/cmd/k4s-node" in bb["commands"] and bb["local_modules"] == ["//distros/node"]
+        assert "k4s.dev/node/cmd/k4s-node" in bb["commands"] and bb["local_modules"] == ["//node"]
+
+
+@pytest.mark.parametrize("bad", ["", " ", "/dev/vda extra", 7])
+def test_node_appliance_refuses_a_bad_data_disk_with_a_coded_error(bad) -> None:
+    """The BUILD prelude's node_appliance(data_disk=) goes on the kernel command line:
+    anything but one word is refused with the coded message users see from Pants."""
+    prelude: dict = {}
+    exec(compile((REPO / "distros/command_groups.py").read_text(), "command_groups.py", "exec"), prelude)
+    with pytest.raises(ValueError, match=r"^k4s: E_BAD_FIELD: node_appliance\(data_disk=.*fix the value"):
+        prelude["node_appliance"](["kubelet"], data_disk=bad)
+    ok = prelude["node_appliance"](["kubelet"], data_disk="LABEL=k4s-data")
+    assert "k4s.disk=LABEL=k4s-data" in ok["kernel_args"]

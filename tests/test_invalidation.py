@@ -95,7 +95,7 @@ def test_go_sum_change_is_noticed(root: Path) -> None:
     build(root)
     go_sum = root / SMALL / "go.sum"
     lines = go_sum.read_text().splitlines(keepends=True)
-    i = next(i for i, l in enumerate(lines) if l.startswith("github.com/u-root/u-root v0.16.0 h1:"))
+    i = next(i for i, line in enumerate(lines) if line.startswith("github.com/u-root/u-root v0.16.0 h1:"))
     mod, ver, _ = lines[i].split()
     lines[i] = f"{mod} {ver} h1:{'A' * 43}=\n"  # a different (wrong) pin for u-root
     go_sum.write_text("".join(lines))

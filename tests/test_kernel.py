@@ -43,13 +43,16 @@ def test_pin_matches_distros_kernel() -> None:
             assert f'"{value}"' in build
 
 
+KERNEL_GO = REPO / "k4s_plugin" / "tools" / "k4stool" / "internal" / "kernel" / "kernel.go"
+
+
 def test_k4stool_kernel_steps() -> None:
     """kernel.go: a made-up .deb (ar, xz tars, ELF modules with .modinfo) gives
     depmod's modules.dep (transitive, reverse load order), softdep and alias; the
     module step extracts only what it is asked; bad packages are coded errors."""
     go = require_tool("go")
     r = subprocess.run(
-        [go, "test", "-count=1", "-tags", "k4s_kernel", "-run", "Kernel", "./k4stool"],
+        [go, "test", "-count=1", "-tags", "k4s_kernel", "-run", "Kernel", "./k4stool/internal/kernel"],
         cwd=REPO / "k4s_plugin" / "tools", env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"},
         capture_output=True, text=True, timeout=1200,
     )
@@ -59,7 +62,7 @@ def test_k4stool_kernel_steps() -> None:
 def test_kernel_steps_leave_the_step_tool_alone() -> None:
     """kernel.go is only in the small kernel tool (`-tags k4s_download,k4s_kernel`),
     not in the k4stool every busybox step runs, whose bytes are in every step's key."""
-    source = (REPO / "k4s_plugin" / "tools" / "k4stool" / "kernel.go").read_text()
+    source = KERNEL_GO.read_text()
     assert source.startswith("//go:build k4s_kernel\n")
 
 
@@ -182,8 +185,8 @@ def test_plugin_reads_no_host_kernel_paths() -> None:
                          capture_output=True, text=True).stdout
     for line in out.splitlines():
         path = line.split(":", 1)[0]
-        assert path in ("k4s_plugin/targets.py", "k4s_plugin/rules/kernel.py", "k4s_plugin/tools/k4stool/kernel.go",
-                        "k4s_plugin/tools/k4stool/kernel_test.go"), line
+        assert path in ("k4s_plugin/targets.py", "k4s_plugin/rules/kernel.py", "k4s_plugin/tools/k4stool/internal/kernel/kernel.go",
+                        "k4s_plugin/tools/k4stool/internal/kernel/kernel_test.go"), line
 
 
 def _without_host_kernel(*argv: str) -> list[str]:
@@ -282,7 +285,7 @@ def test_same_k3s_like_image_without_a_host_kernel() -> None:
 def test_no_host_kernel_tools_needed() -> None:
     """The kernel steps use no dpkg-deb, ar, tar or depmod of this machine: k4stool
     unpacks the package (kernel.go imports only Go libraries)."""
-    source = (REPO / "k4s_plugin" / "tools" / "k4stool" / "kernel.go").read_text()
+    source = KERNEL_GO.read_text()
     assert "os/exec" not in source
 
 

@@ -213,7 +213,7 @@ def test_network_policy_and_pod_egress(profile: str, tmp_path: Path) -> None:
         # 1.5 GiB for every profile: this tests the policy, not the RAM floor. k3s-like
         # (1 GiB by default) with kube-network-policies ran out of memory under this test
         # on a machine at load 14 (kube-apiserver OOM-killed; MemAvailable 202 MiB at
-        # Ready, 16 MiB less than README's figure without it).
+        # Ready, 16 MiB less than docs/appliance.md's figure without it).
         memory_mib=1536,
         extra_vm_args=("-lan", f"{vm_port}:{our_port}", "-append", f"k4s.lan=eth1,{NODE_LAN_IP}/24"),
     )

@@ -1,4 +1,4 @@
-"""The pure-Go `nft` (distros/node/cmd/nft) that kube-proxy's nftables mode
+"""The pure-Go `nft` (node/cmd/nft) that kube-proxy's nftables mode
 drives through sigs.k8s.io/knftables. Built with the host Go (CGO_ENABLED=0) and run as
 root in fresh network namespaces, next to Debian's C nft (`apt-get install nftables`),
 which is the reference: both must leave the kernel in the same state, as the C nft
@@ -8,7 +8,6 @@ without them."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 
 from .conftest import REPO, require_tool
 
-MODULE = REPO / "distros" / "node"
+MODULE = REPO / "node"
 C_NFT = "/usr/sbin/nft"
 
 
@@ -155,7 +154,7 @@ head -n1 err1 err2 err3 err4
     assert "checked" not in out, "--check created a chain"
     assert out.count("rc=1") == 4
     lines = out.splitlines()
-    first = {lines[i].strip("=<> "): lines[i + 1] for i, l in enumerate(lines) if l.startswith("==> ")}
+    first = {lines[i].strip("=<> "): lines[i + 1] for i, line in enumerate(lines) if line.startswith("==> ")}
     assert "Could not process rule: No such file or directory" in first["err1"]
     assert "Could not process rule: File exists" in first["err2"]
     assert "No such file or directory" in first["err3"]

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from .appliance_driver import Appliance, free_port
+from .appliance_driver import Appliance
 from .conftest import require_tool
 
 PROFILE = "k3s-like"

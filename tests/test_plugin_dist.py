@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
-
-from .conftest import PANTS, REPO, require_tool
+import tomllib
 
 import k4s_plugin
+
+from .conftest import PANTS, REPO, require_tool
 
 U = "github.com/u-root/u-root/cmds/core"
 COMMANDS = ("init", "gosh", "ls", "cat", "echo")
@@ -39,7 +39,8 @@ def test_wheel_has_plugin_and_go_tool_sources(wheel: Path, tmp_path: Path) -> No
     assert wheel.name == f"k4s_pants-{k4s_plugin.__version__}-py3-none-any.whl"
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in ("k4s_plugin/register.py", "k4s_plugin/rules/tools.py", "k4s_plugin/tools/go.mod",
-                   "k4s_plugin/tools/go.sum", "k4s_plugin/tools/k4stool/main.go"):
+                   "k4s_plugin/tools/go.sum", "k4s_plugin/tools/k4stool/main.go",
+                   "k4s_plugin/tools/k4stool/internal/rewrite/bbgen.go", "k4s_plugin/tools/k4stool/internal/contract/contract.go"):
         assert needed in names
     assert not any(n.endswith("_test.go") or "__pycache__" in n for n in names)
     meta = zipfile.ZipFile(wheel).read(f"k4s_pants-{k4s_plugin.__version__}.dist-info/METADATA").decode()

@@ -23,8 +23,19 @@ import time
 import pytest
 
 from .disk_node import (
-    DEPLOYMENT, READY_TIMEOUT_S, BOOT_MARGIN_S, Credentials, Writer, boot, check_disk_after_cut,
-    deployment_running_since, etcd_started_clean, power_cut, present, ready_after, require_disk_tools,
+    BOOT_MARGIN_S,
+    DEPLOYMENT,
+    READY_TIMEOUT_S,
+    Credentials,
+    Writer,
+    boot,
+    check_disk_after_cut,
+    deployment_running_since,
+    etcd_started_clean,
+    power_cut,
+    present,
+    ready_after,
+    require_disk_tools,
 )
 
 CUTS = 5

@@ -19,13 +19,13 @@ import pytest
 
 from .conftest import (
     K3S_COMMANDS,
+    PANTS,
     SMALL_COMMANDS,
     UROOT_COMMANDS,
-    k4s_step_count,
-    PANTS,
     checkout,
     executed_k4s_steps,
     isolated_pants,
+    k4s_step_count,
     sha256,
     stat_counter,
 )

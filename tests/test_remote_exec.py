@@ -159,7 +159,7 @@ def test_engine_down_at_start_fails_clearly(tmp_path: Path) -> None:
         env={"PANTS_K4S_GO_REMOTE_FALLBACK": "fail"},
     )
     assert r.returncode != 0
-    for part in (f"k4s could not run the step 'Build k4stool", "remotely", address, "Connection refused",
+    for part in ("k4s could not run the step 'Build k4stool", "remotely", address, "Connection refused",
                  "build-support/remote-exec/casd", "--no-remote-execution", "remote_fallback"):
         assert part in r.output, r.output
     assert executed_k4s_steps(r.output) == []

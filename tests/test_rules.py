@@ -25,9 +25,9 @@ from pants.testutil.rule_runner import QueryRule, RuleRunner
 
 from k4s_plugin import register
 from k4s_plugin.rules.busybox import GoBusyboxFieldSet
-from k4s_plugin.rules.compile import BB, BusyboxBinary
 from k4s_plugin.rules.cpio import Archive
 from k4s_plugin.rules.download import ModuleSources
+from k4s_plugin.rules.gobuild import BB, BusyboxBinary
 from k4s_plugin.rules.initramfs import InitramfsFieldSet
 from k4s_plugin.rules.oci import OciImage, OciImageFieldSet
 from k4s_plugin.rules.rewrite import BBMAIN_TAR, DEPS_TAR, RewrittenTree
@@ -146,7 +146,7 @@ def test_compile_runs_on_host(rule_runner: RuleRunner, tmp_path: Path) -> None:
 
 
 def test_local_module_commands(rule_runner: RuleRunner, tmp_path: Path) -> None:
-    """A first-party module outside the BUILD directory (as distros/node for the
+    """A first-party module outside the BUILD directory (as node/ for the
     profiles): go.mod replaces it with ../lib, `local_modules` brings its files."""
     gomod = (SMALL / "go.mod").read_text()
     rule_runner.write_files({

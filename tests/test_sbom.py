@@ -76,7 +76,7 @@ def test_sbom_is_true_to_the_image(dist: Path, tmp_path: Path) -> None:
     # The patched module: its version and go.sum hash, and the patch with its SHA-256.
     gosum = (REPO / SMALL / "go.sum").read_text().split("\n")
     uroot = components["pkg:golang/github.com/u-root/u-root@v0.16.0"]
-    sum_line = next(l for l in gosum if l.startswith("github.com/u-root/u-root v0.16.0 h1:"))
+    sum_line = next(line for line in gosum if line.startswith("github.com/u-root/u-root v0.16.0 h1:"))
     assert {"name": "k4s:go.sum", "value": sum_line.split()[2]} in uroot["properties"]
     patch = f"{SMALL}/patches/echo-prefix.patch"
     assert uroot["pedigree"]["patches"] == [{"type": "unofficial", "diff": {"url": patch}}]
@@ -101,8 +101,8 @@ def test_unpatched_image_lists_files_and_no_patches(dist: Path) -> None:
 
 def test_modules_list_go_test() -> None:
     """k4stool download's modules list (what the SBOM is made from): go.sum hashes,
-    patches per module, sorted (k4stool/download_test.go)."""
-    go_test(REPO / "k4s_plugin" / "tools", "./k4stool/", run="WriteModulesJSON")
+    patches per module, sorted (k4stool/internal/download/download_test.go)."""
+    go_test(REPO / "k4s_plugin" / "tools", "./k4stool/internal/download", run="WriteModulesJSON")
 
 
 def test_every_profile_image_has_a_budget() -> None:

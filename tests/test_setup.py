@@ -95,7 +95,7 @@ def test_ci_runs_exactly_readmes_test_command() -> None:
     quick = readme.split("## Quick start", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
     commands = [line.split("#", 1)[0].strip() for line in quick.strip().splitlines()]
     assert len(commands) == 2
-    ci = [l.strip() for l in (REPO / ".ci" / "run").read_text().splitlines()
-          if l.strip() and not l.startswith("#") and not l.strip().startswith(("set ", "cd ", "echo "))]
+    ci = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()
+          if line.strip() and not line.startswith("#") and not line.strip().startswith(("set ", "cd ", "echo "))]
     assert ci == [commands[1]]
     assert "build-support/host-tools" in (REPO / commands[1].removeprefix("./")).read_text()

@@ -21,6 +21,7 @@ import pytest
 
 from k4s_plugin.rules.errors import K4sStepError
 from k4s_plugin.rules.steps import shared_cache_env
+
 from .conftest import checkout, executed_k4s_steps, isolated_pants, sha256
 from .remote_cache import BuildGrid
 

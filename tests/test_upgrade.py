@@ -13,8 +13,17 @@ import time
 import pytest
 
 from .disk_node import (
-    DEPLOYMENT, READY_TIMEOUT_S, BOOT_MARGIN_S, Credentials, boot, check_disk_after_cut,
-    deployment_running_since, power_cut, present, ready_after, require_disk_tools,
+    BOOT_MARGIN_S,
+    DEPLOYMENT,
+    READY_TIMEOUT_S,
+    Credentials,
+    boot,
+    check_disk_after_cut,
+    deployment_running_since,
+    power_cut,
+    present,
+    ready_after,
+    require_disk_tools,
 )
 
 

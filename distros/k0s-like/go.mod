@@ -450,4 +450,4 @@ replace (
 	k8s.io/streaming => k8s.io/streaming v0.37.2
 )
 
-replace k4s.dev/node => ../node
+replace k4s.dev/node => ../../node

@@ -1,4 +1,5 @@
-"""Addresses named in fields (`busybox`, `images`): parsed relative to the target."""
+"""Addresses named in fields (`busybox`, `images`, `local_modules`, `kernel`): parsed
+relative to the target."""
 
 from __future__ import annotations
 
@@ -17,3 +18,11 @@ async def field_address(field, value: str) -> Address:
             description_of_origin=f"the `{field.alias}` field of {field.address}",
         ),
     )
+
+
+async def field_addresses(field) -> tuple[Address, ...]:
+    """Every address `field` (an AsyncFieldMixin holding one address or a sequence of
+    them) names, in order; none when it is unset."""
+    value = field.value
+    values = () if not value else (value,) if isinstance(value, str) else tuple(value)
+    return tuple([await field_address(field, v) for v in values])

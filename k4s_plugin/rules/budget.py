@@ -12,8 +12,8 @@ from pants.engine.rules import Get, MultiGet, collect_rules, rule
 
 from k4s_plugin.grammar import format_size
 from k4s_plugin.rules.busybox import BusyboxBuildRequest, GoModule
-from k4s_plugin.rules.compile import BB, BusyboxBinary
 from k4s_plugin.rules.errors import target_error
+from k4s_plugin.rules.gobuild import BB, BusyboxBinary
 from k4s_plugin.rules.steps import K4sStep, K4sStepResult
 from k4s_plugin.rules.store import file_digests
 from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest

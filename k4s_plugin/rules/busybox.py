@@ -1,7 +1,7 @@
 """A go_busybox as the build steps see it: its FieldSet, its Go module, and
 `BusyboxBuildRequest`, the one place that reads the FieldSet for the steps.
 
-Each step (download.py, rewrite.py, compile.py) narrows a `BusyboxBuildRequest` to
+Each step (download.py, rewrite.py, gobuild.py) narrows a `BusyboxBuildRequest` to
 its own request with a rule, so `Get(BusyboxBinary, BusyboxBuildRequest, busybox)`
 (or `..., GoBusyboxFieldSet, field_set)`) runs the whole chain.
 """
@@ -18,16 +18,13 @@ from pants.engine.fs import Digest, DigestContents, DigestSubset, MergeDigests, 
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import (
     FieldSet,
-    InferDependenciesRequest,
-    InferredDependencies,
     SourcesField,
     WrappedTarget,
     WrappedTargetRequest,
 )
-from pants.engine.unions import UnionRule
 from pants.util.frozendict import FrozenDict
 
-from k4s_plugin.rules.addresses import field_address
+from k4s_plugin.rules.addresses import field_address, field_addresses
 from k4s_plugin.rules.errors import target_error
 from k4s_plugin.targets import (
     GoBusyboxBuildTagsField,
@@ -134,29 +131,9 @@ class GoModule:
     dir: str
 
 
-async def _local_module_addresses(field: GoBusyboxLocalModulesField) -> list[Address]:
-    return [await field_address(field, v) for v in field.value or ()]
-
-
-@dataclass(frozen=True)
-class GoBusyboxLocalModulesDependencyFieldSet(FieldSet):
-    required_fields = (GoBusyboxLocalModulesField,)
-
-    local_modules: GoBusyboxLocalModulesField
-
-
-class InferGoBusyboxLocalModulesDependency(InferDependenciesRequest):
-    infer_from = GoBusyboxLocalModulesDependencyFieldSet
-
-
-@rule(desc="Infer the local module dependencies of a go_busybox")
-async def infer_local_modules(request: InferGoBusyboxLocalModulesDependency) -> InferredDependencies:
-    return InferredDependencies(await _local_module_addresses(request.field_set.local_modules))
-
-
 @rule
 async def go_module(busybox: BusyboxBuildRequest) -> GoModule:
-    addresses = await _local_module_addresses(busybox.local_modules)
+    addresses = await field_addresses(busybox.local_modules)
     origin = f"the `local_modules` field of {busybox.address}"
     wrapped = await MultiGet(
         Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin=origin)) for a in addresses
@@ -207,7 +184,8 @@ def _check_first_party_commands(busybox: BusyboxBuildRequest, gomod: str, moddir
         return
     module = m.group(1)
     for pattern in busybox.commands:
-        if pattern.startswith("-") or any(c in pattern for c in "*?[") or not (pattern == module or pattern.startswith(module + "/")):
+        in_module = pattern == module or pattern.startswith(module + "/")
+        if pattern.startswith("-") or any(c in pattern for c in "*?[") or not in_module:
             continue
         pkg_dir = os.path.normpath(os.path.join(moddir, pattern[len(module) + 1:]))
         if not any(os.path.dirname(f) == pkg_dir and f.endswith(".go") and not f.endswith("_test.go") for f in files):
@@ -221,4 +199,4 @@ def _check_first_party_commands(busybox: BusyboxBuildRequest, gomod: str, moddir
 
 
 def rules():
-    return (*collect_rules(), UnionRule(InferDependenciesRequest, InferGoBusyboxLocalModulesDependency))
+    return collect_rules()

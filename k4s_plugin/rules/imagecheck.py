@@ -11,6 +11,7 @@ import io
 import json
 import tarfile
 
+
 def _members(data: bytes) -> dict[str, tarfile.TarInfo] | None:
     try:
         tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:")
@@ -60,7 +61,11 @@ def architectures(data: bytes) -> tuple[str, tuple[str, ...]]:
             manifest = _read_json(tar, members, _blob(desc.get("digest")))
             if isinstance(manifest, dict) and isinstance(manifest.get("manifests"), list):
                 # A nested index (multi-platform): its entries carry the platform.
-                archs += [str((m.get("platform") or {}).get("architecture", "?")) for m in manifest["manifests"] if isinstance(m, dict)]
+                archs += [
+                    str((m.get("platform") or {}).get("architecture", "?"))
+                    for m in manifest["manifests"]
+                    if isinstance(m, dict)
+                ]
                 continue
             config = manifest.get("config") if isinstance(manifest, dict) else None
             if not isinstance(config, dict):

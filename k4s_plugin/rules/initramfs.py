@@ -1,5 +1,6 @@
-"""An initramfs target as the pack step sees it: its FieldSet, its busybox, its
-inferred dependencies, and `InitramfsRequest`, the one place that reads the FieldSet.
+"""An initramfs target as the pack step sees it: its FieldSet, its busybox, and
+`InitramfsRequest`, the one place that reads the FieldSet for the build (its
+dependency inference is in inference.py).
 
 `build_initramfs` gathers the image's inputs (the busybox, `dependencies` files,
 `images`, kernel modules), lays them out (layout.py), packs them (cpio.py) and
@@ -29,23 +30,20 @@ from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import (
     DependenciesRequest,
     FieldSet,
-    InferDependenciesRequest,
-    InferredDependencies,
     SourcesField,
     Targets,
     WrappedTarget,
     WrappedTargetRequest,
 )
-from pants.engine.unions import UnionRule
 from pants.util.frozendict import FrozenDict
 
 from k4s_plugin.rules import layout
-from k4s_plugin.rules.addresses import field_address
+from k4s_plugin.rules.addresses import field_addresses
 from k4s_plugin.rules.budget import SizeBudgetMet, SizeBudgetRequest
 from k4s_plugin.rules.busybox import BusyboxBuildRequest, GoBusyboxFieldSet, busybox_of
-from k4s_plugin.rules.compile import BB, BusyboxBinary
 from k4s_plugin.rules.cpio import Archive, PackInitramfsRequest
 from k4s_plugin.rules.errors import LAYOUT, target_error
+from k4s_plugin.rules.gobuild import BB, BusyboxBinary
 from k4s_plugin.rules.imagecheck import archive_problem
 from k4s_plugin.rules.kernel import LinuxKernel, LinuxKernelRequest
 from k4s_plugin.rules.kmods import KernelModules, KernelModulesRequest
@@ -64,10 +62,10 @@ from k4s_plugin.targets import (
     InitramfsLinuxKernelField,
     InitramfsMaxSizeField,
     InitramfsNodeComponentsField,
-    OciImageBusyboxField,
     InitramfsShellField,
     InitramfsUinitArgsField,
     InitramfsUinitField,
+    OciImageBusyboxField,
     OciImageTarget,
 )
 
@@ -160,52 +158,15 @@ async def initramfs_kernel(request: InitramfsRequest) -> InitramfsKernel:
     busybox = await Get(GoBusyboxFieldSet, InitramfsRequest, request)
     return InitramfsKernel(await Get(
         LinuxKernel,
-        LinuxKernelRequest(request.address, InitramfsLinuxKernelField.alias, request.linux_kernel, busybox.goarch.value),
+        LinuxKernelRequest(
+            request.address, InitramfsLinuxKernelField.alias, request.linux_kernel, busybox.goarch.value
+        ),
     ))
-
-
-@dataclass(frozen=True)
-class InitramfsBusyboxDependencyFieldSet(FieldSet):
-    required_fields = (InitramfsBusyboxField,)
-
-    busybox: InitramfsBusyboxField
-
-
-class InferInitramfsBusyboxDependency(InferDependenciesRequest):
-    infer_from = InitramfsBusyboxDependencyFieldSet
-
-
-@rule(desc="Infer the go_busybox dependency of an initramfs")
-async def infer_initramfs_busybox(request: InferInitramfsBusyboxDependency) -> InferredDependencies:
-    """The `busybox` field is a dependency, so `pants dependencies`, `--changed-since`
-    and `peek` see it."""
-    field = request.field_set.busybox
-    return InferredDependencies([await field_address(field, field.value)])
 
 
 @rule(desc="Resolve the go_busybox of an initramfs")
 async def initramfs_busybox(request: InitramfsRequest) -> GoBusyboxFieldSet:
     return await busybox_of(request.address, request.busybox)
-
-
-@dataclass(frozen=True)
-class InitramfsImagesDependencyFieldSet(FieldSet):
-    required_fields = (InitramfsImagesField,)
-
-    images: InitramfsImagesField
-
-
-class InferInitramfsImagesDependency(InferDependenciesRequest):
-    infer_from = InitramfsImagesDependencyFieldSet
-
-
-async def _image_addresses(field: InitramfsImagesField) -> list[Address]:
-    return [await field_address(field, v) for v in field.value or ()]
-
-
-@rule(desc="Infer the oci_image dependencies of an initramfs")
-async def infer_initramfs_images(request: InferInitramfsImagesDependency) -> InferredDependencies:
-    return InferredDependencies(await _image_addresses(request.field_set.images))
 
 
 @dataclass(frozen=True)
@@ -224,7 +185,9 @@ async def _images(address: Address, addresses: list[Address], goarch: str) -> li
     containerd imports), as k3s takes any tarball in agent/images. Each is for the
     image's architecture (`goarch`): an oci_image's busybox, an archive's images."""
     origin = f"the `images` field of {address}"
-    wrapped = await MultiGet(Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin=origin)) for a in addresses)
+    wrapped = await MultiGet(
+        Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin=origin)) for a in addresses
+    )
     fix = "List `oci_image` targets, or `file`/`files` targets of OCI image archives (`.tar`)."
     for image_address, w in zip(addresses, wrapped):
         if not isinstance(w.target, OciImageTarget) and not w.target.has_field(SourcesField):
@@ -253,7 +216,9 @@ async def _images(address: Address, addresses: list[Address], goarch: str) -> li
         for (a, _), image in zip(ocis, built)
     )
     out = [
-        ImageArchive(f"{a.target_name}.tar", digest, f"{IMAGES_PREFIX}{a.target_name}/{image.path}", f"image {image.name}")
+        ImageArchive(
+            f"{a.target_name}.tar", digest, f"{IMAGES_PREFIX}{a.target_name}/{image.path}", f"image {image.name}"
+        )
         for (a, _), image, digest in zip(ocis, built, prefixed)
     ]
     for (image_address, _), src in zip(files, sources):
@@ -380,9 +345,9 @@ async def build_initramfs(request: InitramfsRequest, where: K4sStepEnvironment) 
 
     # Extra files from `files` / `relocated_files` dependencies.
     # The busybox and `images` are inferred dependencies: not files of the image tree.
-    image_addresses = await _image_addresses(request.images)
+    image_addresses = await field_addresses(request.images)
     inferred = {bb_field_set.address, *image_addresses}
-    deps = [t for t in await Get(Targets, DependenciesRequest(request.dependencies)) 
+    deps = [t for t in await Get(Targets, DependenciesRequest(request.dependencies))
             if t.address not in inferred and t.address.maybe_convert_to_target_generator() not in inferred]
     _check_dependencies(request.address, deps)
     sources = await Get(
@@ -434,8 +399,4 @@ async def build_initramfs(request: InitramfsRequest, where: K4sStepEnvironment) 
 
 
 def rules():
-    return (
-        *collect_rules(),
-        UnionRule(InferDependenciesRequest, InferInitramfsBusyboxDependency),
-        UnionRule(InferDependenciesRequest, InferInitramfsImagesDependency),
-    )
+    return collect_rules()

@@ -138,7 +138,7 @@ async def fetch_debian_package(pin: DebianKernelPin, where: K4sStepEnvironment) 
             pin.address, PACKAGES_FIELD, f"pins {spec}, which k4s fetches with `apt-get download`, "
             "and apt-get is not in /usr/bin or /bin.",
             "Build on a Debian or Ubuntu machine (a container will do), or fetch it once where "
-            "apt-get exists and share Pants' cache (README \"Remote cache\").",
+            "apt-get exists and share Pants' cache (docs/remote.md, \"Remote cache\").",
             code="E_KERNEL_APT",
         )
     # Here, not on remote executors: the machine's apt sources. Cacheable: the output

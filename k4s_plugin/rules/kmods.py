@@ -197,7 +197,8 @@ async def _inside_tree(address: Address, modules_dir: str, paths: list[str]) -> 
     if resolved.exit_code != 0:
         raise target_error(
             address, "kernel_modules_dir", f"is {modules_dir}, where {', '.join(paths[:3])}"
-            f"{' ...' if len(paths) > 3 else ''} cannot be resolved: {resolved.stderr.decode(errors='replace').strip()}",
+            f"{' ...' if len(paths) > 3 else ''} cannot be resolved: "
+            f"{resolved.stderr.decode(errors='replace').strip()}",
             "Point it at a complete module tree (no dangling or looping links), or run `depmod`.",
         )
     root, *real = resolved.stdout.decode(errors="replace").splitlines()
@@ -256,7 +257,9 @@ async def collect_kernel_modules(request: KernelModulesRequest) -> KernelModules
             request.address, "kernel_modules_dir", f"is {modules_dir}, whose modules.dep has a "
             f"dependency cycle: {cycle}.", "Regenerate modules.dep with `depmod` (it refuses cycles).",
         )
-    bad = [m for m in order if grammar.relative_path_problem(m) or not m.endswith((".ko", ".ko.xz", ".ko.zst", ".ko.gz"))]
+    bad = [
+        m for m in order if grammar.relative_path_problem(m) or not m.endswith((".ko", ".ko.xz", ".ko.zst", ".ko.gz"))
+    ]
     if bad:
         raise target_error(
             request.address, "kernel_modules_dir", f"is {modules_dir}, whose modules.dep names "

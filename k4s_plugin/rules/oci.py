@@ -9,12 +9,10 @@ from dataclasses import dataclass
 from pants.engine.addresses import Address
 from pants.engine.fs import CreateDigest, Digest, FileContent, MergeDigests
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.engine.target import FieldSet, InferDependenciesRequest, InferredDependencies
-from pants.engine.unions import UnionRule
+from pants.engine.target import FieldSet
 
-from k4s_plugin.rules.addresses import field_address
 from k4s_plugin.rules.busybox import GoBusyboxFieldSet, busybox_of
-from k4s_plugin.rules.compile import BB, BusyboxBinary
+from k4s_plugin.rules.gobuild import BB, BusyboxBinary
 from k4s_plugin.rules.steps import K4sStep, K4sStepResult
 from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 from k4s_plugin.targets import (
@@ -113,22 +111,5 @@ async def build_oci_image(request: OciImageRequest) -> OciImage:
     return OciImage(result.output_digest, OCI_TAR, request.name)
 
 
-@dataclass(frozen=True)
-class OciImageBusyboxDependencyFieldSet(FieldSet):
-    required_fields = (OciImageBusyboxField,)
-
-    busybox: OciImageBusyboxField
-
-
-class InferOciImageBusyboxDependency(InferDependenciesRequest):
-    infer_from = OciImageBusyboxDependencyFieldSet
-
-
-@rule(desc="Infer the go_busybox dependency of an oci_image")
-async def infer_oci_image_busybox(request: InferOciImageBusyboxDependency) -> InferredDependencies:
-    field = request.field_set.busybox
-    return InferredDependencies([await field_address(field, field.value)])
-
-
 def rules():
-    return (*collect_rules(), UnionRule(InferDependenciesRequest, InferOciImageBusyboxDependency))
+    return collect_rules()

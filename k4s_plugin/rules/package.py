@@ -16,9 +16,9 @@ from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.unions import UnionRule
 
 from k4s_plugin.rules.busybox import BusyboxBuildRequest, GoBusyboxFieldSet
-from k4s_plugin.rules.compile import BB, BusyboxBinary
 from k4s_plugin.rules.cpio import Archive
 from k4s_plugin.rules.errors import OUTPUT, target_error
+from k4s_plugin.rules.gobuild import BB, BusyboxBinary
 from k4s_plugin.rules.initramfs import InitramfsFieldSet, InitramfsKernel, InitramfsRequest
 from k4s_plugin.rules.oci import OciImage, OciImageFieldSet, OciImageRequest
 from k4s_plugin.rules.sbom import SBOM_SUFFIX, Sbom, SbomRequest
@@ -139,7 +139,10 @@ async def package_initramfs(field_set: PackageInitramfsFieldSet) -> BuiltPackage
     image = await _move(archive.digest, archive.path, path, executable=False)
     sbom_file = await _move(sbom.digest, sbom.path, path + SBOM_SUFFIX, executable=False)
     digests = [image, sbom_file]
-    artifacts = [BuiltPackageArtifact(path), BuiltPackageArtifact(path + SBOM_SUFFIX, extra_log_lines=("SBOM (CycloneDX 1.5)",))]
+    artifacts = [
+        BuiltPackageArtifact(path),
+        BuiltPackageArtifact(path + SBOM_SUFFIX, extra_log_lines=("SBOM (CycloneDX 1.5)",)),
+    ]
     if kernel.kernel:
         # The kernel the image was built for: `pants run` boots this pair.
         k = kernel.kernel

@@ -17,8 +17,8 @@ from pants.util.frozendict import FrozenDict
 
 from k4s_plugin import grammar
 from k4s_plugin.rules.busybox import BusyboxBuildRequest, GoBuildOptions, GoModule
-from k4s_plugin.rules.errors import target_error
 from k4s_plugin.rules.download import MODULES_TAR, DownloadModulesRequest, ModuleSources
+from k4s_plugin.rules.errors import target_error
 from k4s_plugin.rules.steps import K4sStep, K4sStepResult
 from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import platform
-
 import re
 from dataclasses import dataclass
 
+from pants.base.build_root import BuildRoot
 from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior, RunRequest
 from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
 from pants.core.util_rules.system_binaries import (
@@ -14,12 +14,12 @@ from pants.core.util_rules.system_binaries import (
     BinaryPaths,
     BinaryPathTest,
 )
-from pants.base.build_root import BuildRoot
-from pants.engine.addresses import Address, AddressInput
+from pants.engine.addresses import Address
 from pants.engine.fs import Digest, MergeDigests
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import SourcesField, WrappedTarget, WrappedTargetRequest
 
+from k4s_plugin.rules.addresses import field_address
 from k4s_plugin.rules.busybox import GoBusyboxFieldSet
 from k4s_plugin.rules.cpio import Archive
 from k4s_plugin.rules.errors import target_error
@@ -103,15 +103,7 @@ async def run_initramfs(field_set: RunInitramfsFieldSet, build_root: BuildRoot) 
     digests = [tools.digest, archive.digest]
     kernel_args: tuple[str, ...] = ()
     if field_set.kernel.value:
-        address = await Get(
-            Address,
-            AddressInput,
-            AddressInput.parse(
-                field_set.kernel.value,
-                relative_to=field_set.address.spec_path,
-                description_of_origin=f"the `kernel` field of {field_set.address}",
-            ),
-        )
+        address = await field_address(field_set.kernel, field_set.kernel.value)
         wrapped = await Get(
             WrappedTarget,
             WrappedTargetRequest(address, description_of_origin=f"the `kernel` field of {field_set.address}"),

@@ -29,9 +29,9 @@ from pants.engine.rules import Get, MultiGet, collect_rules, rule
 
 import k4s_plugin
 from k4s_plugin.rules.busybox import BusyboxBuildRequest
-from k4s_plugin.rules.compile import BusyboxBinary
 from k4s_plugin.rules.cpio import Archive
 from k4s_plugin.rules.download import PATCHES_DIR, ModuleSources
+from k4s_plugin.rules.gobuild import BusyboxBinary
 from k4s_plugin.rules.kernel import LinuxKernel
 from k4s_plugin.rules.store import file_digests
 from k4s_plugin.subsystems import K4sGo
@@ -61,7 +61,8 @@ class Sbom:
 
 
 def go_purl(path: str, version: str) -> str:
-    return f"pkg:golang/{quote(path, safe='/')}@{quote(version, safe='')}" if version else f"pkg:golang/{quote(path, safe='/')}"
+    purl = f"pkg:golang/{quote(path, safe='/')}"
+    return f"{purl}@{quote(version, safe='')}" if version else purl
 
 
 def _sha256(hex_digest: str) -> list[dict]:
@@ -83,7 +84,10 @@ def kernel_component(kernel: LinuxKernel) -> dict:
         "version": pin.version,
         "purl": pin.purl(),
         "hashes": _sha256(pin.sha256),
-        "description": f"Linux {kernel.release}: the kernel this image is built for (its modules, and the image `pants run` boots)",
+        "description": (
+            f"Linux {kernel.release}: the kernel this image is built for "
+            "(its modules, and the image `pants run` boots)"
+        ),
         "properties": [
             {"name": "k4s:kernel-release", "value": kernel.release},
             {"name": "k4s:kernel-image-sha256", "value": kernel.image_sha256},
@@ -186,11 +190,16 @@ async def initramfs_sbom(request: SbomRequest, k4s_go: K4sGo) -> Sbom:
         "components": files + kernel + [stdlib] + module_components,
         "dependencies": [
             {"ref": image_ref, "dependsOn": file_refs + [k["bom-ref"] for k in kernel]},
-            *([{"ref": bb_ref, "dependsOn": [stdlib["bom-ref"]] + [m["bom-ref"] for m in module_components]}] if bb_ref else []),
+            *(
+                [{"ref": bb_ref, "dependsOn": [stdlib["bom-ref"]] + [m["bom-ref"] for m in module_components]}]
+                if bb_ref
+                else []
+            ),
         ],
     }
     path = "__k4s_sbom" + SBOM_SUFFIX
-    digest = await Get(Digest, CreateDigest([FileContent(path, (json.dumps(bom, indent=1, sort_keys=True) + "\n").encode())]))
+    content = (json.dumps(bom, indent=1, sort_keys=True) + "\n").encode()
+    digest = await Get(Digest, CreateDigest([FileContent(path, content)]))
     return Sbom(digest, path)
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pants.core.util_rules.system_binaries import UnzipBinary
 from pants.core.util_rules.environments import (
     EnvironmentNameRequest,
     EnvironmentTarget,
     RemoteEnvironmentTarget,
 )
+from pants.core.util_rules.system_binaries import UnzipBinary
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.environment import ChosenLocalEnvironmentName, EnvironmentName
 from pants.engine.fs import (

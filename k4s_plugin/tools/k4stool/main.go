@@ -2,18 +2,10 @@
 //
 // Each subcommand is one Pants Process: it reads only its declared inputs
 // (paths relative to the sandbox), writes only its declared outputs, and
-// passes large trees as one deterministic tar file.
-//
-//	k4stool download -gomod DIR -out modules.tar [-dlcache DIR] [-tag T]... [-patch FILE]... -- PATTERN...
-//	k4stool rewrite-plan    -gomod DIR -modules modules.tar -commands commands.json -plan plan.json -deps deps.txt -bbmain bbmain.tar -srcdir DIR [-name PKG=NAME]... [-tag T]... -- PATTERN...
-//	k4stool rewrite-deps    -gomod DIR -modules modules.tar -list deps.txt -out deps.tar [-tag T]...
-//	k4stool rewrite-command -deps deps.tar -src NAME.tar -pkg PATH -name NAME -kind KIND -out out.tar [-tag T]...
-//	k4stool compile  -tree deps.tar -tree bbmain.tar -tree out.tar... -out bb [-tag T]... [-ldflags FLAGS]
-//	k4stool cpio     -manifest manifest.json -out initramfs.cpio[.gz|.xz|.zst]
-//	k4stool oci      -manifest image.json -out image.tar
-//	k4stool tidy     -gomod DIR -out DIR [-dlcache DIR] [-tag T]... [-patch FILE]... -- PATTERN...
-//	k4stool sizes    (size report of a bb; see sizes.go)
-//	k4stool vm       (boot an initramfs in QEMU; see vm.go)
+// passes large trees as one deterministic tar file. This package only
+// dispatches: each subcommand is a `Cmd<Name>(args []string) error` of an
+// internal package (the table in subcommands and its build-tagged parts),
+// and `k4stool` alone prints them all with their flags.
 //
 // User values (command patterns) always follow "--", so none is read as a
 // flag; paths given to or found by k4stool must stay inside its working
@@ -22,36 +14,62 @@
 // The go binary is taken from $GOROOT/bin/go. Errors go to stderr prefixed
 // with "k4s: " and a stable code (e.g. "k4s: E_NOT_MAIN: ..."), which the
 // Pants rules turn into messages that name the target and field.
+//
+// Packages (internal/, each with its tests):
+//
+//	cli       coded errors, repeatable flags, sandbox path and pattern checks, atomic writes
+//	gotool    the go command's environment in a sandbox, its errors as codes
+//	archive   tar trees, the newc cpio and the OCI image layout
+//	download  module download (go.sum-verified, patches applied) and tidy
+//	rewrite   gobusybox's rewrite: plan, dependencies, one command at a time
+//	compile   go build of the rewritten tree
+//	gocache   GOCACHEPROG: Go's build cache on disk and over REAPI
+//	contract  the cluster identity's file names under etc/k4s/identity (shared with k4s-node)
+//	identity  the cluster CA, admin credentials, join tokens, machine configs
+//	vm        QEMU for `pants run`: disks, identity, snapshots
+//	kernel    the pinned Debian kernel: index and module closure (k4s_kernel tag)
+//	sizes     where a bb's bytes go
 package main
 
 import (
 	"fmt"
 	"os"
-	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
+
+	"k4s.dev/tools/k4stool/internal/cli"
+	"k4s.dev/tools/k4stool/internal/download"
 )
 
-// subcommands holds the steps this build of k4stool has; each file registers
-// its own in init(). The download step's tool is this package built with the
-// k4s_download tag: only the download step and its small dependencies, so it
-// is built first and the download runs while the full k4stool is being built.
-var subcommands = map[string]func(args []string) error{}
+// subcommand is one step: its entry point and its synopsis for the usage.
+type subcommand struct {
+	run      func(args []string) error
+	synopsis string
+}
+
+// subcommands holds the steps this build of k4stool has: the download step in
+// every build, the others added by steps.go (all builds but the k4s_download
+// one) and kernel_steps.go (the k4s_kernel tag). The download step's tool is
+// this package built with the k4s_download tag: only the download step and its
+// small dependencies, so it is built first and the download runs while the
+// full k4stool is being built.
+var subcommands = map[string]subcommand{
+	"download": {download.CmdDownload, "-gomod DIR -out modules.tar [-dlcache DIR] [-tag T]... [-patch FILE]... -- PATTERN..."},
+}
 
 func main() {
 	if len(os.Args) < 2 {
-		fatalf("E_USAGE", "usage: k4stool %s [flags]", strings.Join(names(), "|"))
+		cli.Fatalf("E_USAGE", "usage:\n%s", usage())
 	}
 	cmd, ok := subcommands[os.Args[1]]
 	if !ok {
-		fatalf("E_USAGE", "unknown subcommand %q (this k4stool has %s)", os.Args[1], strings.Join(names(), ", "))
+		cli.Fatalf("E_USAGE", "unknown subcommand %q (this k4stool has %s)", os.Args[1], strings.Join(names(), ", "))
 	}
-	if err := cmd(os.Args[2:]); err != nil {
-		if ce, ok := err.(*codedError); ok {
-			fatalf(ce.code, "%s", ce.msg)
+	if err := cmd.run(os.Args[2:]); err != nil {
+		if ce, ok := err.(*cli.CodedError); ok {
+			cli.Fatalf(ce.Code, "%s", ce.Msg)
 		}
-		fatalf("E_INTERNAL", "%v", err)
+		cli.Fatalf("E_INTERNAL", "%v", err)
 	}
 }
 
@@ -64,60 +82,11 @@ func names() []string {
 	return out
 }
 
-// multiFlag is a repeatable string flag.
-type multiFlag []string
-
-func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
-func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
-
-// codedError is an error with a stable code that the Pants rules match on.
-type codedError struct {
-	code string
-	msg  string
-}
-
-func (e *codedError) Error() string { return e.code + ": " + e.msg }
-
-func errorf(code, format string, args ...any) error {
-	return &codedError{code: code, msg: fmt.Sprintf(format, args...)}
-}
-
-func fatalf(code, format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	// Sandbox paths mean nothing to the user: show paths relative to it.
-	if wd, err := os.Getwd(); err == nil {
-		msg = strings.ReplaceAll(msg, wd+"/", "")
+// usage is every subcommand of this build with its synopsis.
+func usage() string {
+	var b strings.Builder
+	for _, n := range names() {
+		fmt.Fprintf(&b, "  k4stool %-15s %s\n", n, subcommands[n].synopsis)
 	}
-	fmt.Fprintf(os.Stderr, "k4s: %s: %s\n", code, msg)
-	os.Exit(1)
-}
-
-// Command patterns are Go import paths (elements of letters, digits and
-// -._~+, globs in the elements), optionally with one leading '-' to exclude.
-// The Pants rules check this too; k4stool checks again so that no value can
-// turn into a flag or a path outside the sandbox (defence in depth).
-var patternElem = regexp.MustCompile(`^[A-Za-z0-9._~+*?\[\]-]+$`)
-
-func checkPatterns(patterns []string) error {
-	for _, p := range patterns {
-		bare := strings.TrimPrefix(p, "-")
-		ok := bare != "" && !strings.HasPrefix(bare, "-") && !strings.HasPrefix(bare, "/") && !strings.HasSuffix(bare, "/")
-		for _, e := range strings.Split(bare, "/") {
-			if !ok {
-				break
-			}
-			ok = patternElem.MatchString(e) && !strings.HasPrefix(e, ".") && !strings.HasSuffix(e, ".")
-		}
-		if !ok {
-			return errorf("E_BAD_PATTERN", "%q is not a Go import path, glob or exclusion", p)
-		}
-	}
-	return nil
-}
-
-// within reports whether path p (absolute or relative to the working
-// directory) lies inside dir, after cleaning; it resolves no symlinks.
-func within(dir, p string) bool {
-	rel, err := filepath.Rel(mustAbs(dir), mustAbs(p))
-	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
+	return b.String()
 }

@@ -1,0 +1,7 @@
+// Package rewrite is step 2, gobusybox's rewrite as three subcommands keyed by
+// what each reads: `k4stool rewrite-plan` (rewriteplan.go: command names, the
+// dependency list, each command's own files, bb's main package),
+// `k4stool rewrite-deps` (rewritedeps.go: the dependencies re-printed) and
+// `k4stool rewrite-command` (rewritecmd.go: one command, type-checked alone
+// against its dependencies' export data); what they share is bbgen.go.
+package rewrite

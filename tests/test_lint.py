@@ -1,0 +1,114 @@
+"""Formatting and lint, in the default suite: `ruff check` (pinned in build-support/lock.py,
+configured in pyproject.toml) over the Python, `gofmt -l` over every Go file, `go vet` over
+every Go module with first-party code (k4stool in each of its builds, the node, the test
+projects). Each check is also run once on a file made to fail it, so a check that stopped
+finding anything fails here instead of passing quietly."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO, require_tool
+
+RUFF = Path(sys.executable).parent / "ruff"
+
+# Every directory of the repository with a go.mod, and the build tags `go vet` runs with
+# there (one vet per entry; k4stool is built three ways: rules/tools.py).
+GO_VET = {
+    "k4s_plugin/tools": ("", "k4s_download", "k4s_download,k4s_kernel"),
+    "node": ("",),
+    "tests/testprojects/small": ("",),
+}
+# go.mod directories `go vet` leaves out, and why (gofmt still reads their Go files).
+NOT_VETTED = {
+    "benchmarks/tools": "pins tool versions only: no Go package",
+    "tests/testprojects/nosum": "has no go.sum on purpose (the E_GOSUM_MISSING test)",
+    "tests/testprojects/seccomp": "runc's user-namespace code type-checks only with cgo; "
+    "k4s builds it with the pure-Go patch (distros/patches)",
+    **{
+        f"distros/{p}": "a profile: only the generated tools.go"
+        for p in ("k0s-like", "k3s-like", "k4s-stack", "kubesolo-like", "pod-images", "talos-like", "uroot")
+    },
+}
+
+
+def _repo_files(pattern: str) -> list[str]:
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", pattern],
+        cwd=REPO, capture_output=True, check=True,
+    ).stdout.decode()
+    return sorted(f for f in out.split("\0") if f and (REPO / f).is_file())
+
+
+def ruff_findings(root: Path, *paths: str) -> str:
+    """ruff's findings under root (with root's pyproject.toml), or ""."""
+    if not RUFF.is_file():
+        pytest.fail(f"{RUFF} is missing: run ./pants --version (it installs build-support/requirements.lock)")
+    r = subprocess.run(
+        [str(RUFF), "check", "--no-cache", "--output-format", "concise", *(paths or (".",))],
+        cwd=root, capture_output=True, text=True, timeout=300,
+    )
+    return "" if r.returncode == 0 else (r.stdout + r.stderr).strip()
+
+
+def _gofmt() -> str:
+    goroot = subprocess.run([require_tool("go"), "env", "GOROOT"], capture_output=True, text=True, check=True)
+    return str(Path(goroot.stdout.strip()) / "bin" / "gofmt")
+
+
+def gofmt_findings(root: Path, files: list[str]) -> str:
+    """The files gofmt would change (and its errors), or ""."""
+    r = subprocess.run([_gofmt(), "-l", *files], cwd=root, capture_output=True, text=True, timeout=300)
+    return (r.stdout + r.stderr).strip()
+
+
+def vet_findings(module: Path, tags: str = "") -> str:
+    """`go vet ./...` of a module with the host's Go (module mode read-only), or ""."""
+    r = subprocess.run(
+        [require_tool("go"), "vet", *(("-tags", tags) if tags else ()), "./..."],
+        cwd=module, capture_output=True, text=True, timeout=1200,
+        env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"},
+    )
+    return "" if r.returncode == 0 else (r.stdout + r.stderr).strip()
+
+
+def test_ruff() -> None:
+    found = ruff_findings(REPO)
+    assert not found, (
+        f"ruff check found:\n{found}\nFix them (`.k4s/venv/bin/ruff check --fix` sorts imports and the like)."
+    )
+
+
+def test_gofmt() -> None:
+    found = gofmt_findings(REPO, _repo_files("*.go"))
+    assert not found, f"gofmt -l lists (run `gofmt -w` on them):\n{found}"
+
+
+def test_every_go_module_is_vetted_or_says_why() -> None:
+    modules = {str(Path(m).parent) for m in _repo_files(":(glob)**/go.mod")}
+    assert modules == set(GO_VET) | set(NOT_VETTED), (
+        "tests/test_lint.py: add each new go.mod directory to GO_VET, or to NOT_VETTED with the reason: "
+        f"{sorted(modules ^ (set(GO_VET) | set(NOT_VETTED)))}"
+    )
+
+
+@pytest.mark.parametrize("module, tags", [(m, t) for m, tags in GO_VET.items() for t in tags])
+def test_go_vet(module: str, tags: str) -> None:
+    found = vet_findings(REPO / module, tags)
+    assert not found, f"go vet {'-tags ' + tags + ' ' if tags else ''}./... in {module}:\n{found}"
+
+
+def test_the_checks_find_bad_files(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_bytes((REPO / "pyproject.toml").read_bytes())
+    (tmp_path / "bad.py").write_text("import sys, os\nx = 1;y=f'{2}'  \n" + "z = " + "1 + " * 40 + "1\n")
+    found = ruff_findings(tmp_path)
+    assert "F401" in found and "E501" in found and "I001" in found, found
+    (tmp_path / "go.mod").write_text("module example.com/bad\n\ngo 1.22\n")
+    (tmp_path / "bad.go").write_text('package main\nimport "fmt"\nfunc main() {\nfmt.Printf("%d\\n", "x")\n}\n')
+    assert gofmt_findings(tmp_path, ["bad.go"]) == "bad.go"
+    assert "Printf format %d has arg \"x\" of wrong type string" in vet_findings(tmp_path), vet_findings(tmp_path)
