@@ -68,6 +68,11 @@ CNI_PLUGINS = (
     "github.com/containernetworking/plugins/plugins/ipam/host-local",
 )
 COREDNS = ("github.com/coredns/coredns",)
+# NetworkPolicy on every node profile (docs/appliance.md "NetworkPolicy"): kube-network-policies,
+# pure Go (nftables over netlink, NFQUEUE), run by k4s-node on the host; named
+# "kube-network-policies" by KUBE_NETWORK_POLICIES_NAMES (upstream's main package is `cmd`).
+KUBE_NETWORK_POLICIES = ("sigs.k8s.io/kube-network-policies/cmd",)
+KUBE_NETWORK_POLICIES_NAMES = (("sigs.k8s.io/kube-network-policies/cmd", "kube-network-policies"),)
 
 # The appliance's first-party commands (node/, the local module k4s.dev/node):
 # the node supervisor k4s-node (u-root's uinit; starts the initramfs' `node_components`)
@@ -89,6 +94,9 @@ NODE_KERNEL_MODULES = (
     "nf_tables", "nft_ct", "nft_nat", "nft_chain_nat", "nft_masq", "nft_numgen",
     "nft_fib_ipv4", "nft_fib_ipv6", "nft_fib_inet", "nft_reject_ipv4", "nft_reject_ipv6",
     "nft_reject_inet", "nf_conntrack_netlink",
+    # kube-network-policies: new connections of pods a NetworkPolicy selects go to
+    # its NFQUEUE (the nft `queue` expression and the queue's netlink interface).
+    "nft_queue", "nfnetlink_queue",
     # The data disk (k4s-node disk.go): a virtio disk, ext4 (jbd2, mbcache, crc16 and
     # its softdep crc32c come with it from modules.dep / modules.softdep).
     "virtio_blk", "ext4",
@@ -99,7 +107,7 @@ NODE_KERNEL_MODULES = (
 VXLAN_KERNEL_MODULES = ("vxlan",)
 
 # What a worker (k3s' agent, Talos' worker) runs: the node's part of a component table.
-WORKER_COMPONENTS = ("containerd", "kubelet", "flanneld", "kube-proxy")
+WORKER_COMPONENTS = ("containerd", "kubelet", "flanneld", "kube-proxy", "kube-network-policies")
 
 
 # The kernel every image is built for and boots (`linux_kernel`): Debian's, pinned by
@@ -187,6 +195,8 @@ CONTAINERD_PATCHES = (
     "//distros/patches/containerd-busybox-self.patch",
     "//distros/patches/containerd-shim-plugins.patch",
 )
+# kube-network-policies with a --kubeconfig (upstream reads only its Pod's service account).
+KUBE_NETWORK_POLICIES_PATCH = "//distros/patches/kube-network-policies-kubeconfig.patch"
 KUBE_ROUTER_PATCHES = (
     "//distros/patches/kube-router-flags.patch",
     # kube-router's router without iptables/ipset; its GoBGP API on 127.0.0.1 only.

@@ -142,7 +142,7 @@ def k4s_step_count(commands: int, cpio: bool = True, kernel: bool = False) -> in
 
 
 # Commands in the busyboxes the tests build.
-SMALL_COMMANDS, UROOT_COMMANDS, K3S_COMMANDS = 7, 114, 21  # k3s-like: UROOT_NODE_CORE since #24
+SMALL_COMMANDS, UROOT_COMMANDS, K3S_COMMANDS = 7, 114, 22  # k3s-like: UROOT_NODE_CORE since #24, kube-network-policies since #27
 
 
 def isolated_pants(

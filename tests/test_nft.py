@@ -97,10 +97,11 @@ def test_cli_matches_c_nft(nft_binary: Path, tmp_path: Path) -> None:
     assert ours == theirs
 
 
-def _apply_with_both(go_test: str, nft_binary: Path, tmp_path: Path) -> tuple[str, str]:
-    """The ruleset the C nft lists after `nft -f` of the transaction `go_test` writes,
-    applied with this nft and with the C nft, each in a fresh network namespace."""
-    r = _run(["go", "test", "-count=1", "-run", go_test, "./cmd/nft/"], cwd=MODULE,
+def _apply_with_both(go_test: str, nft_binary: Path, tmp_path: Path, package: str = "./cmd/nft/") -> tuple[str, str]:
+    """The ruleset the C nft lists after `nft -f` of the transaction `go_test` (in
+    `package`) writes, applied with this nft and with the C nft, each in a fresh network
+    namespace."""
+    r = _run(["go", "test", "-count=1", "-run", go_test, package], cwd=MODULE,
              env={**_go_env(), "K4S_NFT_TRANSACTION": str(tmp_path / "rules.nft")})
     assert r.returncode == 0, r.stdout + r.stderr
     script = '"$NFT" -f rules.nft; "$C_NFT" list ruleset'
@@ -118,6 +119,16 @@ def test_cli_matches_c_nft_for_flannel(nft_binary: Path, tmp_path: Path) -> None
     ruleset."""
     ours, theirs = _apply_with_both("TestWriteFlannelTransaction", nft_binary, tmp_path)
     assert "masquerade fully-random" in theirs and "meta mark 0x00004000 return" in theirs
+    assert ours == theirs
+
+
+def test_cli_matches_c_nft_for_pod_egress(nft_binary: Path, tmp_path: Path) -> None:
+    """`nft -f` of k4s-node's pod egress masquerading (cmd/k4s-node/netpol.go: table ip
+    k4s-pod-egress, on k0s-like and kubesolo-like), as knftables sends it: the C nft
+    lists the same ruleset."""
+    ours, theirs = _apply_with_both("^TestWritePodEgressTransaction$", nft_binary, tmp_path, "./cmd/k4s-node/")
+    assert "ip saddr 10.42.0.0/16 ip daddr != 224.0.0.0/4 masquerade fully-random" in theirs, theirs
+    assert "type nat hook postrouting priority srcnat; policy accept;" in theirs, theirs
     assert ours == theirs
 
 

@@ -10,19 +10,23 @@ require (
 	github.com/opencontainers/runc v1.5.3
 	github.com/u-root/u-root v0.16.0
 	k8s.io/kubernetes v1.37.2
+	sigs.k8s.io/kube-network-policies v0.8.0
 )
 
 require (
 	github.com/alexflint/go-filemutex v1.3.0 // indirect
+	github.com/armon/go-radix v1.0.0 // indirect
 	github.com/coreos/go-systemd/v22 v22.7.0 // indirect
 	github.com/coreos/pkg v0.0.0-20240122114842-bbd7aa9bf6fb // indirect
 	github.com/diskfs/go-diskfs v1.9.4 // indirect
 	github.com/elastic/go-seccomp-bpf v1.6.0 // indirect
+	github.com/florianl/go-nfqueue v1.3.2 // indirect
 	github.com/joho/godotenv v1.5.1 // indirect
 	github.com/networkplumbing/go-nft v0.4.0 // indirect
 	github.com/safchain/ethtool v0.7.0 // indirect
 	go.opentelemetry.io/otel/log v1.47.0 // indirect
 	k8s.io/klog/v2 v2.140.0 // indirect
+	sigs.k8s.io/network-policy-api v0.1.6-0.20250401132235-45061d10895e // indirect
 )
 
 require (
@@ -404,7 +408,7 @@ require (
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 	k4s.dev/node v0.0.0
 	k8s.io/api v0.37.2 // indirect
-	k8s.io/apiextensions-apiserver v0.0.0 // indirect
+	k8s.io/apiextensions-apiserver v0.31.2 // indirect
 	k8s.io/apimachinery v0.37.2 // indirect
 	k8s.io/apiserver v0.37.2 // indirect
 	k8s.io/client-go v0.37.2 // indirect

@@ -10,15 +10,19 @@ require (
 	github.com/opencontainers/runc v1.5.3
 	github.com/u-root/u-root v0.16.0
 	k8s.io/kubernetes v1.37.2
+	sigs.k8s.io/kube-network-policies v0.8.0
 )
 
 require (
+	github.com/armon/go-radix v1.0.0 // indirect
 	github.com/diskfs/go-diskfs v1.9.4 // indirect
 	github.com/elastic/go-seccomp-bpf v1.6.0 // indirect
+	github.com/florianl/go-nfqueue v1.3.2 // indirect
 	github.com/google/nftables v0.3.0 // indirect
 	github.com/mdlayher/netlink v1.11.2 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	sigs.k8s.io/knftables v0.0.22 // indirect
+	sigs.k8s.io/network-policy-api v0.1.6-0.20250401132235-45061d10895e // indirect
 )
 
 require (
@@ -394,7 +398,7 @@ require (
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 	k4s.dev/node v0.0.0
 	k8s.io/api v0.37.2 // indirect
-	k8s.io/apiextensions-apiserver v0.0.0 // indirect
+	k8s.io/apiextensions-apiserver v0.31.2 // indirect
 	k8s.io/apimachinery v0.37.2 // indirect
 	k8s.io/apiserver v0.37.2 // indirect
 	k8s.io/client-go v0.37.2 // indirect

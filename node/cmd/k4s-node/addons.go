@@ -131,6 +131,9 @@ func (n *node) addons() []addon {
 			rule("", []string{"services/status"}, "update"),
 		)...)
 	}
+	if n.runs(netpolComponent) {
+		out = append(out, userRole(netpolUser, netpolRules(rule)...)...) // netpol.go
+	}
 	out = append(out, userRole(corednsUser,
 		rule("", []string{"endpoints", "services", "pods", "namespaces"}, "list", "watch"),
 		rule("discovery.k8s.io", []string{"endpointslices"}, "list", "watch"),

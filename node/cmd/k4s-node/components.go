@@ -62,7 +62,7 @@ func (n *node) configure() error {
 			return err
 		}
 		n.pki = p
-		for _, c := range []string{"admin", "controller-manager", "scheduler", "kubelet", "kube-proxy", "coredns", "flannel", "kube-router"} {
+		for _, c := range []string{"admin", "controller-manager", "scheduler", "kubelet", "kube-proxy", "coredns", "flannel", "kube-router", netpolComponent} {
 			if err := p.kubeconfig(n.dir(c+".kubeconfig"), c, n.apiURL()); err != nil {
 				return err
 			}
@@ -269,6 +269,8 @@ func (n *node) args(c string) ([]string, error) {
 		return n.flanneldArgs(), nil
 	case "kube-router":
 		return n.kubeRouterArgs(), nil
+	case netpolComponent:
+		return n.netpolArgs(), nil
 	case "kube-scheduler":
 		kc := n.dir("scheduler.kubeconfig")
 		return []string{"kube-scheduler",
@@ -384,6 +386,9 @@ func (n *node) start(c string) error {
 			waitFor("node credentials", nodeCredentialsReady)
 		}
 		waitFor("node registration", func() error { return n.call("GET", "/api/v1/nodes/"+n.name, nil, nil) })
+		if n.podEgressNeeded() {
+			waitFor("pod egress masquerading", ensurePodEgress) // netpol.go
+		}
 	case "flanneld":
 		waitFor("pod network", writeFlannelCNIConfig)
 	case "kube-router":
@@ -400,7 +405,7 @@ func kineSocket(n *node) string { return n.dir("kine", "kine.sock") }
 var memoryShare = map[string]float64{
 	"kube-apiserver": 0.20, "kube-controller-manager": 0.06, "kube-scheduler": 0.04,
 	"kubelet": 0.06, "containerd": 0.05, "kine": 0.05, "etcd": 0.08, "kube-proxy": 0.04, "coredns": 0.04,
-	"flanneld": 0.03, "kube-router": 0.04,
+	"flanneld": 0.03, "kube-router": 0.04, netpolComponent: 0.03,
 }
 
 // goMemoryEnv is the Go runtime's memory settings for a component: GOGC=50 (the

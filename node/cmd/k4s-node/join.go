@@ -150,6 +150,9 @@ func (n *node) joinAddons() []addon {
 	if n.runs("kube-router") {
 		out = append(out, binding("k4s:kube-router-nodes", kubeRouterUser, "Group", "system:nodes"))
 	}
+	if n.runs(netpolComponent) {
+		out = append(out, binding("k4s:kube-network-policies-nodes", netpolUser, "Group", "system:nodes"))
+	}
 	return out
 }
 

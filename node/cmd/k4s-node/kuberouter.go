@@ -18,8 +18,8 @@ import (
 // Not run: kube-router's network policy (--run-firewall) and pod egress
 // masquerading: both program iptables and ipset, which are C programs a pure-Go
 // busybox does not have (distros/patches/kube-router-route-only.patch lets the
-// router start without them). NetworkPolicy objects are therefore not enforced
-// on k0s-like (README says so).
+// router start without them). NetworkPolicy is enforced by kube-network-policies
+// instead, and pods' egress masqueraded by k4s-node's own nft table (netpol.go).
 
 // kubeRouterUser is kube-router's client certificate's name, bound to the
 // k4s:kube-router ClusterRole (addons.go).

@@ -54,7 +54,7 @@ type machineConfig struct {
 }
 
 // workerComponents are what a worker runs of the image's component table.
-var workerComponents = map[string]bool{"containerd": true, "kubelet": true, "flanneld": true, "kube-router": true, "kube-proxy": true}
+var workerComponents = map[string]bool{"containerd": true, "kubelet": true, "flanneld": true, "kube-router": true, "kube-proxy": true, netpolComponent: true}
 
 // loadMachineConfig reads dir's machine config, if there is one, and writes the
 // identity files it holds into dir. It returns nil when there is none.

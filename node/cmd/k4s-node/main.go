@@ -42,7 +42,7 @@ const (
 	podCIDR     = "10.42.0.0/24"
 )
 
-var allComponents = []string{"kine", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "kubelet", "flanneld", "kube-router", "coredns", "kube-proxy"}
+var allComponents = []string{"kine", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "kubelet", "flanneld", "kube-router", "coredns", "kube-proxy", "kube-network-policies"}
 
 func main() {
 	log.SetFlags(0)

@@ -172,6 +172,7 @@ func leafCerts(nodeName string) []leafCert {
 		{"coredns", corednsUser, nil, false, false},
 		{"flannel", flannelUser, nil, false, false},
 		{"kube-router", kubeRouterUser, nil, false, false},
+		{netpolComponent, netpolUser, nil, false, false},
 		{"kubelet", "system:node:" + nodeName, []string{"system:nodes"}, false, false},
 		{"kubelet-serving", "system:node:" + nodeName, []string{"system:nodes"}, true, false},
 		// etcd (talos-like, k0s-like): its server and peer certificate, and the
