@@ -237,18 +237,13 @@ func exitReason(code uint32) string {
 // the sandboxes.
 func stopPods(bound time.Duration) {
 	start := time.Now()
-	client, err := containerd.New("/run/containerd/containerd.sock", containerd.WithTimeout(5*time.Second))
+	ctx := namespaces.WithNamespace(context.Background(), "k8s.io")
+	client, all, err := podContainers(ctx, containerdRunning)
 	if err != nil {
-		log.Printf("shutdown: pods not stopped: containerd: %v", err)
+		log.Printf("shutdown: pods not stopped: %v", err)
 		return
 	}
 	defer client.Close()
-	ctx := namespaces.WithNamespace(context.Background(), "k8s.io")
-	all, err := client.Containers(ctx)
-	if err != nil {
-		log.Printf("shutdown: pods not stopped: list containers: %v", err)
-		return
-	}
 	var apps, sandboxes []podContainer
 	for _, c := range all {
 		info, err := c.Info(ctx)
@@ -279,6 +274,38 @@ func stopPods(bound time.Duration) {
 	}
 	stopContainers(ctx, client, sandboxes)
 	log.Printf("shutdown: %d pod containers stopped in %s", stopped, time.Since(start).Round(100*time.Millisecond))
+}
+
+// containerdWait bounds how long a shutdown waits for a containerd that is starting
+// (the power button pressed just after a liveness or supervisor restart: measured, the
+// pods were left to SIGKILL at power-off because containerd was not answering yet).
+const containerdWait = 60 * time.Second
+
+// containerdRunning tells whether containerd has a process (it may still be starting).
+func containerdRunning() bool { return componentPid("containerd") != 0 }
+
+// podContainers connects to containerd and lists the CRI's containers, retrying for up
+// to containerdWait while running() says containerd has a process.
+func podContainers(ctx context.Context, running func() bool) (*containerd.Client, []containerd.Container, error) {
+	deadline := time.Now().Add(containerdWait)
+	for {
+		client, err := containerd.New("/run/containerd/containerd.sock", containerd.WithTimeout(5*time.Second))
+		if err == nil {
+			var all []containerd.Container
+			if all, err = client.Containers(ctx); err == nil {
+				return client, all, nil
+			}
+			client.Close()
+			err = fmt.Errorf("list containers: %w", err)
+		} else {
+			err = fmt.Errorf("containerd: %w", err)
+		}
+		if !running() || time.Now().After(deadline) {
+			return nil, nil, err
+		}
+		log.Printf("shutdown: waiting for containerd to answer (%v)", err)
+		time.Sleep(2 * time.Second)
+	}
 }
 
 // stopContainers stops the running tasks of cs in parallel and returns how many it stopped.

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -99,5 +101,18 @@ func TestExitReason(t *testing.T) {
 		if got := exitReason(code); got != want {
 			t.Errorf("exitReason(%d) = %q, want %q", code, got, want)
 		}
+	}
+}
+
+// A shutdown does not wait for a containerd that has no process: one attempt, its error.
+func TestPodContainersGivesUpWithoutContainerd(t *testing.T) {
+	asked := 0
+	start := time.Now()
+	_, _, err := podContainers(context.Background(), func() bool { asked++; return false })
+	if err == nil || !strings.Contains(err.Error(), "containerd") {
+		t.Fatalf("want a containerd error, got %v", err)
+	}
+	if asked != 1 || time.Since(start) > containerdWait/2 {
+		t.Fatalf("asked %d times in %s: it waited for a containerd that is not running", asked, time.Since(start))
 	}
 }
