@@ -253,7 +253,11 @@ def test_profiles_are_parametrized_and_read_like_the_table() -> None:
     # A node carries only the u-root commands it runs (UROOT_NODE_CORE), no shell.
     assert "github.com/u-root/u-root/cmds/core/mount" in kubesolo["commands"]
     assert not any(c.endswith(("/core/*", "/core/gosh", "/core/sshd")) for c in kubesolo["commands"] + k3s["commands"])
-    assert k3s["command_names"] == {"github.com/flannel-io/flannel": "flanneld"}
+    assert k3s["command_names"] == {
+        "github.com/flannel-io/flannel": "flanneld",
+        # kube-network-policies' main package is .../cmd (NetworkPolicy, #27).
+        "sigs.k8s.io/kube-network-policies/cmd": "kube-network-policies",
+    }
     assert "//distros/patches/runc-purego.patch" in k3s["patches"]
     assert "-X k8s.io/component-base/version.gitVersion=v1.37.2" in k3s["ldflags"]
 
