@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.appliance_driver import PANTS, QMP, Appliance, free_port  # noqa: E402
+from tests.appliance_driver import PANTS, QMP, Appliance  # noqa: E402
 from tests.disk_node import DEPLOYMENT, deployment_running_since, ready_after  # noqa: E402
 
 SNAPSHOT_PORT = 6444
@@ -51,7 +51,7 @@ def count(vm: Appliance) -> int:
 
 
 def boot(target: str, tmp: Path, name: str, *extra: str) -> Appliance:
-    vm = Appliance(target, tmp / f"{name}.log", forwards={SNAPSHOT_PORT: free_port()}, extra_vm_args=extra)
+    vm = Appliance(target, tmp / f"{name}.log", extra_vm_args=extra)  # 6443, 6444: free host ports
     vm.start()
     return vm
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from .appliance_driver import PANTS, REPO, Appliance, free_port
+from .appliance_driver import PANTS, REPO, Appliance
 
 TARGET = "distros/k3s-like:initramfs"
 READY_TIMEOUT_S = 45 * 60
@@ -82,7 +82,7 @@ def node_log(vm: Appliance, node: str, query: str) -> str:
 
 
 def boot(name: str, tmp_path: Path, *extra: str) -> Appliance:
-    vm = Appliance(TARGET, tmp_path / f"{name}.log", forwards={SNAPSHOT_PORT: free_port()}, extra_vm_args=extra)
+    vm = Appliance(TARGET, tmp_path / f"{name}.log", extra_vm_args=extra)  # 6443, 6444: free host ports
     vm.start()
     vm.wait("node Ready", vm.node_ready, READY_TIMEOUT_S)
     return vm
