@@ -28,6 +28,9 @@ import yaml
 from .appliance_driver import Appliance
 from .conftest import require_tool
 
+# The node profiles with a datastore, by datastore: kine (SQLite) and etcd.
+DATASTORES = {"k3s-like": "kine", "kubesolo-like": "kine", "talos-like": "etcd"}
+
 READY_TIMEOUT_S = 45 * 60  # the first boot builds the image (pants run)
 REBOOT_READY_S = 15 * 60  # a boot over a disk under TCG on a busy machine
 # A boot takes over a minute before any container starts: what started later than a cut

@@ -1,4 +1,5 @@
-"""Time on the appliance (issue #24 items 6 and 7), as its user meets it on k3s-like:
+"""Time on the appliance (issue #24 items 6 and 7), as its user meets it on the kine
+profiles (k3s-like, kubesolo-like) and the etcd one (talos-like):
 
 - a node whose RTC is years off (QEMU `-rtc base=2020-01-01`) sets its clock from an NTP
   server that the test runs on the host, before it makes its certificates: the node
@@ -33,7 +34,7 @@ import pytest
 from .appliance_driver import Appliance
 from .conftest import require_tool
 
-PROFILE = "k3s-like"
+PROFILES = ["k3s-like", "kubesolo-like", "talos-like"]
 READY_TIMEOUT_S = 45 * 60
 NTP_EPOCH = 2208988800  # seconds from 1900 to 1970
 
@@ -130,10 +131,11 @@ def clock_skew(vm: Appliance) -> float:
 
 @pytest.mark.slow
 @pytest.mark.boot
-def test_wrong_rtc_is_corrected_by_ntp(tmp_path: Path) -> None:
+@pytest.mark.parametrize("profile", PROFILES)
+def test_wrong_rtc_is_corrected_by_ntp(profile: str, tmp_path: Path) -> None:
     require_tool("qemu-system-x86_64")
     ntp = LanNTPServer()
-    vm = Appliance(f"distros/{PROFILE}:initramfs", tmp_path / "console.log", extra_vm_args=(
+    vm = Appliance(f"distros/{profile}:initramfs", tmp_path / "console.log", extra_vm_args=(
         "-machine-arg", "-rtc", "-machine-arg", "base=2020-01-01T00:00:00",
         "-lan", f"{ntp.vm_port}:{ntp.port}",
         "-append", "k4s.lan=eth1,192.168.76.2/24 k4s.ntp=192.168.76.1",
@@ -211,9 +213,10 @@ def token_user(vm: Appliance, token: str) -> str:
 
 @pytest.mark.slow
 @pytest.mark.boot
-def test_certificates_renew_while_clients_work(tmp_path: Path) -> None:
+@pytest.mark.parametrize("profile", PROFILES)
+def test_certificates_renew_while_clients_work(profile: str, tmp_path: Path) -> None:
     require_tool("qemu-system-x86_64")
-    vm = Appliance(f"distros/{PROFILE}:initramfs", tmp_path / "console.log",
+    vm = Appliance(f"distros/{profile}:initramfs", tmp_path / "console.log",
                    extra_vm_args=("-append", "k4s.cert-lifetime=10m"))
     try:
         vm.start()

@@ -1,5 +1,6 @@
-"""Operating a node without a shell (issue #24 item 8), as its user does, on the k3s-like
-appliance (kine) in a 1 GiB VM under QEMU (TCG):
+"""Operating a node without a shell (issue #24 item 8), as its user does, on the kine
+appliances (k3s-like, kubesolo-like) and the etcd one (talos-like), each in its VM under
+QEMU (TCG):
 
 - component logs through the kubelet's node log query with a stock kubectl
   (`/api/v1/nodes/<node>/proxy/logs/?query=<component>`; files in /var/log on the node);
@@ -23,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from .appliance_driver import PANTS, REPO, Appliance
+from .disk_node import DATASTORES  # the snapshot is the datastore's keys, read through its etcd API
 
-TARGET = "distros/k3s-like:initramfs"
 READY_TIMEOUT_S = 45 * 60
 SNAPSHOT_PORT = 6444
 
@@ -81,8 +82,8 @@ def node_log(vm: Appliance, node: str, query: str) -> str:
     return kubectl(vm, "get", "--raw", f"/api/v1/nodes/{node}/proxy/logs/?query={query}")
 
 
-def boot(name: str, tmp_path: Path, *extra: str) -> Appliance:
-    vm = Appliance(TARGET, tmp_path / f"{name}.log", extra_vm_args=extra)  # 6443, 6444: free host ports
+def boot(target: str, name: str, tmp_path: Path, *extra: str) -> Appliance:
+    vm = Appliance(target, tmp_path / f"{name}.log", extra_vm_args=extra)  # 6443, 6444: free host ports
     vm.start()
     vm.wait("node Ready", vm.node_ready, READY_TIMEOUT_S)
     return vm
@@ -90,9 +91,11 @@ def boot(name: str, tmp_path: Path, *extra: str) -> Appliance:
 
 @pytest.mark.slow
 @pytest.mark.boot
-def test_logs_snapshot_and_restore(tmp_path: Path) -> None:
-    snap = tmp_path / "k3s.snap"
-    vm = boot("first", tmp_path)
+@pytest.mark.parametrize("profile", sorted(DATASTORES))
+def test_logs_snapshot_and_restore(profile: str, tmp_path: Path) -> None:
+    target, datastore = f"distros/{profile}:initramfs", DATASTORES[profile]
+    snap = tmp_path / f"{profile}.snap"
+    vm = boot(target, "first", tmp_path)
     try:
         node = node_name(vm)
         # The node log query finds the files k4s-node writes (no journalctl on the node).
@@ -101,7 +104,7 @@ def test_logs_snapshot_and_restore(tmp_path: Path) -> None:
         own = node_log(vm, node, "k4s-node")
         assert "[k4s-node] all components started" in own, own[-2000:]
         listing = kubectl(vm, "get", "--raw", f"/api/v1/nodes/{node}/proxy/logs/")
-        for c in ("kine.log", "kube-apiserver.log", "containerd.log", "coredns.log"):
+        for c in (f"{datastore}.log", "kube-apiserver.log", "containerd.log", "coredns.log"):
             assert c in listing, listing
 
         kubectl(vm, "apply", "-f", "-", input=OBJECTS)
@@ -119,7 +122,7 @@ def test_logs_snapshot_and_restore(tmp_path: Path) -> None:
 
         start = time.monotonic()
         r = subprocess.run(
-            [str(PANTS), "--no-pantsd", "run", TARGET, "--", "-forward", f"{port}:{SNAPSHOT_PORT}", "-snapshot", str(snap)],
+            [str(PANTS), "--no-pantsd", "run", target, "--", "-forward", f"{port}:{SNAPSHOT_PORT}", "-snapshot", str(snap)],
             cwd=REPO, capture_output=True, text=True, timeout=30 * 60,
         )
         assert r.returncode == 0 and snap.is_file(), r.stdout[-3000:] + r.stderr[-3000:]
@@ -128,9 +131,9 @@ def test_logs_snapshot_and_restore(tmp_path: Path) -> None:
     finally:
         vm.stop()
 
-    vm = boot("restored", tmp_path, "-restore", str(snap))
+    vm = boot(target, "restored", tmp_path, "-restore", str(snap))
     try:
-        assert "datastore snapshot restored into kine" in vm.console_text(), vm.console_text()[-4000:]
+        assert f"datastore snapshot restored into {datastore}" in vm.console_text(), vm.console_text()[-4000:]
         cm = json.loads(kubectl(vm, "get", "configmap", "settings", "-n", "keep", "-o", "json"))
         assert cm["data"] == {"greeting": "hello-from-before-the-snapshot"}
         secret = json.loads(kubectl(vm, "get", "secret", "token", "-n", "keep", "-o", "json"))

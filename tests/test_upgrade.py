@@ -14,12 +14,14 @@ import pytest
 
 from .disk_node import (
     BOOT_MARGIN_S,
+    DATASTORES,
     DEPLOYMENT,
     READY_TIMEOUT_S,
     Credentials,
     boot,
     check_disk_after_cut,
     deployment_running_since,
+    etcd_started_clean,
     power_cut,
     present,
     ready_after,
@@ -35,7 +37,7 @@ def _write(creds: Credentials, port: int, prefix: str, count: int) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("profile", ["k3s-like"])
+@pytest.mark.parametrize("profile", sorted(DATASTORES))
 def test_upgrade_and_rollback_keep_the_cluster(profile: str, tmp_path) -> None:
     require_disk_tools()
     disk = tmp_path / "node.img"
@@ -55,11 +57,13 @@ def test_upgrade_and_rollback_keep_the_cluster(profile: str, tmp_path) -> None:
         for step, (image, prefix) in enumerate([(image_b, "on-b"), (image_a, "on-a-again")], start=1):
             off_at = time.time()
             power_cut(app)
-            check_disk_after_cut(disk, tmp_path / "scratch")
+            check_disk_after_cut(disk, tmp_path / "scratch", DATASTORES[profile])
             app = boot(image, disk, tmp_path / f"console-{step}.log", "-identity", str(identity))
             ready_s = ready_after(app, off_at + BOOT_MARGIN_S)
             port = app.forwards[6443]
             assert "is empty: formatting it" not in app.console_text()
+            if DATASTORES[profile] == "etcd":
+                etcd_started_clean(app.console_text())
             for earlier in ["on-a", *seen]:
                 assert sorted(present(creds, port, earlier)) == list(range(20)), f"{image}: {earlier}'s objects"
             assert app.kubectl("get", "deployment", "keeper", "-o", "jsonpath={.metadata.uid}").stdout == uid
