@@ -103,9 +103,20 @@ def test_logs_snapshot_and_restore(profile: str, tmp_path: Path) -> None:
         assert "kubelet" in kubelet and kubelet.count("\n") > 20, kubelet[-2000:]
         own = node_log(vm, node, "k4s-node")
         assert "[k4s-node] all components started" in own, own[-2000:]
-        listing = kubectl(vm, "get", "--raw", f"/api/v1/nodes/{node}/proxy/logs/")
-        for c in (f"{datastore}.log", "kube-apiserver.log", "containerd.log", "coredns.log"):
-            assert c in listing, listing
+        # Each component's file exists from its start (CoreDNS and kube-proxy start after
+        # the pod network, around the time the node turns Ready).
+        files = (f"{datastore}.log", "kube-apiserver.log", "containerd.log", "coredns.log", "kube-proxy.log")
+        listing = [""]
+
+        def listed() -> bool:
+            listing[0] = kubectl(vm, "get", "--raw", f"/api/v1/nodes/{node}/proxy/logs/")
+            return all(f'href="{c}"' in listing[0] for c in files)
+
+        try:
+            vm.wait("every component's log file in the node's log listing", listed, 5 * 60)
+        except TimeoutError as e:
+            missing = [c for c in files if f'href="{c}"' not in listing[0]]
+            raise AssertionError(f"missing from the listing: {missing}\n{listing[0]}") from e
 
         kubectl(vm, "apply", "-f", "-", input=OBJECTS)
         vm.wait("the Deployment", lambda: _ready(vm), 20 * 60)

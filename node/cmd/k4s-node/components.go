@@ -465,6 +465,9 @@ func supervise(name string, args []string) {
 // a line longer than the buffer is printed in pieces (a scanner would stop at
 // it, and the component would then block writing to a full pipe).
 func prefix(name string, r io.Reader) {
+	if f := logFile(name); f != nil {
+		f.create()
+	}
 	br := bufio.NewReaderSize(r, 64*1024)
 	for {
 		line, err := br.ReadSlice('\n')

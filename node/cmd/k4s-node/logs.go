@@ -64,31 +64,50 @@ func (r *rotatingFile) writeLine(line []byte) {
 			os.Remove(r.path)
 		}
 	}
-	if r.f == nil {
-		f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-		if err != nil {
-			return
-		}
-		st, err := f.Stat()
-		if err != nil {
-			f.Close()
-			return
-		}
-		r.f, r.size = f, st.Size()
-		if r.size+int64(b.Len()) > r.max {
-			// A file left from before (a data disk): rotate it first.
-			r.f.Close()
-			r.f = nil
-			os.Rename(r.path, r.path+".1")
-			if r.f, err = os.OpenFile(r.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
-				r.f = nil
-				return
-			}
-			r.size = 0
-		}
+	if !r.openLocked(int64(b.Len())) {
+		return
 	}
 	n, _ := r.f.Write(b.Bytes())
 	r.size += int64(n)
+}
+
+// create makes the file exist (empty, or as left from before) without a line:
+// a component's log is there from its start, so the node log query
+// (`?query=<component>`) finds one that has printed nothing yet.
+func (r *rotatingFile) create() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.openLocked(0)
+}
+
+// openLocked opens the file for appending if it is not open, rotating first a
+// file left from before (a data disk) that next more bytes would overfill.
+// It reports whether the file is open. r.mu is held.
+func (r *rotatingFile) openLocked(next int64) bool {
+	if r.f != nil {
+		return true
+	}
+	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return false
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return false
+	}
+	r.f, r.size = f, st.Size()
+	if r.size+next > r.max {
+		r.f.Close()
+		r.f = nil
+		os.Rename(r.path, r.path+".1")
+		if r.f, err = os.OpenFile(r.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
+			r.f = nil
+			return false
+		}
+		r.size = 0
+	}
+	return true
 }
 
 // logFiles are the open log files by name ("kubelet", "k4s-node"), once

@@ -93,6 +93,12 @@ func TestPrefixAndOwnLogWriteTheFiles(t *testing.T) {
 	if got := strings.Count(string(kubelet), "\n"); got != 2 || !strings.HasSuffix(string(kubelet), " I1207 second\n") {
 		t.Fatalf("kubelet.log: %q", kubelet)
 	}
+	// A component that has printed nothing has its (empty) file: the node log
+	// query finds it.
+	prefix("kine", strings.NewReader(""))
+	if st, err := os.Stat(filepath.Join(dir, "kine.log")); err != nil || st.Size() != 0 {
+		t.Fatalf("kine.log of a silent component: %v %v", st, err)
+	}
 	own, _ := os.ReadFile(filepath.Join(dir, "k4s-node.log"))
 	if !strings.Contains(string(own), "[k4s-node] early line\n") || !strings.Contains(string(own), "[k4s-node] late line\n") {
 		t.Fatalf("k4s-node.log: %q", own)
