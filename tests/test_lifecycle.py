@@ -102,6 +102,22 @@ def terminated(vm: Appliance, pod: str) -> dict | None:
     return statuses[0].get("state", {}).get("terminated")
 
 
+def hog_ended(vm: Appliance, end: dict) -> str:
+    """How the memory hog was stopped, asserting it was one of the node's two defences:
+    the kernel's OOM killer inside the pods' cgroup (status OOMKilled, 137), or the
+    kubelet's eviction for memory (memory.available under its hard threshold) racing it:
+    then the pod says Evicted, the container's status is lost with it
+    (ContainerStatusUnknown, 137: measured on kubesolo-like) and the kernel's log shows
+    the OOM kill of the hog (`wc`) all the same."""
+    if end["reason"] == "OOMKilled" and end["exitCode"] == 137:
+        return "OOM-killed in its cgroup (OOMKilled, exit 137)"
+    status = json.loads(vm.kubectl("get", "pod", "hog", "-o", "json").stdout)["status"]
+    assert status.get("reason") == "Evicted" and "memory" in status.get("message", ""), \
+        f"the hog ended otherwise: {end}; pod status {status.get('reason')}: {status.get('message')}"
+    assert re.search(r"Killed process \d+ \(wc\)", vm.console_text()), "evicted, but no OOM kill of wc"
+    return f"OOM-killed (kernel) and evicted by the kubelet ({end['reason']}, exit {end['exitCode']})"
+
+
 def last_pid(console: str, what: str) -> int:
     pids = re.findall(rf"started {re.escape(what)} \(pid (\d+)\)", console)
     assert pids, f"the console shows no start of {what}"
@@ -137,7 +153,10 @@ def test_node_survives_hangs_and_shuts_down_in_order(profile: str, tmp_path: Pat
     try:
         vm.start()
         vm.wait("node Ready", vm.node_ready, READY_TIMEOUT_S)
-        vm.kubectl("apply", "-f", "-", input=DEBUG)
+        # The new namespace's default ServiceAccount comes a moment after the namespace:
+        # a pod created before it is refused (measured on k0s-like); apply again.
+        vm.wait("the debug namespace and pods created",
+                lambda: vm.kubectl("apply", "-f", "-", input=DEBUG, check=False).returncode == 0, 5 * 60)
         for ns, pod in (("debug", "debug"), ("default", "graceful")):
             vm.wait(f"pod {pod} Running", lambda: vm.kubectl(
                 "get", "pod", pod, "-n", ns, "-o", "jsonpath={.status.phase}").stdout == "Running", 15 * 60)
@@ -157,7 +176,7 @@ def test_node_survives_hangs_and_shuts_down_in_order(profile: str, tmp_path: Pat
         vm.kubectl("apply", "-f", "-", input=HOG)
         t_hog = vm.wait("the memory hog ended", lambda: terminated(vm, "hog") is not None, 15 * 60)
         end = terminated(vm, "hog")
-        assert end["reason"] == "OOMKilled" and end["exitCode"] == 137, f"the hog ended otherwise: {end}"
+        how = hog_ended(vm, end)
         vm.wait("node Ready after the memory hog", vm.node_ready, 10 * 60)
         console = vm.console_text()
         assert last_pid(console, "kube-apiserver") == api_pid, "kube-apiserver was restarted (OOM-killed?)"
@@ -165,8 +184,7 @@ def test_node_survives_hangs_and_shuts_down_in_order(profile: str, tmp_path: Pat
         for ns, pod in (("debug", "debug"), ("default", "graceful")):
             phase = vm.kubectl("get", "pod", pod, "-n", ns, "-o", "jsonpath={.status.phase}").stdout
             assert phase == "Running", f"pod {ns}/{pod} is {phase} after the memory hog (evicted?)"
-        print(f"\n{profile}: memory hog OOM-killed in its cgroup ({end['reason']}, exit {end['exitCode']}) "
-              f"{t_hog:.0f} s after QEMU started; control plane untouched")
+        print(f"\n{profile}: memory hog {how} {t_hog:.0f} s after QEMU started; control plane untouched")
 
         # A hung kube-apiserver is killed and started again.
         graceful_id = container_id(vm, "graceful")
