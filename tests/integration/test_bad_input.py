@@ -23,7 +23,7 @@ from k4s_plugin.rules.layout import (
     dependency_records,
 )
 
-from .conftest import REPO, go_test
+from ..conftest import REPO, go_test
 
 # (target kind, field, BUILD value as Python source, text the error must contain)
 BB = "go_busybox"

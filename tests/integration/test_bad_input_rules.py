@@ -26,7 +26,7 @@ from k4s_plugin.rules.imagecheck import archive_problem
 from k4s_plugin.rules.kmods import KernelModules, KernelModulesRequest
 from k4s_plugin.rules.package import PackageGoBusyboxFieldSet, PackageOciImageFieldSet
 
-from .conftest import require_tool
+from ..conftest import require_tool
 from .test_rules import SMALL, archive, bsdtar_listing
 
 

@@ -17,7 +17,7 @@ import tomllib
 
 import k4s_plugin
 
-from .conftest import PANTS, REPO, require_tool
+from ..conftest import PANTS, REPO, require_tool
 
 U = "github.com/u-root/u-root/cmds/core"
 COMMANDS = ("init", "gosh", "ls", "cat", "echo")

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, fresh_dist, require_tool, run_pants
-from .qemu import qemu_argv
+from ..conftest import REPO, fresh_dist, require_tool, run_pants
+from ..qemu import qemu_argv
 
 K8S = r"Kubernetes v1\.37\.2"
 
