@@ -4,7 +4,7 @@ must name and a piece of its text; add a row to cover a new case.
 
 All fast (no build step runs): fields through Pants' own target parsing, the layout
 through `check_layout`, k4stool through `go test`. The end-to-end rows (a real
-`pants package` of bad targets) are in test_integration.py's `BAD`.
+`pants package` of bad targets) are in test_package.py's `BAD`.
 """
 
 from __future__ import annotations

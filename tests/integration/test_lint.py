@@ -92,7 +92,7 @@ def test_gofmt() -> None:
 def test_every_go_module_is_vetted_or_says_why() -> None:
     modules = {str(Path(m).parent) for m in _repo_files(":(glob)**/go.mod")}
     assert modules == set(GO_VET) | set(NOT_VETTED), (
-        "tests/test_lint.py: add each new go.mod directory to GO_VET, or to NOT_VETTED with the reason: "
+        "tests/integration/test_lint.py: add each new go.mod directory to GO_VET, or to NOT_VETTED with the reason: "
         f"{sorted(modules ^ (set(GO_VET) | set(NOT_VETTED)))}"
     )
 
