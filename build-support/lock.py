@@ -53,7 +53,7 @@ REQUIREMENTS = [
     "pluggy==1.4.0",
     "py==1.11.0",
     "tomli==2.0.1",
-    # lint (tests/test_lint.py: ruff check with pyproject.toml's [tool.ruff])
+    # lint (tests/integration/test_lint.py: ruff check with pyproject.toml's [tool.ruff])
     "ruff==0.17.5",
 ]
 

@@ -8,7 +8,7 @@ seconds, default 900) instead of failing. It also hands Pants the CA bundle name
 SSL_CERT_FILE (see main). Nothing else about Pants changes.
 
 K4S_PANTSD_FIRST_WAIT (seconds, default Pants' own 60) is for the test that
-simulates a slow start (tests/test_launcher.py).
+simulates a slow start (tests/integration/test_launcher.py).
 """
 
 from __future__ import annotations

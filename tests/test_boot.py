@@ -69,6 +69,7 @@ def test_boots_in_qemu(images, compression: str) -> None:
     print(f"{compression}: booted and powered off in {elapsed:.1f} s")
 
 
+@pytest.mark.boot
 def test_pants_run_boots_the_image() -> None:
     """`pants run` of an initramfs boots it in QEMU with the serial console on the
     terminal: KVM only where it really boots a kernel (here /dev/kvm hangs, so TCG),
@@ -81,6 +82,7 @@ def test_pants_run_boots_the_image() -> None:
     assert "-initrd " in r.output and "initramfs.cpio.zst" in r.output
 
 
+@pytest.mark.boot
 def test_kernel_modules_load_at_boot() -> None:
     """`kernel_modules` carries modules and their dependencies from the pinned kernel
     package (`linux_kernel`); `pants run` boots that kernel; the image loads them in

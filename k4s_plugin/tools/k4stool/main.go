@@ -5,7 +5,10 @@
 // passes large trees as one deterministic tar file. This package only
 // dispatches: each subcommand is a `Cmd<Name>(args []string) error` of an
 // internal package (the table in subcommands and its build-tagged parts),
-// and `k4stool` alone prints them all with their flags.
+// and `k4stool` alone prints them all with their flags. Each Cmd<Name> parses
+// its flags with cli.Flags, so a bad flag, a missing one or a stray argument
+// is an E_USAGE error listing that subcommand's flags (`k4stool <name> -h`
+// prints them).
 //
 // User values (command patterns) always follow "--", so none is read as a
 // flag; paths given to or found by k4stool must stay inside its working
@@ -32,6 +35,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -68,6 +72,9 @@ func main() {
 		cli.Fatalf("E_USAGE", "unknown subcommand %q (this k4stool has %s)", os.Args[1], strings.Join(names(), ", "))
 	}
 	if err := cmd.run(os.Args[2:]); err != nil {
+		if errors.Is(err, cli.ErrHelp) {
+			return // the subcommand's flags, asked for with -h
+		}
 		if ce, ok := err.(*cli.CodedError); ok {
 			cli.Fatalf(ce.Code, "%s", ce.Msg)
 		}

@@ -83,7 +83,7 @@ func TestPodEgressOnlyWhereThePodNetworkDoesNotMasquerade(t *testing.T) {
 
 // TestWritePodEgressTransaction checks the masquerading transaction's text and
 // writes it, as knftables feeds it to `nft -f -`, to the file K4S_NFT_TRANSACTION
-// names (tests/test_nft.py applies it with the bb's nft and the C nft and
+// names (tests/integration/test_nft.py applies it with the bb's nft and the C nft and
 // compares the rulesets, then sends a pod's packet through it).
 func TestWritePodEgressTransaction(t *testing.T) {
 	nft := knftables.NewFake(knftables.IPv4Family, podEgressTable)

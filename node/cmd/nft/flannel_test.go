@@ -59,7 +59,7 @@ func flannelTransaction(nft knftables.Interface, clusterCIDR, podCIDR string) *k
 
 // TestWriteFlannelTransaction writes flanneld's transaction as the text
 // knftables feeds to `nft -f -` to the file K4S_NFT_TRANSACTION names
-// (tests/test_nft.py applies it with both nfts and compares the rulesets).
+// (tests/integration/test_nft.py applies it with both nfts and compares the rulesets).
 func TestWriteFlannelTransaction(t *testing.T) {
 	tx := flannelTransaction(knftables.NewFake(knftables.IPv4Family, "flannel-ipv4"), "10.42.0.0/16", "10.42.1.0/24")
 	text := tx.String()

@@ -435,7 +435,7 @@ var (
 
 // TestWriteKubeProxyTransaction renders the first full sync of the services
 // above as the text knftables feeds to `nft -f -`, and writes it to the file
-// K4S_NFT_TRANSACTION names (tests/test_nft.py applies it with both nfts).
+// K4S_NFT_TRANSACTION names (tests/integration/test_nft.py applies it with both nfts).
 func TestWriteKubeProxyTransaction(t *testing.T) {
 	s := newSyncer(knftables.NewFake(knftables.IPv4Family, "kube-proxy"))
 	tx, err := s.sync([]service{svc1, svc2, svc3, svc5, svc6}, true, true, true)

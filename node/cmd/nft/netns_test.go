@@ -12,7 +12,7 @@ package main
 // endpoints are rejected.
 //
 // It needs root, unshare(1), ip(8) and /usr/sbin/nft, and runs only with
-// NFT_NETNS_TEST=1 (tests/test_nft.py sets it). NFT_BINARY names a prebuilt
+// NFT_NETNS_TEST=1 (tests/integration/test_nft.py sets it). NFT_BINARY names a prebuilt
 // CGO_ENABLED=0 binary of this command; otherwise the test builds one.
 
 import (

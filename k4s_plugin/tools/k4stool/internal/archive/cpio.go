@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"compress/gzip"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -47,11 +46,13 @@ type record struct {
 // path), missing parent directories added, everything sorted by path, mtime
 // 0, uid/gid 0, inode numbers 1..n, then optional compression.
 func CmdCpio(args []string) error {
-	fs := flag.NewFlagSet("cpio", flag.ExitOnError)
+	fs := cli.NewFlags("cpio")
 	manPath := fs.String("manifest", "manifest.json", "archive manifest")
 	out := fs.String("out", "initramfs.cpio", "output archive")
 	xzPath := fs.String("xz", "", "xz-utils' xz, for compression xz (absolute path)")
-	fs.Parse(args)
+	if err := fs.Parse(args, cli.NoArgs); err != nil {
+		return err
+	}
 
 	data, err := os.ReadFile(*manPath)
 	if err != nil {

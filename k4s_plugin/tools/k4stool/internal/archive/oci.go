@@ -8,7 +8,6 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -42,10 +41,12 @@ type ociManifest struct {
 // manifest, an index naming the image. Reproducible: sorted entries, mtime 0,
 // uid/gid 0, fixed gzip header, no build time in the config.
 func CmdOCI(args []string) error {
-	fs := flag.NewFlagSet("oci", flag.ExitOnError)
+	fs := cli.NewFlags("oci")
 	manPath := fs.String("manifest", "image.json", "image manifest (see ociManifest)")
 	out := fs.String("out", "image.tar", "output OCI layout tar")
-	fs.Parse(args)
+	if err := fs.Parse(args, cli.NoArgs); err != nil {
+		return err
+	}
 	work := cli.MustAbs(".")
 	if !cli.Within(work, *manPath) || !cli.Within(work, *out) {
 		return cli.Errorf("E_BAD_PATH", "-manifest and -out must be inside the working directory")

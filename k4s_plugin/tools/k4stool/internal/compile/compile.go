@@ -3,7 +3,6 @@
 package compile
 
 import (
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,14 +46,16 @@ func CmdLinkExec(args []string) error {
 // GOPATH mode (gobusybox's tree is GOPATH-style), CGO_ENABLED=0, -trimpath,
 // an empty build id, GOOS/GOARCH from the environment.
 func CmdCompile(args []string) error {
-	fs := flag.NewFlagSet("compile", flag.ExitOnError)
+	fs := cli.NewFlags("compile")
 	out := fs.String("out", "bb", "output binary")
 	ldflags := fs.String("ldflags", "-s -w", "linker flags (-buildid= is always added)")
 	ldflagsFile := fs.String("ldflags-file", "", "a file of linker flags (as -ldflags, blank- or newline-separated), for lists too long for one argument")
 	var tags, trees cli.MultiFlag
 	fs.Var(&tags, "tag", "Go build tag (repeatable)")
 	fs.Var(&trees, "tree", "a tar of the generated tree, from `k4stool rewrite-deps`, `rewrite-plan` (bb's main) or `rewrite-command` (repeatable)")
-	fs.Parse(args)
+	if err := fs.Parse(args, cli.NoArgs); err != nil {
+		return err
+	}
 	if len(trees) == 0 {
 		return cli.Errorf("E_USAGE", "no -tree given")
 	}

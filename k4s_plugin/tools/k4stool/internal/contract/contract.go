@@ -5,7 +5,7 @@
 // spelled: k4s-node's copy, a block at the end of
 // node/cmd/k4s-node/identity.go, is generated from it (`go generate
 // ./k4stool/internal/contract` in k4s_plugin/tools; gen/main.go says why a
-// block and not a file), and tests/test_node.py fails while that copy is stale.
+// block and not a file), and tests/integration/test_node.py fails while that copy is stale.
 package contract
 
 //go:generate go run ./gen -out ../../../../../node/cmd/k4s-node/identity.go

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -35,7 +34,7 @@ import (
 // go.sum is the authority: if the go command would have to add a line to it,
 // the step fails (E_GOSUM_MISSING) instead of trusting the network.
 func CmdDownload(args []string) error {
-	fset := flag.NewFlagSet("download", flag.ExitOnError)
+	fset := cli.NewFlags("download")
 	gomod := fset.String("gomod", ".", "directory holding go.mod and go.sum")
 	out := fset.String("out", "modules.tar", "output tar")
 	dlcache := fset.String("dlcache", "", "directory kept across runs as a module proxy cache (optional)")
@@ -44,7 +43,9 @@ func CmdDownload(args []string) error {
 	fset.Var(&tags, "tag", "Go build tag (repeatable)")
 	var patchFiles cli.MultiFlag
 	fset.Var(&patchFiles, "patch", "patch file for third-party modules (repeatable; see patch.go)")
-	fset.Parse(args)
+	if err := fset.Parse(args, cli.AnyArgs); err != nil {
+		return err
+	}
 	if err := cli.CheckPatterns(fset.Args()); err != nil {
 		return err
 	}

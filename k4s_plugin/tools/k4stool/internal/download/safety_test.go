@@ -4,7 +4,7 @@ package download
 
 // k4stool's own checks on the values it is given (defence in depth behind the
 // Pants rules' field checks): no value becomes a flag or a path outside the
-// working directory. Run by tests/test_bad_input.py (`go test ./k4stool/...`).
+// working directory. Run by tests/integration/test_bad_input.py (`go test ./k4stool/...`).
 
 import (
 	"bytes"

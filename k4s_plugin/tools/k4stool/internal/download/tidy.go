@@ -3,7 +3,6 @@
 package download
 
 import (
-	"flag"
 	"fmt"
 	"log"
 	"os"
@@ -31,7 +30,7 @@ import (
 // (as the download step applies them), and a strict `go mod tidy` sees the
 // patched imports. The results go to -out; the Pants goal writes them back.
 func CmdTidy(args []string) error {
-	fset := flag.NewFlagSet("tidy", flag.ExitOnError)
+	fset := cli.NewFlags("tidy")
 	gomod := fset.String("gomod", ".", "directory holding go.mod and go.sum")
 	out := fset.String("out", "tidy", "output directory for go.mod, go.sum and tools.go")
 	dlcache := fset.String("dlcache", "", "directory kept across runs as a module proxy cache (optional)")
@@ -39,7 +38,9 @@ func CmdTidy(args []string) error {
 	var tags, patchFiles cli.MultiFlag
 	fset.Var(&tags, "tag", "Go build tag (repeatable); globs are expanded with them, as in the rewrite")
 	fset.Var(&patchFiles, "patch", "patch file for third-party modules (repeatable; see patch.go)")
-	fset.Parse(args)
+	if err := fset.Parse(args, cli.AnyArgs); err != nil {
+		return err
+	}
 	patterns := fset.Args()
 	if len(patterns) == 0 {
 		return cli.Errorf("E_NO_COMMANDS", "no commands given")

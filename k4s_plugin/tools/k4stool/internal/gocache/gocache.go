@@ -24,7 +24,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -79,14 +78,13 @@ type gocacheStats struct {
 }
 
 func CmdGocache(args []string) error {
-	fs := flag.NewFlagSet("gocache", flag.ExitOnError)
+	fs := cli.NewFlags("gocache")
 	dir := fs.String("dir", "", "local cache directory (Go's GOCACHE layout)")
 	remote := fs.String("remote", "", "REAPI cache: grpc://host:port (plain) or grpcs://host:port (TLS, system CAs)")
 	instance := fs.String("instance", "", "REAPI instance name")
 	statsLog := fs.String("stats-log", "", "append one JSON line of hit/miss counts per go command (default <dir>/k4s-gocache.log)")
-	fs.Parse(args)
-	if *dir == "" {
-		return cli.Errorf("E_USAGE", "gocache: -dir is required")
+	if err := fs.Parse(args, cli.NoArgs, "dir"); err != nil {
+		return err
 	}
 	d, err := newDiskCache(*dir)
 	if err != nil {

@@ -205,7 +205,7 @@ func TestIdentityBrokenCAIsAnError(t *testing.T) {
 }
 
 // kubeconfigFields reads the few fields of the kubeconfig this package writes
-// (no YAML library in this module; tests/test_identity.py parses it with
+// (no YAML library in this module; tests/integration/test_identity.py parses it with
 // PyYAML and kubectl).
 func kubeconfigFields(t *testing.T, path string) map[string]string {
 	t.Helper()

@@ -23,7 +23,6 @@ import (
 	"compress/gzip"
 	"debug/elf"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -301,12 +300,12 @@ type kernelIndexJSON struct {
 }
 
 func CmdIndex(args []string) error {
-	fs := flag.NewFlagSet("kernel-index", flag.ContinueOnError)
+	fs := cli.NewFlags("kernel-index")
 	deb := fs.String("deb", "", "the kernel package")
 	arch := fs.String("arch", "", "the architecture it must be for (amd64, arm64)")
 	out := fs.String("out", "", "output directory")
-	if err := fs.Parse(args); err != nil || *deb == "" || *out == "" || fs.NArg() != 0 {
-		return cli.Errorf("E_USAGE", "usage: k4stool kernel-index -deb PKG.deb -arch ARCH -out DIR")
+	if err := fs.Parse(args, cli.NoArgs, "deb", "out"); err != nil {
+		return err
 	}
 	machine, ok := debArches[*arch]
 	if !ok {
@@ -435,11 +434,11 @@ func writeFrom(dst string, r io.Reader) error {
 }
 
 func CmdModules(args []string) error {
-	fs := flag.NewFlagSet("kernel-modules", flag.ContinueOnError)
+	fs := cli.NewFlags("kernel-modules")
 	deb := fs.String("deb", "", "the kernel package")
 	out := fs.String("out", "", "output directory")
-	if err := fs.Parse(args); err != nil || *deb == "" || *out == "" {
-		return cli.Errorf("E_USAGE", "usage: k4stool kernel-modules -deb PKG.deb -out DIR -- MODULE...")
+	if err := fs.Parse(args, cli.AnyArgs, "deb", "out"); err != nil {
+		return err
 	}
 	want := map[string]bool{}
 	for _, m := range fs.Args() {

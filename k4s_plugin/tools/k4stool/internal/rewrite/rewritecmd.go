@@ -6,7 +6,6 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -25,7 +24,7 @@ import (
 // gobusybox's bbinternal (bbgen.go). The output tar holds only the command's
 // files, rewritten: the compile step joins it with the others.
 func CmdCommand(args []string) error {
-	fs := flag.NewFlagSet("rewrite-command", flag.ExitOnError)
+	fs := cli.NewFlags("rewrite-command")
 	depsTar := fs.String("deps", "deps.tar", "the dependencies' tree from `k4stool rewrite-deps`")
 	srcTar := fs.String("src", "cmd.tar", "the command's own files from `k4stool rewrite-plan`")
 	depList := fs.String("deplist", "deps.txt", "every package in -deps, one a line (from `k4stool rewrite-plan`)")
@@ -36,7 +35,9 @@ func CmdCommand(args []string) error {
 	out := fs.String("out", "out.tar", "output tar of the rewritten command")
 	var tags cli.MultiFlag
 	fs.Var(&tags, "tag", "Go build tag (repeatable)")
-	fs.Parse(args)
+	if err := fs.Parse(args, cli.NoArgs); err != nil {
+		return err
+	}
 	work := cli.MustAbs(".")
 	for _, p := range []string{*depsTar, *srcTar, *depList, *needs, *out} {
 		if !cli.Within(work, p) {

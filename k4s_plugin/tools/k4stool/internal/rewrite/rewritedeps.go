@@ -3,7 +3,6 @@
 package rewrite
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,14 +21,16 @@ import (
 // commands' own files: the rule leaves the first-party ones out of its
 // inputs, and editing a command does not rerun it (bbgen.go).
 func CmdDeps(args []string) error {
-	fs := flag.NewFlagSet("rewrite-deps", flag.ExitOnError)
+	fs := cli.NewFlags("rewrite-deps")
 	gomod := fs.String("gomod", ".", "directory holding go.mod and go.sum")
 	modules := fs.String("modules", "modules.tar", "module cache tar from `k4stool download`")
 	list := fs.String("list", "deps.txt", "the dependency packages, one a line (from `k4stool rewrite-plan`)")
 	out := fs.String("out", "deps.tar", "output tar of the dependencies' tree")
 	var tags cli.MultiFlag
 	fs.Var(&tags, "tag", "Go build tag (repeatable)")
-	fs.Parse(args)
+	if err := fs.Parse(args, cli.NoArgs); err != nil {
+		return err
+	}
 	work := cli.MustAbs(".")
 	if !cli.Within(work, *list) || !cli.Within(work, *out) {
 		return cli.Errorf("E_BAD_PATH", "-list and -out must be inside the working directory")

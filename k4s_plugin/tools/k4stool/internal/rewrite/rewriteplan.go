@@ -5,7 +5,6 @@ package rewrite
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"go/format"
 	"go/parser"
@@ -50,7 +49,7 @@ type rewritePlanFile struct {
 // their own names, since pkg/bb names every command by its base name and
 // refuses duplicates (planCommands).
 func CmdPlan(args []string) error {
-	fs := flag.NewFlagSet("rewrite-plan", flag.ExitOnError)
+	fs := cli.NewFlags("rewrite-plan")
 	gomod := fs.String("gomod", ".", "directory holding go.mod and go.sum")
 	modules := fs.String("modules", "modules.tar", "module cache tar from `k4stool download`")
 	cmdsOut := fs.String("commands", "commands.json", "output: command name -> package path")
@@ -61,7 +60,9 @@ func CmdPlan(args []string) error {
 	var names, tags cli.MultiFlag
 	fs.Var(&names, "name", "PKG=NAME: explicit command name (repeatable)")
 	fs.Var(&tags, "tag", "Go build tag (repeatable)")
-	fs.Parse(args)
+	if err := fs.Parse(args, cli.AnyArgs); err != nil {
+		return err
+	}
 	patterns := fs.Args()
 	if len(patterns) == 0 {
 		return cli.Errorf("E_NO_COMMANDS", "no commands given")

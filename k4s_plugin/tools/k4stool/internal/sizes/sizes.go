@@ -6,13 +6,15 @@ import (
 	"bufio"
 	"debug/elf"
 	"debug/gosym"
-	"flag"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
 
 	"golang.org/x/mod/modfile"
+
+	"k4s.dev/tools/k4stool/internal/cli"
 )
 
 // CmdSizes prints where the bytes of a Go binary go, by package and by module,
@@ -20,18 +22,76 @@ import (
 // which the Go runtime needs and `-s -w` keeps, so it works on the stripped
 // bb that k4s ships: every function's code is attributed to its package, and
 // packages to the modules of the profile's go.mod (longest module path).
+// The rules' size report (budget.py) shows its `| module |` table.
 func CmdSizes(args []string) error {
-	fset := flag.NewFlagSet("sizes", flag.ExitOnError)
+	fset := cli.NewFlags("sizes")
 	gomod := fset.String("gomod", "", "go.mod whose modules the packages are grouped into (optional)")
 	top := fset.Int("top", 20, "rows per table")
-	fset.Parse(args)
-	if fset.NArg() != 1 {
-		return fmt.Errorf("usage: k4stool sizes [-gomod go.mod] [-top N] <binary>")
+	if err := fset.Parse(args, 1); err != nil {
+		return err
 	}
-	bin := fset.Arg(0)
+	var modules []string
+	if *gomod != "" {
+		var err error
+		if modules, err = goModModules(*gomod); err != nil {
+			return err
+		}
+	}
+	w := bufio.NewWriter(os.Stdout)
+	defer w.Flush()
+	return report(w, fset.Arg(0), modules, *top)
+}
+
+// goModModules is the module of a go.mod and the modules it requires,
+// longest path first (the order moduleOf tries them in).
+func goModModules(gomod string) ([]string, error) {
+	raw, err := os.ReadFile(gomod)
+	if err != nil {
+		return nil, err
+	}
+	mf, err := modfile.Parse(gomod, raw, nil)
+	if err != nil {
+		return nil, cli.Errorf("E_USAGE", "-gomod: %v", err)
+	}
+	var modules []string
+	if mf.Module != nil {
+		modules = append(modules, mf.Module.Mod.Path)
+	}
+	for _, r := range mf.Require {
+		modules = append(modules, r.Mod.Path)
+	}
+	sort.SliceStable(modules, func(i, j int) bool { return len(modules[i]) > len(modules[j]) })
+	return modules, nil
+}
+
+// moduleOf is the row of package pkg in the module table: the longest of
+// modules that holds it, or what it is when none does.
+func moduleOf(modules []string, pkg string) string {
+	first, _, _ := strings.Cut(pkg, "/")
+	if !strings.Contains(first, ".") {
+		if pkg == "main" || strings.HasPrefix(pkg, "bb.u-root.com") {
+			return "(bb main)"
+		}
+		return "(Go standard library)"
+	}
+	for _, m := range modules {
+		if pkg == m || strings.HasPrefix(pkg, m+"/") {
+			return m
+		}
+	}
+	if strings.HasPrefix(pkg, "bb.u-root.com") {
+		return "(bb main)"
+	}
+	return "(other)"
+}
+
+// report writes the size report of Go binary bin: its ELF sections of 64 KiB
+// or more, then its function code by module (with modules) and by package,
+// top rows each, biggest first.
+func report(w io.Writer, bin string, modules []string, top int) error {
 	f, err := elf.Open(bin)
 	if err != nil {
-		return err
+		return cli.Errorf("E_USAGE", "%s is not an ELF binary: %v", bin, err)
 	}
 	defer f.Close()
 	st, err := os.Stat(bin)
@@ -40,7 +100,7 @@ func CmdSizes(args []string) error {
 	}
 	text, pcln := f.Section(".text"), f.Section(".gopclntab")
 	if text == nil || pcln == nil {
-		return fmt.Errorf("%s: no .text or .gopclntab section: not a Go ELF binary", bin)
+		return cli.Errorf("E_USAGE", "%s: no .text or .gopclntab section: not a Go ELF binary", bin)
 	}
 	data, err := pcln.Data()
 	if err != nil {
@@ -49,40 +109,6 @@ func CmdSizes(args []string) error {
 	table, err := gosym.NewTable(nil, gosym.NewLineTable(data, text.Addr))
 	if err != nil {
 		return err
-	}
-
-	var modules []string
-	if *gomod != "" {
-		raw, err := os.ReadFile(*gomod)
-		if err != nil {
-			return err
-		}
-		mf, err := modfile.Parse(*gomod, raw, nil)
-		if err != nil {
-			return err
-		}
-		for _, r := range mf.Require {
-			modules = append(modules, r.Mod.Path)
-		}
-		sort.Slice(modules, func(i, j int) bool { return len(modules[i]) > len(modules[j]) })
-	}
-	moduleOf := func(pkg string) string {
-		first, _, _ := strings.Cut(pkg, "/")
-		if !strings.Contains(first, ".") {
-			if pkg == "main" || strings.HasPrefix(pkg, "bb.u-root.com") {
-				return "(bb main)"
-			}
-			return "(Go standard library)"
-		}
-		for _, m := range modules {
-			if pkg == m || strings.HasPrefix(pkg, m+"/") {
-				return m
-			}
-		}
-		if strings.HasPrefix(pkg, "bb.u-root.com") {
-			return "(bb main)"
-		}
-		return "(other)"
 	}
 
 	byPkg := map[string]uint64{}
@@ -99,12 +125,10 @@ func CmdSizes(args []string) error {
 			pkg = "(runtime internals)"
 		}
 		byPkg[pkg] += n
-		byMod[moduleOf(pkg)] += n
+		byMod[moduleOf(modules, pkg)] += n
 		total += n
 	}
 
-	w := bufio.NewWriter(os.Stdout)
-	defer w.Flush()
 	fmt.Fprintf(w, "%s: %s bytes on disk; function code %s bytes (%.0f%%) in %d packages\n\n",
 		bin, commas(uint64(st.Size())), commas(total), 100*float64(total)/float64(st.Size()), len(byPkg))
 	fmt.Fprintf(w, "| ELF section | bytes |\n|---|---:|\n")
@@ -131,7 +155,7 @@ func CmdSizes(args []string) error {
 		})
 		fmt.Fprintf(w, "| %s | code bytes | %% of code |\n|---|---:|---:|\n", title)
 		for i, r := range rows {
-			if i == *top {
+			if i == top {
 				break
 			}
 			fmt.Fprintf(w, "| %s | %s | %.1f |\n", r.k, commas(r.v), 100*float64(r.v)/float64(total))

@@ -3,7 +3,6 @@
 package vm
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -26,7 +25,7 @@ import (
 // a guest: on some machines /dev/kvm opens and answers ioctls but KVM_RUN
 // never returns, so a one-instruction guest is run first with a deadline.
 func CmdVM(args []string) error {
-	fs := flag.NewFlagSet("vm", flag.ExitOnError)
+	fs := cli.NewFlags("vm")
 	qemu := fs.String("qemu", "", "qemu-system-* binary")
 	kernel := fs.String("kernel", "", "kernel image (required; pants run passes the one k4s_plugin/rules/kernel.py picks)")
 	initrd := fs.String("initrd", "", "initramfs")
@@ -62,7 +61,9 @@ func CmdVM(args []string) error {
 	snapshotOut := fs.String("snapshot", "", "save the running server's datastore snapshot to this file (through the host port forwarded to guest port 6444, "+
 		"with the identity's admin certificate) instead of booting")
 	restore := fs.String("restore", "", "a datastore snapshot (-snapshot) for the booting server to restore into its empty datastore")
-	fs.Parse(args)
+	if err := fs.Parse(args, cli.NoArgs); err != nil {
+		return err
+	}
 	var diskArgs []string
 	if *disk != "" {
 		qa, karg, err := vmDisk(*disk, *diskSize, appendArgs)

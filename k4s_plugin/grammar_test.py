@@ -1,7 +1,7 @@
 """k4s_plugin/grammar.py, the rules BUILD values obey, as the pure functions they are
 (named after the module, as Pants keeps `<module>_test.py`): each rule's accepted and
 refused values directly, without a RuleRunner or a target around them. The field rows
-of tests/test_bad_input*.py check that every field uses its rule and says the fix."""
+of tests/integration/test_bad_input*.py check that every field uses its rule and says the fix."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import (
+from ..conftest import (
     K3S_COMMANDS,
     PANTS,
     SMALL_COMMANDS,
@@ -29,7 +29,7 @@ from .conftest import (
     sha256,
     stat_counter,
 )
-from .remote_cache import BuildGrid, free_port
+from ..remote_cache import BuildGrid, free_port
 
 SMALL = "tests/testprojects/small:initramfs"
 SMALL_OUT = "dist/tests.testprojects.small/initramfs.cpio"

@@ -15,7 +15,7 @@ import pytest
 
 from k4s_plugin.subsystems import GO_VERSION
 
-from .conftest import REPO, fresh_dist, go_test, require_tool, run_pants
+from ..conftest import REPO, fresh_dist, go_test, require_tool, run_pants
 
 SMALL = "tests/testprojects/small"
 CHECK = REPO / "build-support" / "sbom" / "sbom-check"

@@ -34,7 +34,7 @@ from k4s_plugin.rules.rewrite import BBMAIN_TAR, DEPS_TAR, RewrittenTree
 from k4s_plugin.rules.steps import K4sGocacheTool, K4sGocacheToolRequest
 from k4s_plugin.rules.tools import K4sDownloadTool, K4sTools, K4sToolsRequest
 
-from .conftest import REPO, require_tool
+from ..conftest import REPO, require_tool
 
 SMALL = REPO / "tests" / "testprojects" / "small"
 U = "github.com/u-root/u-root/cmds/core"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, checkout, fresh_dist, require_tool, run_pants
+from ..conftest import REPO, checkout, fresh_dist, require_tool, run_pants
 
 SMALL = "tests/testprojects/small"
 SMALL_DIST = "tests.testprojects.small"

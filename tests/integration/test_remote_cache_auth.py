@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, checkout, isolated_pants, require_tool, stat_counter
-from .remote_cache import BuildGrid
+from ..conftest import REPO, checkout, isolated_pants, require_tool, stat_counter
+from ..remote_cache import BuildGrid
 
 TARGET = "tests/testprojects/small:bb"
 OTHER = "tests/testprojects/small:bb_renamed"

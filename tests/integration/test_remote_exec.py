@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import (
+from ..conftest import (
     SMALL_COMMANDS,
     UROOT_COMMANDS,
     checkout,
@@ -32,7 +32,7 @@ from .conftest import (
     sha256,
     stat_counter,
 )
-from .remote_exec import Casd, Fault
+from ..remote_exec import Casd, Fault
 
 UROOT = "distros/uroot:initramfs"
 UROOT_OUT = "dist/distros.uroot/initramfs.cpio"

@@ -19,9 +19,9 @@ from k4s_plugin import register
 from k4s_plugin.rules.run import API_PORT, RunInitramfsFieldSet, identity_dir_name
 from k4s_plugin.targets import InitramfsClusterIdentityField, InitramfsTarget
 
-from .conftest import REPO, go_test, require_tool
-from .qemu import k4stool as built_k4stool
-from .qemu import qemu_argv
+from ..conftest import REPO, go_test, require_tool
+from ..qemu import k4stool as built_k4stool
+from ..qemu import qemu_argv
 
 TOOLS = REPO / "k4s_plugin" / "tools"
 

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from .conftest import fresh_dist, run_pants
+from ..conftest import fresh_dist, run_pants
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO
+from ..conftest import REPO
 
 HOST_TOOLS = REPO / "build-support" / "host-tools"
 

@@ -6,6 +6,7 @@ finding anything fails here instead of passing quietly."""
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, require_tool
+from ..conftest import REPO, require_tool
 
 RUFF = Path(sys.executable).parent / "ruff"
 
@@ -92,7 +93,7 @@ def test_gofmt() -> None:
 def test_every_go_module_is_vetted_or_says_why() -> None:
     modules = {str(Path(m).parent) for m in _repo_files(":(glob)**/go.mod")}
     assert modules == set(GO_VET) | set(NOT_VETTED), (
-        "tests/test_lint.py: add each new go.mod directory to GO_VET, or to NOT_VETTED with the reason: "
+        "tests/integration/test_lint.py: add each new go.mod directory to GO_VET, or to NOT_VETTED with the reason: "
         f"{sorted(modules ^ (set(GO_VET) | set(NOT_VETTED)))}"
     )
 
@@ -112,3 +113,58 @@ def test_the_checks_find_bad_files(tmp_path: Path) -> None:
     (tmp_path / "bad.go").write_text('package main\nimport "fmt"\nfunc main() {\nfmt.Printf("%d\\n", "x")\n}\n')
     assert gofmt_findings(tmp_path, ["bad.go"]) == "bad.go"
     assert "Printf format %d has arg \"x\" of wrong type string" in vet_findings(tmp_path), vet_findings(tmp_path)
+
+
+# What a unit test beside its module may not reach for: an engine, a process, the
+# integration and VM tests' helpers (those tests belong in tests/integration/ or tests/).
+_NOT_IN_UNIT_TESTS = ("pants.testutil", "subprocess", "tests")
+
+
+def layout_findings(files: list[str], root: Path) -> list[str]:
+    """Where test files break the layout (k4s_plugin/ARCHITECTURE.md, "Tests")."""
+    found = []
+    for f in files:
+        path = Path(f)
+        if f.startswith("k4s_plugin/"):
+            if path.name.startswith("test_"):
+                found.append(f"{f}: a unit test is named after its module: <module>_test.py")
+            elif path.name.endswith("_test.py"):
+                module = path.with_name(path.name.removesuffix("_test.py") + ".py")
+                if not (root / module).is_file():
+                    found.append(f"{f}: no {module} beside it to be the unit test of")
+                imported = set()
+                for node in ast.walk(ast.parse((root / f).read_text(), f)):
+                    if isinstance(node, ast.Import):
+                        imported |= {a.name for a in node.names}
+                    elif isinstance(node, ast.ImportFrom):
+                        imported.add("." if node.level else node.module or "")
+                for name in sorted(imported):
+                    if name == "." or name.split(".")[0] in _NOT_IN_UNIT_TESTS or name.startswith("pants.testutil"):
+                        found.append(f"{f}: imports {name}: not a unit test; move it to tests/integration/")
+        elif f.startswith("tests/") and path.name.endswith("_test.py"):
+            found.append(f"{f}: tests under tests/ are test_<feature>.py; a unit test sits beside its module")
+    return found
+
+
+def test_tests_follow_the_layout() -> None:
+    found = layout_findings(_repo_files("*.py"), REPO)
+    assert not found, "\n".join(found)
+
+
+def test_the_layout_check_finds_misplaced_tests(tmp_path: Path) -> None:
+    (tmp_path / "k4s_plugin" / "rules").mkdir(parents=True)
+    (tmp_path / "k4s_plugin" / "rules" / "cpio.py").write_text("")
+    (tmp_path / "k4s_plugin" / "rules" / "cpio_test.py").write_text("import subprocess\nfrom pants.testutil.rule_runner import RuleRunner\n")
+    (tmp_path / "k4s_plugin" / "nothing_test.py").write_text("from ..tests.conftest import REPO\n")
+    (tmp_path / "k4s_plugin" / "grammar_test.py").write_text("from k4s_plugin import grammar\n")
+    (tmp_path / "k4s_plugin" / "grammar.py").write_text("")
+    files = ["k4s_plugin/rules/cpio_test.py", "k4s_plugin/nothing_test.py", "k4s_plugin/test_grammar.py",
+             "k4s_plugin/grammar_test.py", "tests/integration/rules_test.py", "tests/integration/test_rules.py"]
+    assert layout_findings(files, tmp_path) == [
+        "k4s_plugin/rules/cpio_test.py: imports pants.testutil.rule_runner: not a unit test; move it to tests/integration/",
+        "k4s_plugin/rules/cpio_test.py: imports subprocess: not a unit test; move it to tests/integration/",
+        "k4s_plugin/nothing_test.py: no k4s_plugin/nothing.py beside it to be the unit test of",
+        "k4s_plugin/nothing_test.py: imports .: not a unit test; move it to tests/integration/",
+        "k4s_plugin/test_grammar.py: a unit test is named after its module: <module>_test.py",
+        "tests/integration/rules_test.py: tests under tests/ are test_<feature>.py; a unit test sits beside its module",
+    ]

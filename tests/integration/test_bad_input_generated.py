@@ -9,7 +9,7 @@ field: never an uncoded engine error, "a bug in k4s" or a Python exception of ou
 
 The values are made once per run from SEED, so a failure names a reproducible case;
 change SEED to explore. The field table (test_bad_input.py) holds the hand-picked rows,
-test_bad_input_rules.py the trees and archives, test_integration.py's BAD the end to end
+test_bad_input_rules.py the trees and archives, test_package.py's BAD the end to end
 runs through `pants package`.
 """
 
@@ -273,7 +273,7 @@ def test_the_generator_makes_enough_values() -> None:
     # any string is a valid argument; a bool is a bool.
     elsewhere = {(BB, "sources"), (IR, "busybox"), (OCI, "busybox"), (IR, "dependencies"), (IR, "kernel"),
                  (IR, "uinit_args"), (OCI, "cmd"), (IR, "cluster_identity"),
-                 (IR, "linux_kernel")}  # an address: bad kernels are tests/test_kernel.py's
+                 (IR, "linux_kernel")}  # an address: bad kernels are tests/integration/test_kernel.py's
     assert every - elsewhere <= covered, sorted(every - elsewhere - covered)
 
 

@@ -17,7 +17,7 @@ import tomllib
 
 import k4s_plugin
 
-from .conftest import PANTS, REPO, require_tool
+from ..conftest import PANTS, REPO, require_tool
 
 U = "github.com/u-root/u-root/cmds/core"
 COMMANDS = ("init", "gosh", "ls", "cat", "echo")
@@ -42,7 +42,8 @@ def test_wheel_has_plugin_and_go_tool_sources(wheel: Path, tmp_path: Path) -> No
                    "k4s_plugin/tools/go.sum", "k4s_plugin/tools/k4stool/main.go",
                    "k4s_plugin/tools/k4stool/internal/rewrite/bbgen.go", "k4s_plugin/tools/k4stool/internal/contract/contract.go"):
         assert needed in names
-    assert not any(n.endswith("_test.go") or "__pycache__" in n for n in names)
+    # The plugin's unit tests (k4s_plugin/**/<module>_test.py) and Go tests stay in the repository.
+    assert not any(n.endswith(("_test.go", "_test.py")) or "__pycache__" in n for n in names)
     meta = zipfile.ZipFile(wheel).read(f"k4s_pants-{k4s_plugin.__version__}.dist-info/METADATA").decode()
     assert f"Version: {k4s_plugin.__version__}" in meta
     # Reproducible: a second build has the same bytes.

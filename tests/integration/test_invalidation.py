@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import checkout, executed_k4s_steps, run_pants, sha256
+from ..conftest import checkout, executed_k4s_steps, run_pants, sha256
 
 SMALL = "tests/testprojects/small"
 TARGET = f"{SMALL}:initramfs"

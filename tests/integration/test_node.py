@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from .conftest import REPO, go_test, require_tool
+from ..conftest import REPO, go_test, require_tool
 
 
 def test_k4s_node_unit_tests() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import checkout, run_pants
+from ..conftest import checkout, run_pants
 
 
 def build(root: Path, caches: Path, targets: list[str]) -> dict[str, str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, require_tool
+from ..conftest import REPO, require_tool
 
 MODULE = REPO / "node"
 C_NFT = "/usr/sbin/nft"

@@ -10,7 +10,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from .conftest import REPO
+from ..conftest import REPO
 
 
 def test_slow_pantsd_start_waits_instead_of_failing(tmp_path: Path) -> None:

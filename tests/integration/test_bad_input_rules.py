@@ -1,18 +1,14 @@
 """Bad input that only the rules can see (trees, links, archives, what the image ends up
 holding), through RuleRunner: module trees with links out of themselves or cycles,
-outputs through a link under dist/, image archives of the wrong format or architecture,
-and the positive side: the cpio holds exactly the modes, device nodes and links BUILD
+outputs through a link under dist/ (what an image archive is, and is not, is
+k4s_plugin/rules/imagecheck_test.py's), and the positive side: the cpio holds exactly the modes, device nodes and links BUILD
 asks for, read back with bsdtar (an independent reader).
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import os
 import subprocess
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -22,11 +18,10 @@ from pants.engine.addresses import Address
 from pants.engine.internals.scheduler import ExecutionError
 from pants.testutil.rule_runner import QueryRule, RuleRunner
 
-from k4s_plugin.rules.imagecheck import archive_problem
 from k4s_plugin.rules.kmods import KernelModules, KernelModulesRequest
 from k4s_plugin.rules.package import PackageGoBusyboxFieldSet, PackageOciImageFieldSet
 
-from .conftest import require_tool
+from ..conftest import require_tool
 from .test_rules import SMALL, archive, bsdtar_listing
 
 
@@ -156,52 +151,6 @@ def test_output_through_a_link_is_refused(tmp_path: Path) -> None:
         assert f"k4s: E_OUTPUT: The `output_path` field of small:{name}" in msg, msg
         assert "outside dist/" in msg and "Fix: Remove the link" in msg, msg
     assert list(outside.iterdir()) == []
-
-
-def _oci_layout(arch: str) -> bytes:
-    """A minimal OCI image layout tar with one image of `arch`."""
-    config = json.dumps({"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}).encode()
-    c = hashlib.sha256(config).hexdigest()
-    manifest = json.dumps({"schemaVersion": 2, "config": {"digest": f"sha256:{c}", "size": len(config)}, "layers": []}).encode()
-    m = hashlib.sha256(manifest).hexdigest()
-    index = json.dumps({"schemaVersion": 2, "manifests": [{"digest": f"sha256:{m}", "size": len(manifest)}]}).encode()
-    return _tar({"oci-layout": b'{"imageLayoutVersion":"1.0.0"}', "index.json": index,
-                 f"blobs/sha256/{c}": config, f"blobs/sha256/{m}": manifest})
-
-
-def _tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-IMAGE_ROWS = [
-    (b"an image\n", "it is not a tar archive"),
-    (_tar({"hello.txt": b"hi"}), "neither oci-layout and index.json"),
-    (_tar({"oci-layout": b"{}", "index.json": b"[not json"}), "its index.json is not JSON"),
-    (_tar({"oci-layout": b"{}", "index.json": b'{"manifests": []}'}), "lists no manifests"),
-    (_tar({"oci-layout": b"{}", "index.json": b'{"manifests": [{"digest": "sha256:../../x"}]}'}), "not sha256:<hex>"),
-    (_tar({"manifest.json": b"[]"}), "lists no images"),
-    (_oci_layout("arm64"), "an OCI image layout of arm64 images, not amd64"),
-    (_tar({"manifest.json": b'[{"Config": "c.json"}]', "c.json": b'{"architecture": "arm"}'}),
-     "a docker save archive of arm images, not amd64"),
-]
-
-
-@pytest.mark.parametrize("data,expected", IMAGE_ROWS, ids=[r[1][:30] for r in IMAGE_ROWS])
-def test_image_archive_problems(data: bytes, expected: str) -> None:
-    problem = archive_problem(data, "amd64")
-    assert problem is not None and expected in problem, problem
-
-
-def test_image_archives_that_fit() -> None:
-    assert archive_problem(_oci_layout("amd64"), "amd64") is None
-    docker = _tar({"manifest.json": b'[{"Config": "c.json"}]', "c.json": b'{"architecture": "arm64"}'})
-    assert archive_problem(docker, "arm64") is None
 
 
 def test_cpio_holds_what_build_says(rule_runner: RuleRunner, tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """What a k4s step does when remote execution fails it (steps.py: `killed_by`,
 `run_k4s_process`), without Pants' engine: the rule is driven by hand, its Gets
 answered (or failed) by the test. The slow tests with a real engine and real kills are
-in test_remote_exec.py."""
+in tests/integration/test_remote_exec.py."""
 
 from __future__ import annotations
 

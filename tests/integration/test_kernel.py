@@ -20,7 +20,7 @@ from pants.testutil.rule_runner import RuleRunner
 from k4s_plugin import register
 from k4s_plugin.rules.package import kernel_path
 
-from .conftest import PANTS, REPO, checkout, executed_processes, fresh_dist, require_tool, run_pants, sha256
+from ..conftest import PANTS, REPO, checkout, executed_processes, fresh_dist, require_tool, run_pants, sha256
 
 KERNEL = "//distros/kernel:debian"
 AMD64 = {

@@ -22,8 +22,8 @@ import pytest
 from k4s_plugin.rules.errors import K4sStepError
 from k4s_plugin.rules.steps import K4sGocacheTool, shared_cache_env
 
-from .conftest import checkout, executed_k4s_steps, isolated_pants, sha256
-from .remote_cache import BuildGrid
+from ..conftest import checkout, executed_k4s_steps, isolated_pants, sha256
+from ..remote_cache import BuildGrid
 
 TARGET = "tests/testprojects/small:bb"
 OUT = "dist/tests.testprojects.small/bb"

@@ -4,7 +4,7 @@ it should (`--version`, or `--help` where there is no version).
 
 Each profile is a cold build of tens of minutes and several GB of memory, so
 these tests are `slow`: CI's default run skips them; run them with
-`./run-tests -m slow tests/test_profiles.py`.
+`./run-tests -m slow tests/integration/test_profiles.py`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, fresh_dist, require_tool, run_pants
-from .qemu import qemu_argv
+from ..conftest import REPO, fresh_dist, require_tool, run_pants
+from ..qemu import qemu_argv
 
 K8S = r"Kubernetes v1\.37\.2"
 
