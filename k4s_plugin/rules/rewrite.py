@@ -289,6 +289,11 @@ async def rewrite_group(request: RewriteGroupRequest) -> RewrittenGroup:
     return RewrittenGroup(result.output_digest)
 
 
+def group_inputs(group: PlannedGroup) -> list[str]:
+    """What a group's Process reads of the plan's outputs."""
+    return [group.file, group.needs, DEPS_LIST, *(c.src for c in group.commands)]
+
+
 @rule(desc="Rewrite Go commands with gobusybox")
 async def rewrite_commands(request: RewriteCommandsRequest) -> RewrittenTree:
     plan, modules = await MultiGet(
@@ -299,7 +304,7 @@ async def rewrite_commands(request: RewriteCommandsRequest) -> RewrittenTree:
         Get(Digest, DigestSubset(plan.digest, PathGlobs([DEPS_LIST]))),
         Get(Digest, DigestSubset(plan.digest, PathGlobs([BBMAIN_TAR]))),
         *(
-            Get(Digest, DigestSubset(plan.digest, PathGlobs([g.file, g.needs, DEPS_LIST, *(c.src for c in g.commands)])))
+            Get(Digest, DigestSubset(plan.digest, PathGlobs(group_inputs(g))))
             for g in plan.groups
         ),
     )
