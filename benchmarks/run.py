@@ -67,10 +67,11 @@ WORKUNIT_LOGGER = "pants.backend.experimental.tools.workunit_logger"
 
 
 class Run:
-    def __init__(self, seconds: float, steps: tuple[dict[str, float], int], mem: MemWatch) -> None:
+    def __init__(self, seconds: float, steps: tuple[dict[str, float], int, dict[str, list[float]]], mem: MemWatch) -> None:
         self.seconds = seconds
         self.steps = steps[0]  # step -> seconds it ran (absent: cache hit)
         self.processes = steps[1]  # Processes run here (not cache hits), k4s's and Pants' own
+        self.workunits = steps[2]  # workunit name -> [count, seconds summed] (where the time went)
         self.memory = mem.peaks  # k4stool step -> peak RSS bytes of its largest process tree
         self.concurrent = mem.concurrent  # ... and of all its trees running at once
 
@@ -91,15 +92,21 @@ def rewrite_step(description: str) -> str:
     return {"plan": "rewrite-plan", "dependencies": "rewrite-deps"}.get(part, "rewrite-group")
 
 
-def step_times(logdir: Path) -> tuple[dict[str, float], int]:
-    """Durations of the k4s processes in the newest workunit log in logdir, and how
-    many Processes ran (k4s's and Pants' own; cache hits do not count)."""
+def step_times(logdir: Path) -> tuple[dict[str, float], int, dict[str, list[float]]]:
+    """Durations of the k4s processes in the newest workunit log in logdir, how many
+    Processes ran (k4s's and Pants' own; cache hits do not count), and per workunit
+    name how many there were and their seconds summed (nested ones overlap)."""
     logs = sorted(logdir.glob("*.json"), key=lambda p: p.stat().st_mtime)
     if not logs:
-        return {}, 0
+        return {}, 0, {}
     steps: dict[str, float] = {}
     workunits = json.loads(logs[-1].read_text())
     ran = sum(1 for wu in workunits if wu.get("name") == "run_local_process")
+    names: dict[str, list[float]] = {}
+    for wu in workunits:
+        entry = names.setdefault(wu.get("name") or "?", [0, 0.0])
+        entry[0] += 1
+        entry[1] += wu.get("duration_secs", 0) + wu.get("duration_nanos", 0) / 1e9
     for wu in workunits:
         desc = wu.get("description") or ""
         for prefix, step in STEPS.items():
@@ -110,7 +117,7 @@ def step_times(logdir: Path) -> tuple[dict[str, float], int]:
                 steps[step] = max(secs, steps.get(step, 0.0))
     for log in logs:
         log.unlink()
-    return steps, ran
+    return steps, ran, names
 
 
 class Checkout:
