@@ -19,14 +19,14 @@ from pants.core.target_types import FilesGeneratorTarget, FileTarget, GenericTar
 from pants.core.target_types import rules as core_target_type_rules
 from pants.core.util_rules import source_files
 from pants.engine.addresses import Address
-from pants.engine.fs import Digest, DigestContents
+from pants.engine.fs import EMPTY_DIGEST, Digest, DigestContents
 from pants.engine.internals.scheduler import ExecutionError
 from pants.testutil.rule_runner import QueryRule, RuleRunner
 
 from k4s_plugin import register
-from k4s_plugin.rules.busybox import GoBusyboxFieldSet
+from k4s_plugin.rules.busybox import GoBusyboxFieldSet, GoModule
 from k4s_plugin.rules.cpio import Archive
-from k4s_plugin.rules.download import DownloadStep, ModuleSources
+from k4s_plugin.rules.download import DownloadStep, ModuleSources, may_be_first_party
 from k4s_plugin.rules.gobuild import BB, BusyboxBinary
 from k4s_plugin.rules.initramfs import InitramfsFieldSet
 from k4s_plugin.rules.oci import OciImage, OciImageFieldSet
@@ -154,6 +154,24 @@ def test_first_party_edit_keeps_the_download_key(rule_runner: RuleRunner) -> Non
     rule_runner.write_files({hello: src.replace('"strings"\n', '"strings"\n\n\t_ "github.com/u-root/u-root/pkg/ls"\n')})
     after = download()
     assert after != before and "github.com/u-root/u-root/pkg/ls" in after[0], after[0]
+
+
+@pytest.mark.parametrize(
+    "commands, local_modules, expected",
+    [
+        ((f"{U}/*",), False, False),  # uroot: no imports step
+        ((f"{U}/echo", f"-{M}/cmds/hello"), False, False),  # an exclusion names nothing to list
+        ((f"{U}/echo", f"{M}/cmds/hello"), False, True),
+        ((M,), False, True),
+        (("k4s.dev/testprojects/smaller/x",), False, False),  # a prefix, not a path prefix
+        (("k4s.dev/*/small/cmds/*",), False, True),  # a glob that may match the module
+        (("*",), False, True),
+        ((f"{U}/echo",), True, True),  # `local_modules`: their commands need the step
+    ],
+)
+def test_may_be_first_party(commands: tuple[str, ...], local_modules: bool, expected: bool) -> None:
+    module = GoModule(Address("small", target_name="bb"), EMPTY_DIGEST, "small", M, local_modules)
+    assert may_be_first_party(module, commands) is expected
 
 
 def test_rewrite_names_commands(rule_runner: RuleRunner) -> None:
