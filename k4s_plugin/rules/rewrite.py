@@ -263,7 +263,7 @@ async def rewrite_group(request: RewriteGroupRequest) -> RewrittenGroup:
         K4sStepResult,
         K4sStep(
             address=request.address,
-            step=f"gobusybox rewrite of {', '.join(c.path for c in group.commands)}",
+            step=f"gobusybox rewrite of {group.label}",
             argv=(
                 tools.k4stool,
                 "rewrite-commands",
