@@ -115,7 +115,7 @@ func writeTestModules(t *testing.T) string {
 }
 
 // The rewrite's steps (rewrite-plan, rewrite-deps without the commands' own
-// files, one rewrite-command per command), each in a fresh directory as a
+// files, one rewrite-commands per group), each in a fresh directory as a
 // Pants sandbox, joined as the compile step joins them, write the tree
 // gobusybox's pkg/bb writes (BuildBusybox with GenerateOnly), file for file,
 // byte for byte; with command names other than the base name, pkg/bb's tree
