@@ -57,6 +57,7 @@ STEPS = {
     "Unpack the Go SDK": "go-sdk",
     "Build k4stool (download step only)": "download-tool",
     "Build k4stool for every step": "tools",
+    "List the imports of first-party commands": "imports",
     "Download Go modules": "download",
     "Rewrite commands": "rewrite",  # ": plan", ": dependencies", ": NAME" (rewrite_step)
     "Compile ": "compile",
@@ -66,9 +67,11 @@ WORKUNIT_LOGGER = "pants.backend.experimental.tools.workunit_logger"
 
 
 class Run:
-    def __init__(self, seconds: float, steps: dict[str, float], mem: MemWatch) -> None:
+    def __init__(self, seconds: float, steps: tuple[dict[str, float], int, dict[str, list[float]]], mem: MemWatch) -> None:
         self.seconds = seconds
-        self.steps = steps  # step -> seconds it ran (absent: cache hit)
+        self.steps = steps[0]  # step -> seconds it ran (absent: cache hit)
+        self.processes = steps[1]  # Processes run here (not cache hits), k4s's and Pants' own
+        self.workunits = steps[2]  # workunit name -> [count, seconds summed] (where the time went)
         self.memory = mem.peaks  # k4stool step -> peak RSS bytes of its largest process tree
         self.concurrent = mem.concurrent  # ... and of all its trees running at once
 
@@ -84,18 +87,27 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
 
 def rewrite_step(description: str) -> str:
     """The rewrite's Processes (rules/rewrite.py): its plan, its dependencies, and the
-    per-command ones as one step (the longest of them counts)."""
+    per-group ones (one per Go module) as one step (the longest of them counts)."""
     part = description.rsplit(": ", 1)[-1]
-    return {"plan": "rewrite-plan", "dependencies": "rewrite-deps"}.get(part, "rewrite-command")
+    return {"plan": "rewrite-plan", "dependencies": "rewrite-deps"}.get(part, "rewrite-group")
 
 
-def step_times(logdir: Path) -> dict[str, float]:
-    """Durations of the k4s processes in the newest workunit log in logdir."""
+def step_times(logdir: Path) -> tuple[dict[str, float], int, dict[str, list[float]]]:
+    """Durations of the k4s processes in the newest workunit log in logdir, how many
+    Processes ran (k4s's and Pants' own; cache hits do not count), and per workunit
+    name how many there were and their seconds summed (nested ones overlap)."""
     logs = sorted(logdir.glob("*.json"), key=lambda p: p.stat().st_mtime)
     if not logs:
-        return {}
+        return {}, 0, {}
     steps: dict[str, float] = {}
-    for wu in json.loads(logs[-1].read_text()):
+    workunits = json.loads(logs[-1].read_text())
+    ran = sum(1 for wu in workunits if wu.get("name") == "run_local_process")
+    names: dict[str, list[float]] = {}
+    for wu in workunits:
+        entry = names.setdefault(wu.get("name") or "?", [0, 0.0])
+        entry[0] += 1
+        entry[1] += wu.get("duration_secs", 0) + wu.get("duration_nanos", 0) / 1e9
+    for wu in workunits:
         desc = wu.get("description") or ""
         for prefix, step in STEPS.items():
             # Local runs only: cache hits (local or remote) have no run_local_process.
@@ -105,14 +117,21 @@ def step_times(logdir: Path) -> dict[str, float]:
                 steps[step] = max(secs, steps.get(step, 0.0))
     for log in logs:
         log.unlink()
-    return steps
+    return steps, ran, names
 
 
 class Checkout:
     def __init__(
-        self, base: Path, name: str, remote: str | None = None, named: Path | None = None, remote_exec: str | None = None
+        self,
+        base: Path,
+        name: str,
+        remote: str | None = None,
+        named: Path | None = None,
+        remote_exec: str | None = None,
+        rev: str | None = None,
     ) -> None:
-        self.root = checkout(base / name / "k4s")
+        """A fresh checkout of the working tree, or with `rev` of that commit."""
+        self.root = checkout(base / name / "k4s") if rev is None else archive(rev, base / name / "k4s")
         self.caches = base / name / "caches"
         self.named = named or self.caches / "named"
         self.remote = remote
@@ -148,6 +167,14 @@ class Checkout:
                 os.kill(int(pid_file.read_text().strip()), 15)
             except (ValueError, ProcessLookupError):
                 pass
+
+
+def archive(rev: str, dest: Path) -> Path:
+    """The files of commit `rev` of this repository in dest (`git archive`)."""
+    dest.mkdir(parents=True)
+    tar = subprocess.run(["git", "archive", rev], cwd=REPO, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=tar, check=True)
+    return dest
 
 
 def go_env(work: Path) -> dict[str, str]:
@@ -245,6 +272,7 @@ def uroot_suite(base: Path, repeat: int, r: dict) -> tuple[Rows, list[tuple[str,
     r["plain_mkuimage_s"] = min(r["plain_mkuimage_runs_s"])
     r["cold_s"], r["cold_steps_s"], r["cold_peak_rss_bytes"] = cold.seconds, cold.steps, cold.memory
     r["cold_peak_rss_concurrent_bytes"] = cold.concurrent
+    r["cold_processes"] = cold.processes
     r["noop_no_pantsd_s"] = a.pants("package", UROOT).seconds
     a.pants("package", UROOT, pantsd=True)  # starts pantsd
     r["noop_pantsd_s"] = a.pants("package", UROOT, pantsd=True).seconds
@@ -293,6 +321,7 @@ def uroot_suite(base: Path, repeat: int, r: dict) -> tuple[Rows, list[tuple[str,
     rows = [
         ("cold build, empty caches, no pantsd (uroot; best of runs)", f"{r['cold_s']:.1f} s ({', '.join(f'{x:.1f}' for x in r['cold_runs_s'])})"),
         ("… its steps (s)", fmt_steps(cold)),
+        ("… Processes run (k4s's and Pants' own)", f"{cold.processes}"),
         ("… peak memory per step (largest process)", fmt_mem(cold)),
         ("plain makebb + cpio, empty Go caches", f"{r['plain_makebb_cpio_s']:.1f} s ({', '.join(f'{x:.1f}' for x in r['plain_makebb_cpio_runs_s'])})"),
         ("cold / plain makebb (goal ≤ 1.15)", f"{r['cold_vs_plain_ratio']}"),

@@ -118,7 +118,7 @@ def checkout(dest: Path) -> Path:
     return dest
 
 
-K4S_STEPS = ("Build k4stool", "Download Go modules", "Rewrite commands", "Compile ", "Pack ")
+K4S_STEPS = ("Build k4stool", "List the imports of first-party", "Download Go modules", "Rewrite commands", "Compile ", "Pack ")
 _PRESERVED = re.compile(r"Preserving local process execution dir (\S+) for (.*)$", re.M)
 
 
@@ -133,16 +133,20 @@ def executed_k4s_steps(output: str) -> list[str]:
     return [d for d in executed_processes(output) if d.startswith(K4S_STEPS)]
 
 
-def k4s_step_count(commands: int, cpio: bool = True, kernel: bool = False) -> int:
-    """The k4s Processes of a build of a busybox with that many commands (and of its
-    image): 2 k4stool builds, download, the rewrite's plan and dependencies, one
-    rewrite per command, compile, and the cpio; with `kernel` (an image with a
-    `linux_kernel`), the build of k4stool's kernel steps too."""
-    return 2 + 1 + 2 + commands + 1 + int(cpio) + int(kernel)
+def k4s_step_count(groups: int, cpio: bool = True, kernel: bool = False, imports: bool = False) -> int:
+    """The k4s Processes of a build of a busybox whose commands make that many rewrite
+    groups (one per Go module; and of its image): 2 k4stool builds, download (with
+    `imports`, a busybox with first-party commands, the listing of their imports
+    before it), the rewrite's plan and dependencies, one rewrite per group, compile,
+    and the cpio; with `kernel` (an image with a `linux_kernel`), the build of
+    k4stool's kernel steps too."""
+    return 2 + int(imports) + 1 + 2 + groups + 1 + int(cpio) + int(kernel)
 
 
-# Commands in the busyboxes the tests build.
-SMALL_COMMANDS, UROOT_COMMANDS, K3S_COMMANDS = 7, 114, 22  # k3s-like: UROOT_NODE_CORE since #24, kube-network-policies since #27
+# The rewrite groups (Go modules) of the busyboxes the tests build: small (7 commands):
+# u-root's and its own; uroot (114): u-root's; k3s-like (22): u-root, kine, kubernetes,
+# containerd, runc, flannel, CNI plugins, CoreDNS, kube-network-policies, k4s.dev/node.
+SMALL_GROUPS, UROOT_GROUPS, K3S_GROUPS = 2, 1, 10
 
 
 def isolated_pants(

@@ -129,6 +129,8 @@ class GoModule:
     address: Address
     digest: Digest
     dir: str
+    path: str  # the module path go.mod declares ("" if it declares none)
+    local_modules: bool  # whether the target has `local_modules`
 
 
 @rule
@@ -167,9 +169,11 @@ async def go_module(busybox: BusyboxBuildRequest) -> GoModule:
                 "module's own commands need no entry.",
             )
     gomod_text = (await Get(DigestContents, DigestSubset(files.snapshot.digest, PathGlobs([gomod]))))[0].content
-    _check_first_party_commands(busybox, gomod_text.decode(errors="replace"), os.path.dirname(gomod), files.files)
+    gomod_str = gomod_text.decode(errors="replace")
+    _check_first_party_commands(busybox, gomod_str, os.path.dirname(gomod), files.files)
     digest = await Get(Digest, MergeDigests([files.snapshot.digest, *(s.snapshot.digest for s in local)]))
-    return GoModule(busybox.address, digest, os.path.dirname(gomod) or ".")
+    m = _MODULE.search(gomod_str)
+    return GoModule(busybox.address, digest, os.path.dirname(gomod) or ".", m.group(1) if m else "", bool(addresses))
 
 
 _MODULE = re.compile(r'^\s*module\s+"?([^\s"]+)"?', re.M)

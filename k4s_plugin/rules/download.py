@@ -1,14 +1,23 @@
 """Step 1: download the modules the commands need, verified against go.sum, packed
-as one deterministic tar (`modules.tar`)."""
+as one deterministic tar (`modules.tar`).
+
+The download reads no first-party Go file: where commands may be first-party (the
+main module's, or a `local_modules` one's), a small step (`k4stool imports`, keyed on
+the first-party sources) lists the third-party packages they import, and the
+download lists those in their place. Its inputs are then go.mod and go.sum files,
+that list and the patches, so an edit of a first-party command that keeps its
+imports is a cache hit here."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from pants.engine.addresses import Address
 from pants.engine.fs import (
     AddPrefix,
     Digest,
+    DigestContents,
     DigestSubset,
     GlobMatchErrorBehavior,
     MergeDigests,
@@ -29,6 +38,8 @@ MODULES_TAR = "__k4s_modules.tar"
 # -modules-json): what the SBOM lists (rules/sbom.py).
 MODULES_JSON = "__k4s_modules.json"
 PATCHES_DIR = "__k4s_patches"
+# `k4stool imports`: the download's patterns, the first-party modules used.
+IMPORTS_JSON = "__k4s_imports.json"
 
 
 @dataclass(frozen=True)
@@ -75,12 +86,88 @@ async def patch_inputs(address: Address, paths: tuple[str, ...]) -> tuple[Digest
     return digest, tuple(a for p in paths for a in ("-patch", f"{PATCHES_DIR}/{p}"))
 
 
-@rule(desc="Download Go modules for a go_busybox")
-async def download_modules(request: DownloadModulesRequest, tool: K4sDownloadTool) -> ModuleSources:
-    patch_digest, patch_args = await patch_inputs(request.address, request.patches)
-    input_digest = await Get(Digest, MergeDigests([tool.digest, request.module.digest, patch_digest]))
+@dataclass(frozen=True)
+class DownloadPatterns:
+    """What the download lists: the commands, or, where some may be first-party, the
+    third-party ones and the third-party packages the first-party ones import
+    (`k4stool imports`); and the first-party modules they use (path@version), which
+    the SBOM lists."""
+
+    patterns: tuple[str, ...]
+    local_modules: tuple[str, ...]
+
+
+def may_be_first_party(module: GoModule, commands: tuple[str, ...]) -> bool:
+    """Whether a command pattern may name a package of the main module or of a
+    `local_modules` one (then `k4stool imports` decides which do)."""
+    if module.local_modules or not module.path:
+        return True
+
+    def under(a: str, b: str) -> bool:
+        return a == b or a.startswith(b + "/")
+
+    for c in commands:
+        if c.startswith("-"):
+            continue
+        elems = c.split("/")
+        glob = next((i for i, e in enumerate(elems) if any(g in e for g in "*?[\\")), None)
+        if glob is None and under(c, module.path):
+            return True
+        prefix = "/".join(elems[:glob])
+        if glob is not None and (not prefix or under(prefix, module.path) or under(module.path, prefix)):
+            return True
+    return False
+
+
+@rule(desc="List the imports of first-party Go commands")
+async def download_patterns(request: DownloadModulesRequest, tool: K4sDownloadTool) -> DownloadPatterns:
+    if not may_be_first_party(request.module, request.commands):
+        return DownloadPatterns(request.commands, ())
+    input_digest = await Get(Digest, MergeDigests([tool.digest, request.module.digest]))
     result = await Get(
         K4sStepResult,
+        K4sStep(
+            address=request.address,
+            step="module download",
+            argv=(
+                tool.k4stool,
+                "imports",
+                "-gomod",
+                request.module.dir,
+                "-out",
+                IMPORTS_JSON,
+                *request.options.tag_args(),
+                "--",
+                *request.commands,
+            ),
+            input_digest=input_digest,
+            output_files=(IMPORTS_JSON,),
+            description=f"List the imports of first-party commands of {request.address}",
+            extra_env=request.options.target_env(),
+        ),
+    )
+    imports = json.loads((await Get(DigestContents, Digest, result.output_digest))[0].content)
+    return DownloadPatterns(tuple(imports["patterns"]), tuple(imports["local_modules"]))
+
+
+@dataclass(frozen=True)
+class DownloadStep:
+    """The download's Process, before it runs (its key: tests/test_rules.py checks that
+    an edit of a first-party command leaves it as it was)."""
+
+    step: K4sStep
+
+
+@rule
+async def download_step(request: DownloadModulesRequest, tool: K4sDownloadTool) -> DownloadStep:
+    patch_digest, patch_args = await patch_inputs(request.address, request.patches)
+    patterns, gomods = await MultiGet(
+        Get(DownloadPatterns, DownloadModulesRequest, request),
+        Get(Digest, DigestSubset(request.module.digest, PathGlobs(["**/go.mod", "**/go.sum"]))),
+    )
+    # go.mod and go.sum files only: the first-party Go files are not an input.
+    input_digest = await Get(Digest, MergeDigests([tool.digest, gomods, patch_digest]))
+    return DownloadStep(
         K4sStep(
             address=request.address,
             step="module download",
@@ -97,16 +184,23 @@ async def download_modules(request: DownloadModulesRequest, tool: K4sDownloadToo
                 MODULES_JSON,
                 *request.options.tag_args(),
                 *patch_args,
+                *(a for m in patterns.local_modules for a in ("-local-module", m)),
                 "--",
-                *request.commands,
+                *patterns.patterns,
             ),
             input_digest=input_digest,
             output_files=(MODULES_TAR, MODULES_JSON),
             description=f"Download Go modules for {request.address}",
             extra_env=request.options.target_env(),
             caches=FrozenDict({GO_MOD_PROXY_CACHE[0]: GO_MOD_PROXY_CACHE[1]}),
-        ),
+        )
     )
+
+
+@rule(desc="Download Go modules for a go_busybox")
+async def download_modules(request: DownloadModulesRequest) -> ModuleSources:
+    step = await Get(DownloadStep, DownloadModulesRequest, request)
+    result = await Get(K4sStepResult, K4sStep, step.step)
     tar, modules_json = await MultiGet(
         Get(Digest, DigestSubset(result.output_digest, PathGlobs([MODULES_TAR]))),
         Get(Digest, DigestSubset(result.output_digest, PathGlobs([MODULES_JSON]))),

@@ -1,9 +1,11 @@
 """Step 2: rewrite the commands into busybox sources with gobusybox, as cached
 Processes keyed by what each reads: a plan (the commands, their names, the dependency
-list, each command's own files, bb's main package), the dependencies re-printed as
-gobusybox writes them (`deps.tar`, not rerun when a command's own files change), and
-one rewrite per command (its package, type-checked against its dependencies' export
-data). The compile step joins the tars into one GOPATH tree."""
+list, each command's own files, bb's main package, the groups), the dependencies
+re-printed as gobusybox writes them (`deps.tar`, not rerun when a command's own files
+change), and one rewrite per group of commands (the commands of one Go module,
+type-checked against their dependencies' export data: u-root's core commands are one
+Process, a first-party module's commands another, so an edit of one reruns only its
+group). The compile step joins the tars into one GOPATH tree."""
 
 from __future__ import annotations
 
@@ -26,8 +28,8 @@ COMMANDS_JSON = "__k4s_commands.json"
 PLAN_JSON = "__k4s_rewrite/plan.json"
 DEPS_LIST = "__k4s_rewrite/deps.txt"
 BBMAIN_TAR = "__k4s_rewrite/bbmain.tar"
-# The plan's per command: a tar of its own files (NAME.tar), the dependency packages
-# it imports, directly or not (NAME.deps).
+# The plan's per command: a tar of its own files (NAME.tar); per group (groups/): the
+# commands (GROUP.json) and the dependency packages they import (GROUP.deps).
 SRC_DIR = "__k4s_rewrite/src"
 DEPS_TAR = "__k4s_rewrite/deps.tar"
 CMD_DIR = "__k4s_rewrite/cmd"  # each command rewritten: NAME.tar
@@ -70,18 +72,35 @@ class PlannedCommand:
     src: str  # the tar of its own files, in the plan's digest
 
     @property
-    def needs(self) -> str:
-        """The dependency packages it imports, directly or not, in the plan's digest."""
-        return self.src.removesuffix(".tar") + ".deps"
+    def tar(self) -> str:
+        """Its rewritten files, from its group's Process."""
+        return f"{CMD_DIR}/{self.name}.tar"
+
+
+@dataclass(frozen=True)
+class PlannedGroup:
+    """The commands one rewrite Process rewrites (those of one Go module)."""
+
+    module: str
+    commands: tuple[PlannedCommand, ...]
+    file: str  # the commands as k4stool reads them, in the plan's digest
+    needs: str  # the dependency packages they import, directly or not, in the plan's digest
+
+    @property
+    def label(self) -> str:
+        if len(self.commands) == 1:
+            return self.commands[0].name
+        return f"{self.module} ({len(self.commands)} commands)"
 
 
 @dataclass(frozen=True)
 class RewritePlan:
     """`k4stool rewrite-plan`'s outputs (commands.json, plan.json, deps.txt,
-    bbmain.tar, the commands' source tars), and plan.json read."""
+    bbmain.tar, the commands' source tars, the groups' files), and plan.json read."""
 
     digest: Digest
     commands: tuple[PlannedCommand, ...]
+    groups: tuple[PlannedGroup, ...]
     exclude: tuple[str, ...]  # the first-party commands' own files (build-root globs)
     names: FrozenDict[str, str]  # name -> import path
 
@@ -138,9 +157,16 @@ async def rewrite_plan(request: RewriteCommandsRequest) -> RewritePlan:
     plan = json.loads(files[PLAN_JSON])
     names = json.loads(files[COMMANDS_JSON])
     check_command_names(request.address, names, request.command_names)
+    commands = tuple(PlannedCommand(c["path"], c["name"], c["kind"], c["src"]) for c in plan["commands"])
+    by_path = {c.path: c for c in commands}
+    groups = tuple(
+        PlannedGroup(g["module"], tuple(by_path[p] for p in g["commands"]), g["file"], g["needs"])
+        for g in plan["groups"]
+    )
     return RewritePlan(
         result.output_digest,
-        tuple(PlannedCommand(c["path"], c["name"], c["kind"], c["src"]) for c in plan["commands"]),
+        commands,
+        groups,
         tuple(plan["exclude"]),
         FrozenDict(sorted(names.items())),
     )
@@ -215,60 +241,57 @@ async def rewrite_deps(request: RewriteDepsRequest) -> RewrittenDeps:
 
 
 @dataclass(frozen=True)
-class RewriteCommandRequest:
+class RewriteGroupRequest:
     address: Address
-    command: PlannedCommand
-    src: Digest  # the command's own files (the plan's tar), the packages it needs, deps.txt
+    group: PlannedGroup
+    src: Digest  # the group's file and needs, its commands' own files (the plan's tars), deps.txt
     deps: Digest  # deps.tar
     options: GoBuildOptions
 
 
 @dataclass(frozen=True)
-class RewrittenCommand:
-    digest: Digest
-    tar: str
+class RewrittenGroup:
+    digest: Digest  # one tar per command: PlannedCommand.tar
 
 
-@rule(desc="Rewrite one Go command")
-async def rewrite_command(request: RewriteCommandRequest) -> RewrittenCommand:
+@rule(desc="Rewrite a group of Go commands")
+async def rewrite_group(request: RewriteGroupRequest) -> RewrittenGroup:
     tools = await Get(K4sTools, K4sToolsRequest())
     input_digest = await Get(Digest, MergeDigests([tools.digest, request.deps, request.src]))
-    cmd = request.command
-    out = f"{CMD_DIR}/{cmd.name}.tar"
+    group = request.group
     result = await Get(
         K4sStepResult,
         K4sStep(
             address=request.address,
-            step=f"gobusybox rewrite of {cmd.path}",
+            step=f"gobusybox rewrite of {group.label}",
             argv=(
                 tools.k4stool,
-                "rewrite-command",
+                "rewrite-commands",
                 "-deps",
                 DEPS_TAR,
-                "-src",
-                cmd.src,
                 "-deplist",
                 DEPS_LIST,
+                "-group",
+                group.file,
                 "-needs",
-                cmd.needs,
-                "-pkg",
-                cmd.path,
-                "-name",
-                cmd.name,
-                "-kind",
-                cmd.kind,
-                "-out",
-                out,
+                group.needs,
+                "-outdir",
+                CMD_DIR,
                 *request.options.tag_args(),
             ),
             input_digest=input_digest,
-            output_files=(out,),
-            description=f"Rewrite commands of {request.address}: {cmd.name}",
+            output_files=tuple(c.tar for c in group.commands),
+            description=f"Rewrite commands of {request.address}: {group.label}",
             compiles_go=True,
             extra_env=request.options.target_env(),
         ),
     )
-    return RewrittenCommand(result.output_digest, out)
+    return RewrittenGroup(result.output_digest)
+
+
+def group_inputs(group: PlannedGroup) -> list[str]:
+    """What a group's Process reads of the plan's outputs."""
+    return [group.file, group.needs, DEPS_LIST, *(c.src for c in group.commands)]
 
 
 @rule(desc="Rewrite Go commands with gobusybox")
@@ -280,19 +303,23 @@ async def rewrite_commands(request: RewriteCommandsRequest) -> RewrittenTree:
     deps_list, bbmain, *srcs = await MultiGet(
         Get(Digest, DigestSubset(plan.digest, PathGlobs([DEPS_LIST]))),
         Get(Digest, DigestSubset(plan.digest, PathGlobs([BBMAIN_TAR]))),
-        *(Get(Digest, DigestSubset(plan.digest, PathGlobs([c.src, c.needs, DEPS_LIST]))) for c in plan.commands),
+        *(
+            Get(Digest, DigestSubset(plan.digest, PathGlobs(group_inputs(g))))
+            for g in plan.groups
+        ),
     )
     deps = await Get(
         RewrittenDeps,
         RewriteDepsRequest(request.address, request.module, modules.digest, plan.exclude, deps_list, request.options),
     )
-    # One Process per command: Pants runs them in parallel and caches each.
-    commands = await MultiGet(
-        Get(RewrittenCommand, RewriteCommandRequest(request.address, c, src, deps.digest, request.options))
-        for c, src in zip(plan.commands, srcs)
+    # One Process per group: Pants runs them in parallel and caches each.
+    groups = await MultiGet(
+        Get(RewrittenGroup, RewriteGroupRequest(request.address, g, src, deps.digest, request.options))
+        for g, src in zip(plan.groups, srcs)
     )
-    digest = await Get(Digest, MergeDigests([deps.digest, bbmain, *(c.digest for c in commands)]))
-    tars = (DEPS_TAR, BBMAIN_TAR, *(c.tar for c in commands))
+    digest = await Get(Digest, MergeDigests([deps.digest, bbmain, *(g.digest for g in groups)]))
+    # The compile step unpacks them in the plan's order of commands, as before groups.
+    tars = (DEPS_TAR, BBMAIN_TAR, *(c.tar for c in plan.commands))
     return RewrittenTree(digest, tars, plan.names)
 
 

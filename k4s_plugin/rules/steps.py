@@ -44,7 +44,7 @@ class K4sStep:
     caches: FrozenDict[str, str] = FrozenDict()
     output_directories: tuple[str, ...] = ()
     # The go commands of this step compile packages (the compile; the rewrite's
-    # dependencies and per-command `go list -export`): with
+    # dependencies and per-group `go list -export`): with
     # `[k4s-go].shared_build_cache` they share Go's build cache through REAPI.
     compiles_go: bool = False
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from ..conftest import (
-    K3S_COMMANDS,
+    K3S_GROUPS,
     PANTS,
-    SMALL_COMMANDS,
-    UROOT_COMMANDS,
+    SMALL_GROUPS,
+    UROOT_GROUPS,
     checkout,
     executed_k4s_steps,
     isolated_pants,
@@ -64,7 +64,7 @@ def test_fresh_checkout_reads_remote_cache(server: BuildGrid, tmp_path: Path) ->
     assert r.returncode == 0, r.output
     assert stat_counter(r.output, "remote_cache_write_successes") >= 5, r.output
     assert stat_counter(r.output, "remote_cache_write_errors") == 0
-    assert len(executed_k4s_steps(r.output)) == k4s_step_count(UROOT_COMMANDS, kernel=True)
+    assert len(executed_k4s_steps(r.output)) == k4s_step_count(UROOT_GROUPS, kernel=True)
 
     # Checkout B: another path, empty caches, another HOME, no Go on PATH (steps run
     # the SDK [k4s-go] pins, fetched from the module proxy: the same digest).
@@ -94,7 +94,7 @@ def test_server_down_builds_locally(reference: str, named: Path, tmp_path: Path)
     )
     assert r.returncode == 0, r.output
     assert "[WARN]" in r.output and "remote" in r.output.lower(), r.output
-    assert len(executed_k4s_steps(r.output)) == k4s_step_count(SMALL_COMMANDS)
+    assert len(executed_k4s_steps(r.output)) == k4s_step_count(SMALL_GROUPS, imports=True)
     assert sha256(root / SMALL_OUT) == reference
 
 
@@ -191,7 +191,7 @@ def test_largest_profile_through_remote_cache(server: BuildGrid, tmp_path: Path)
                        named=shared_named)
     a_seconds = time.monotonic() - start
     assert r.returncode == 0, r.output
-    assert len(executed_k4s_steps(r.output)) == k4s_step_count(K3S_COMMANDS, kernel=True)
+    assert len(executed_k4s_steps(r.output)) == k4s_step_count(K3S_GROUPS, kernel=True, imports=True)
     assert stat_counter(r.output, "remote_cache_write_successes") >= 5, r.output
     assert stat_counter(r.output, "remote_cache_write_errors") == 0, r.output
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from ..conftest import (
-    SMALL_COMMANDS,
-    UROOT_COMMANDS,
+    SMALL_GROUPS,
+    UROOT_GROUPS,
     checkout,
     executed_k4s_steps,
     isolated_pants,
@@ -38,13 +38,13 @@ UROOT = "distros/uroot:initramfs"
 UROOT_OUT = "dist/distros.uroot/initramfs.cpio"
 # The engine-side command lines of k4s's steps: two go builds of k4stool (through the
 # shell line that makes GO* paths absolute), then download, the rewrite (plan,
-# dependencies, one per command), compile, cpio; how many of each uroot runs.
+# dependencies, one per Go module), compile, cpio; how many of each uroot runs.
 STEP_MARKERS = {
     "-C __k4s_tools_src build": 2,
     "k4stool-download download": 1,
     "k4stool rewrite-plan": 1,
     "k4stool rewrite-deps": 1,
-    "k4stool rewrite-command": UROOT_COMMANDS,
+    "k4stool rewrite-commands": UROOT_GROUPS,
     "k4stool compile": 1,
     "k4stool cpio": 1,
 }
@@ -59,7 +59,7 @@ def local_build(tmp_path_factory) -> tuple[str, float]:
     r = isolated_pants(root, Path(str(root) + "-caches"), "package", UROOT)
     seconds = time.monotonic() - start
     assert r.returncode == 0, r.output
-    assert len(executed_k4s_steps(r.output)) == k4s_step_count(UROOT_COMMANDS, kernel=True)  # all here
+    assert len(executed_k4s_steps(r.output)) == k4s_step_count(UROOT_GROUPS, kernel=True)  # all here
     return sha256(root / UROOT_OUT), seconds
 
 
@@ -68,7 +68,7 @@ def _remote_build(root: Path, caches: Path, engine: Casd) -> float:
     r = isolated_pants(root, caches, "package", UROOT, remote_exec=engine.address)
     seconds = time.monotonic() - start
     assert r.returncode == 0, r.output
-    assert stat_counter(r.output, "remote_execution_success") >= k4s_step_count(UROOT_COMMANDS, kernel=True), r.output
+    assert stat_counter(r.output, "remote_execution_success") >= k4s_step_count(UROOT_GROUPS, kernel=True), r.output
     assert stat_counter(r.output, "remote_execution_errors") == 0, r.output
     assert executed_k4s_steps(r.output) == []  # no k4s step ran in a local sandbox
     return seconds
@@ -186,7 +186,7 @@ def test_engine_killed_mid_build_falls_back_here(tmp_path: Path) -> None:
             rf"k4s: the {step} of {SMALL} failed remotely .*the remote execution engine failed: .*"
             r"Running it on this machine instead", r.output,
         ), r.output
-    # Here: the rewrite's plan, dependencies and one step per command, then the compile.
+    # Here: the rewrite's plan, dependencies and one step per Go module, then the compile.
     here = Counter(s.split(" ", 1)[0] for s in executed_k4s_steps(r.output))
-    assert here == {"Rewrite": 2 + SMALL_COMMANDS, "Compile": 1}, r.output
+    assert here == {"Rewrite": 2 + SMALL_GROUPS, "Compile": 1}, r.output
     assert (root / "dist/tests.testprojects.small/bb").stat().st_size > 0

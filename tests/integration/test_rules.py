@@ -19,14 +19,14 @@ from pants.core.target_types import FilesGeneratorTarget, FileTarget, GenericTar
 from pants.core.target_types import rules as core_target_type_rules
 from pants.core.util_rules import source_files
 from pants.engine.addresses import Address
-from pants.engine.fs import Digest, DigestContents
+from pants.engine.fs import EMPTY_DIGEST, Digest, DigestContents
 from pants.engine.internals.scheduler import ExecutionError
 from pants.testutil.rule_runner import QueryRule, RuleRunner
 
 from k4s_plugin import register
-from k4s_plugin.rules.busybox import GoBusyboxFieldSet
+from k4s_plugin.rules.busybox import GoBusyboxFieldSet, GoModule
 from k4s_plugin.rules.cpio import Archive
-from k4s_plugin.rules.download import ModuleSources
+from k4s_plugin.rules.download import DownloadStep, ModuleSources, may_be_first_party
 from k4s_plugin.rules.gobuild import BB, BusyboxBinary
 from k4s_plugin.rules.initramfs import InitramfsFieldSet
 from k4s_plugin.rules.oci import OciImage, OciImageFieldSet
@@ -52,6 +52,7 @@ def rule_runner() -> RuleRunner:
             QueryRule(K4sDownloadTool, []),
             QueryRule(K4sGocacheTool, [K4sGocacheToolRequest]),
             QueryRule(ModuleSources, [GoBusyboxFieldSet]),
+            QueryRule(DownloadStep, [GoBusyboxFieldSet]),
             QueryRule(RewrittenTree, [GoBusyboxFieldSet]),
             QueryRule(BusyboxBinary, [GoBusyboxFieldSet]),
             QueryRule(Archive, [InitramfsFieldSet]),
@@ -89,7 +90,7 @@ def test_tools_are_built(rule_runner: RuleRunner) -> None:
     assert set(files) == {K4sTools.k4stool}
     for data in files.values():
         assert data[:4] == b"\x7fELF"
-    # The download step's own k4stool: the download subcommand only.
+    # The download step's own k4stool: the download (and imports) subcommands only.
     dl = rule_runner.request(K4sDownloadTool, [])
     files = contents(rule_runner, dl.digest)
     assert set(files) == {K4sDownloadTool.k4stool}
@@ -116,8 +117,8 @@ def test_shared_cache_client_only_in_its_own_tool(rule_runner: RuleRunner, tmp_p
     files = contents(rule_runner, gocache.digest)
     assert set(files) == {K4sGocacheTool.k4stool}
     step_cmds = _subcommands(step, tmp_path)
-    assert {"rewrite-command", "compile", "cpio"} <= step_cmds and "gocache" not in step_cmds, step_cmds
-    assert _subcommands(files[K4sGocacheTool.k4stool], tmp_path) == {"download", "gocache"}
+    assert {"rewrite-commands", "compile", "cpio"} <= step_cmds and "gocache" not in step_cmds, step_cmds
+    assert _subcommands(files[K4sGocacheTool.k4stool], tmp_path) == {"download", "imports", "gocache"}
     assert b"google.golang.org/grpc" not in step and b"google.golang.org/grpc" in files[K4sGocacheTool.k4stool]
 
 
@@ -131,6 +132,46 @@ def test_download_packs_only_needed_packages(rule_runner: RuleRunner) -> None:
     assert not any(n.endswith("_test.go") or n.endswith(".zip") for n in names)
     # Only what echo needs: not ls.
     assert not any("/cmds/core/ls/" in n for n in names)
+
+
+def test_first_party_edit_keeps_the_download_key(rule_runner: RuleRunner) -> None:
+    """The download reads no first-party Go file (`k4stool imports` lists what the
+    first-party commands import): an edit of a first-party command that keeps its
+    imports leaves the download's Process, its key, as it was; a new third-party
+    import changes it, and the download then lists that package."""
+    build = f'go_busybox(name="bb", commands=["{U}/echo", "{M}/cmds/hello"])'
+    hello = "small/cmds/hello/main.go"
+    src = (SMALL / "cmds" / "hello" / "main.go").read_text()
+
+    def download() -> tuple[tuple[str, ...], Digest]:
+        step = rule_runner.request(DownloadStep, [busybox(rule_runner, build)]).step
+        return step.argv, step.input_digest
+
+    before = download()
+    assert f"{M}/cmds/hello" not in before[0] and f"{U}/echo" in before[0], before[0]
+    rule_runner.write_files({hello: src.replace("var greeting", "// An edit.\nvar greeting")})
+    assert download() == before
+    rule_runner.write_files({hello: src.replace('"strings"\n', '"strings"\n\n\t_ "github.com/u-root/u-root/pkg/ls"\n')})
+    after = download()
+    assert after != before and "github.com/u-root/u-root/pkg/ls" in after[0], after[0]
+
+
+@pytest.mark.parametrize(
+    "commands, local_modules, expected",
+    [
+        ((f"{U}/*",), False, False),  # uroot: no imports step
+        ((f"{U}/echo", f"-{M}/cmds/hello"), False, False),  # an exclusion names nothing to list
+        ((f"{U}/echo", f"{M}/cmds/hello"), False, True),
+        ((M,), False, True),
+        (("k4s.dev/testprojects/smaller/x",), False, False),  # a prefix, not a path prefix
+        (("k4s.dev/*/small/cmds/*",), False, True),  # a glob that may match the module
+        (("*",), False, True),
+        ((f"{U}/echo",), True, True),  # `local_modules`: their commands need the step
+    ],
+)
+def test_may_be_first_party(commands: tuple[str, ...], local_modules: bool, expected: bool) -> None:
+    module = GoModule(Address("small", target_name="bb"), EMPTY_DIGEST, "small", M, local_modules)
+    assert may_be_first_party(module, commands) is expected
 
 
 def test_rewrite_names_commands(rule_runner: RuleRunner) -> None:

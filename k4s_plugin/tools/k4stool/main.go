@@ -60,7 +60,8 @@ type subcommand struct {
 // small dependencies, so it is built first and the download runs while the
 // full k4stool is being built.
 var subcommands = map[string]subcommand{
-	"download": {download.CmdDownload, "-gomod DIR -out modules.tar [-dlcache DIR] [-tag T]... [-patch FILE]... -- PATTERN..."},
+	"download": {download.CmdDownload, "-gomod DIR -out modules.tar [-dlcache DIR] [-tag T]... [-patch FILE]... [-local-module PATH@VERSION]... -- PATTERN..."},
+	"imports":  {download.CmdImports, "-gomod DIR -out imports.json [-tag T]... -- PATTERN... (the third-party packages first-party commands import, for the download)"},
 }
 
 func main() {

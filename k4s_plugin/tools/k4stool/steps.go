@@ -17,14 +17,14 @@ func init() {
 	for name, c := range map[string]subcommand{
 		"rewrite-plan": {rewrite.CmdPlan, "-gomod DIR -modules modules.tar -commands commands.json -plan plan.json " +
 			"-deps deps.txt -bbmain bbmain.tar -srcdir DIR [-name PKG=NAME]... [-tag T]... -- PATTERN..."},
-		"rewrite-deps":    {rewrite.CmdDeps, "-gomod DIR -modules modules.tar -list deps.txt -out deps.tar [-tag T]..."},
-		"rewrite-command": {rewrite.CmdCommand, "-deps deps.tar -src NAME.tar -pkg PATH -name NAME -kind KIND -out out.tar [-tag T]..."},
-		"compile":         {compile.CmdCompile, "-tree deps.tar -tree bbmain.tar -tree out.tar... -out bb [-tag T]... [-ldflags FLAGS | -ldflags-file FILE]"},
-		"linkexec":        {compile.CmdLinkExec, "FLAGS-FILE TOOL ARGS... (the go command's -toolexec for long -ldflags)"},
-		"cpio":            {archive.CmdCpio, "-manifest manifest.json -out initramfs.cpio[.gz|.xz|.zst]"},
-		"oci":             {archive.CmdOCI, "-manifest image.json -out image.tar"},
-		"tidy":            {download.CmdTidy, "-gomod DIR -out DIR [-dlcache DIR] [-tag T]... [-patch FILE]... -- PATTERN..."},
-		"sizes":           {sizes.CmdSizes, "[-gomod go.mod] [-top N] BINARY (where a bb's bytes go)"},
+		"rewrite-deps":     {rewrite.CmdDeps, "-gomod DIR -modules modules.tar -list deps.txt -out deps.tar [-tag T]..."},
+		"rewrite-commands": {rewrite.CmdCommands, "-deps deps.tar -deplist deps.txt -group GROUP.json -needs GROUP.deps -outdir DIR [-tag T]..."},
+		"compile":          {compile.CmdCompile, "-tree deps.tar -tree bbmain.tar -tree out.tar... -out bb [-tag T]... [-ldflags FLAGS | -ldflags-file FILE]"},
+		"linkexec":         {compile.CmdLinkExec, "FLAGS-FILE TOOL ARGS... (the go command's -toolexec for long -ldflags)"},
+		"cpio":             {archive.CmdCpio, "-manifest manifest.json -out initramfs.cpio[.gz|.xz|.zst]"},
+		"oci":              {archive.CmdOCI, "-manifest image.json -out image.tar"},
+		"tidy":             {download.CmdTidy, "-gomod DIR -out DIR [-dlcache DIR] [-tag T]... [-patch FILE]... -- PATTERN..."},
+		"sizes":            {sizes.CmdSizes, "[-gomod go.mod] [-top N] BINARY (where a bb's bytes go)"},
 		"vm": {vm.CmdVM, "-qemu QEMU -kernel KERNEL -initrd CPIO [-memory MiB] [-cpus N] [-append ARGS] [-forward HOST:GUEST]... " +
 			"[-identity DIR [-new-identity] [-join DIR -join-server URL] [-machine-config controlplane|worker]] " +
 			"[-lan LOCAL:REMOTE] [-disk IMG [-disk-size SIZE]] [-snapshot FILE | -restore FILE] ... (boots an initramfs in QEMU)"},

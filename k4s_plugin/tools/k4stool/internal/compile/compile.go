@@ -52,7 +52,7 @@ func CmdCompile(args []string) error {
 	ldflagsFile := fs.String("ldflags-file", "", "a file of linker flags (as -ldflags, blank- or newline-separated), for lists too long for one argument")
 	var tags, trees cli.MultiFlag
 	fs.Var(&tags, "tag", "Go build tag (repeatable)")
-	fs.Var(&trees, "tree", "a tar of the generated tree, from `k4stool rewrite-deps`, `rewrite-plan` (bb's main) or `rewrite-command` (repeatable)")
+	fs.Var(&trees, "tree", "a tar of the generated tree, from `k4stool rewrite-deps`, `rewrite-plan` (bb's main) or `rewrite-commands` (repeatable)")
 	if err := fs.Parse(args, cli.NoArgs); err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -41,8 +40,9 @@ func CmdDownload(args []string) error {
 	modulesJSON := fset.String("modules-json", "", "also write the modules the commands use (path, version, go.sum hash, patches), for the SBOM (optional)")
 	var tags cli.MultiFlag
 	fset.Var(&tags, "tag", "Go build tag (repeatable)")
-	var patchFiles cli.MultiFlag
+	var patchFiles, localModules cli.MultiFlag
 	fset.Var(&patchFiles, "patch", "patch file for third-party modules (repeatable; see patch.go)")
+	fset.Var(&localModules, "local-module", "PATH@VERSION: a module go.mod replaces with a directory whose packages the commands use, for -modules-json (repeatable; from `k4stool imports`)")
 	if err := fset.Parse(args, cli.AnyArgs); err != nil {
 		return err
 	}
@@ -79,9 +79,20 @@ func CmdDownload(args []string) error {
 		return err
 	}
 
-	mods, files, err := listPackages(dir, env, modcache, *gomod, tags, patterns, fset.Args())
-	if err != nil {
-		return blamePatches(err, patched)
+	// No patterns: the commands are first-party and import only the standard
+	// library (`k4stool imports`); nothing to list or fetch.
+	mods, files := map[string]bool{}, map[string]bool{}
+	if len(patterns) > 0 {
+		mods, files, err = listPackages(dir, env, modcache, *gomod, tags, patterns, fset.Args())
+		if err != nil {
+			return blamePatches(err, patched)
+		}
+	}
+	for _, m := range localModules {
+		if p, v, ok := strings.Cut(m, "@"); !ok || p == "" || v == "" {
+			return cli.Errorf("E_USAGE", "-local-module %q is not PATH@VERSION", m)
+		}
+		mods[m] = true
 	}
 	dl := filepath.Join(modcache, "cache", "download")
 	if err := addModuleRootsAndMetadata(modcache, dl, files); err != nil {
@@ -232,24 +243,17 @@ func selectedPackages(roots []listedRoot, commands []string) (map[string]bool, [
 			include = append(include, c)
 		}
 	}
-	matches := func(pattern, pkg string) bool {
-		if strings.HasSuffix(pattern, "/...") {
-			return pkg == strings.TrimSuffix(pattern, "/...") || strings.HasPrefix(pkg, strings.TrimSuffix(pattern, "..."))
-		}
-		ok, _ := path.Match(pattern, pkg)
-		return ok
-	}
 	selected := map[string]bool{}
 	var unmatched []string
 	for _, pattern := range include {
 		found := false
 		for _, r := range roots {
-			if !matches(pattern, r.path) {
+			if !matchPattern(pattern, r.path) {
 				continue
 			}
 			excluded := false
 			for _, x := range exclude {
-				excluded = excluded || matches(x, r.path)
+				excluded = excluded || matchPattern(x, r.path)
 			}
 			if excluded {
 				continue
@@ -360,17 +364,8 @@ func writeModulesJSON(path string, gosum []byte, mods map[string]bool, patched m
 // the sandbox, every file is an input Pants tracks: the module's own files and
 // those of the go_busybox's `local_modules`.
 func checkReplaces(work, dir string, env []string) error {
-	out, _, err := cli.Run(dir, env, gotool.Binary(), "mod", "edit", "-json")
+	mf, err := readGoMod(dir, env)
 	if err != nil {
-		return gotool.ClassifyError("E_DOWNLOAD", err)
-	}
-	var mf struct {
-		Replace []struct {
-			Old struct{ Path string }
-			New struct{ Path, Version string }
-		}
-	}
-	if err := json.Unmarshal([]byte(out), &mf); err != nil {
 		return err
 	}
 	for _, r := range mf.Replace {
@@ -382,7 +377,7 @@ func checkReplaces(work, dir string, env []string) error {
 			target = filepath.Join(dir, target)
 		}
 		if !cli.Within(work, target) {
-			return cli.Errorf("E_REPLACE_OUTSIDE", "go.mod replaces %s with the directory %s, outside the repository files this build was given; k4s builds only from files Pants tracks: replace it with a directory of the repository and list that module's `files` target in the go_busybox's `local_modules`", r.Old.Path, r.New.Path)
+			return replaceOutside(r.Old.Path, r.New.Path)
 		}
 		if _, err := os.Stat(filepath.Join(target, "go.mod")); err != nil {
 			rel, _ := filepath.Rel(work, target)
@@ -390,6 +385,33 @@ func checkReplaces(work, dir string, env []string) error {
 		}
 	}
 	return nil
+}
+
+// goMod is go.mod as `go mod edit -json` prints it, the parts k4stool reads.
+type goMod struct {
+	Module  struct{ Path string }
+	Require []struct{ Path, Version string }
+	Replace []struct {
+		Old struct{ Path string }
+		New struct{ Path, Version string }
+	}
+}
+
+// readGoMod reads dir's go.mod with the go command (nothing is fetched).
+func readGoMod(dir string, env []string) (*goMod, error) {
+	out, _, err := cli.Run(dir, env, gotool.Binary(), "mod", "edit", "-json")
+	if err != nil {
+		return nil, gotool.ClassifyError("E_DOWNLOAD", err)
+	}
+	var mf goMod
+	if err := json.Unmarshal([]byte(out), &mf); err != nil {
+		return nil, err
+	}
+	return &mf, nil
+}
+
+func replaceOutside(old, dir string) error {
+	return cli.Errorf("E_REPLACE_OUTSIDE", "go.mod replaces %s with the directory %s, outside the repository files this build was given; k4s builds only from files Pants tracks: replace it with a directory of the repository and list that module's `files` target in the go_busybox's `local_modules`", old, dir)
 }
 
 // listPatterns turns gobusybox command patterns into `go list` patterns

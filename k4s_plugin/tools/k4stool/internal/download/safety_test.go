@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -77,11 +76,7 @@ func TestPatchFileNamesStayInTheModule(t *testing.T) {
 // which holds only files Pants tracks) is refused before the go command reads it;
 // one inside it must hold a module (a `local_modules` target's files).
 func TestReplaceOutsideTheModuleIsRefused(t *testing.T) {
-	goroot, err := exec.Command("go", "env", "GOROOT").Output()
-	if err != nil {
-		t.Fatalf("needs the go command: %v", err)
-	}
-	t.Setenv("GOROOT", strings.TrimSpace(string(goroot)))
+	setGOROOT(t)
 	work := t.TempDir()
 	mod := filepath.Join(work, "m")
 	os.MkdirAll(filepath.Join(mod, "inside"), 0o755)

@@ -47,8 +47,8 @@ import (
 //     from its own parse, one package at a time, and compiles them all once
 //     into GOCACHE (precompile); its inputs hold none of the first-party
 //     commands' files, so editing a command does not rerun it;
-//   - rewrite-command, once per command, type-checks that command alone
-//     against the export data of its dependencies as the compile step will
+//   - rewrite-commands, once per group of commands (those of one Go module),
+//     type-checks the group's commands against the export data of their dependencies as the compile step will
 //     build them (GOPATH mode over the dependencies it imports, -trimpath,
 //     the same tags and GOFLAGS: `go list -export` finds them in GOCACHE or
 //     compiles them there, where the compile step finds them), and rewrites it.
@@ -83,7 +83,7 @@ const bbLoadMode = packages.NeedName | packages.NeedImports | packages.NeedFiles
 const bbListMode = packages.NeedName | packages.NeedImports | packages.NeedFiles | packages.NeedCompiledGoFiles |
 	packages.NeedModule | packages.NeedEmbedFiles
 
-// How rewrite-command names a command (rewrite-plan decides, planCommands).
+// How rewrite-commands names a command (rewrite-plan decides, planCommands).
 const (
 	// kindPlain: registered under its package path's base name, as pkg/bb names every command.
 	kindPlain = "plain"
@@ -97,7 +97,7 @@ const (
 )
 
 // plannedCommand is one command of a busybox, as rewrite-plan hands it to
-// rewrite-command.
+// rewrite-commands.
 type plannedCommand struct {
 	Path string `json:"path"`
 	Name string `json:"name"`
@@ -205,18 +205,13 @@ func writeDepsTree(genv *golang.Environ, deps []string, src string) error {
 	return writeDeps(pkgs, src)
 }
 
-// rewriteCommand type-checks one command in gen (a GOPATH holding its
-// dependencies as writeDepsTree wrote them and the command's own files)
-// against its dependencies' export data, and rewrites it in place with
-// bbinternal. orig is a GOPATH with another copy of the command's files: the
-// rewrite reads its other and embedded files from there, not from the
-// copies it writes over.
-func rewriteCommand(gopathEnv, tags []string, gen, orig string, c plannedCommand) error {
-	pkgs, err := loadCommands(gopathEnv, tags, gen, []string{c.Path})
-	if err != nil {
-		return err
-	}
-	p := pkgs[0]
+// rewriteCommand rewrites one command in gen (a GOPATH holding its
+// dependencies as writeDepsTree wrote them and the commands' own files) in
+// place with bbinternal, from p, the command as loadCommands type-checked it
+// against its dependencies' export data. orig is a GOPATH with another copy of
+// the command's files: the rewrite reads its other and embedded files from
+// there, not from the copies it writes over.
+func rewriteCommand(p *packages.Package, gen, orig string, c plannedCommand) error {
 	genSrc, origSrc := filepath.Join(gen, "src"), filepath.Join(orig, "src")
 	relocate := func(files []string) []string {
 		out := make([]string, len(files))

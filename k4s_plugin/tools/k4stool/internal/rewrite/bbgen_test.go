@@ -115,7 +115,7 @@ func writeTestModules(t *testing.T) string {
 }
 
 // The rewrite's steps (rewrite-plan, rewrite-deps without the commands' own
-// files, one rewrite-command per command), each in a fresh directory as a
+// files, one rewrite-commands per group), each in a fresh directory as a
 // Pants sandbox, joined as the compile step joins them, write the tree
 // gobusybox's pkg/bb writes (BuildBusybox with GenerateOnly), file for file,
 // byte for byte; with command names other than the base name, pkg/bb's tree
@@ -247,13 +247,42 @@ func splitRewrite(t *testing.T, nameArgs, cmds []string) (map[string]string, rew
 	step(depsDir, CmdDeps, "-gomod", "cmds", "-modules", "modules.tar", "-list", "deps.txt", "-out", "deps.tar")
 
 	tars := []string{filepath.Join(depsDir, "deps.tar"), filepath.Join(planDir, "bbmain.tar")}
+	if len(plan.Groups) != 1 || len(plan.Groups[0].Commands) != len(cmds) || plan.Groups[0].Module != "example.com/cmds" {
+		t.Fatalf("want one group (one module) of %d commands: %+v", len(cmds), plan.Groups)
+	}
+	grouped := map[string][]byte{}
+	for _, g := range plan.Groups {
+		dir := t.TempDir()
+		copyIn(depsDir, dir, "deps.tar")
+		copyIn(planDir, dir, g.File, g.Needs, "deps.txt")
+		for _, c := range plan.Commands {
+			copyIn(planDir, dir, c.Src)
+		}
+		step(dir, CmdCommands, "-deps", "deps.tar", "-group", g.File, "-deplist", "deps.txt", "-needs", g.Needs, "-outdir", "out")
+		for _, c := range plan.Commands {
+			out := filepath.Join(dir, "out", c.Name+".tar")
+			data, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			grouped[c.Name] = data
+			tars = append(tars, out)
+		}
+	}
+	// Each command in a group of its own writes the same bytes: the grouping
+	// changes which Process rewrites a command, not what it writes.
 	for _, c := range plan.Commands {
 		dir := t.TempDir()
 		copyIn(depsDir, dir, "deps.tar")
-		needs := strings.TrimSuffix(c.Src, ".tar") + ".deps"
-		copyIn(planDir, dir, c.Src, needs, "deps.txt")
-		step(dir, CmdCommand, "-deps", "deps.tar", "-src", c.Src, "-deplist", "deps.txt", "-needs", needs, "-pkg", c.Path, "-name", c.Name, "-kind", c.Kind, "-out", "out.tar")
-		tars = append(tars, filepath.Join(dir, "out.tar"))
+		copyIn(planDir, dir, c.Src, plan.Groups[0].Needs, "deps.txt")
+		data, _ := json.Marshal([]plannedCommand{c})
+		if err := os.WriteFile(filepath.Join(dir, "one.json"), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		step(dir, CmdCommands, "-deps", "deps.tar", "-group", "one.json", "-deplist", "deps.txt", "-needs", plan.Groups[0].Needs, "-outdir", "out")
+		if alone, err := os.ReadFile(filepath.Join(dir, "out", c.Name+".tar")); err != nil || !bytes.Equal(alone, grouped[c.Name]) {
+			t.Errorf("%s rewritten alone differs from %s rewritten in its group (%v)", c.Name, c.Name, err)
+		}
 	}
 	joined := t.TempDir()
 	for _, tar := range tars {

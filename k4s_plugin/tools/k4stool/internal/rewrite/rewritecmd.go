@@ -6,6 +6,7 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -18,47 +19,61 @@ import (
 	"k4s.dev/tools/k4stool/internal/gotool"
 )
 
-// CmdCommand rewrites one command into a bb package: its own files
-// (rewrite-plan's tar of them) over the dependencies' tree (rewrite-deps'),
-// type-checked alone against the dependencies' export data and rewritten by
-// gobusybox's bbinternal (bbgen.go). The output tar holds only the command's
-// files, rewritten: the compile step joins it with the others.
-func CmdCommand(args []string) error {
-	fs := cli.NewFlags("rewrite-command")
+// CmdCommands rewrites a group of commands (rewrite-plan's groups: those of
+// one Go module) into bb packages: their own files (rewrite-plan's tars of
+// them) over the dependencies' tree (rewrite-deps'), type-checked against the
+// dependencies' export data and rewritten by gobusybox's bbinternal
+// (bbgen.go). Each command's output tar (-outdir/NAME.tar) holds only its own
+// files, rewritten: the compile step joins them with the others.
+func CmdCommands(args []string) error {
+	fs := cli.NewFlags("rewrite-commands")
 	depsTar := fs.String("deps", "deps.tar", "the dependencies' tree from `k4stool rewrite-deps`")
-	srcTar := fs.String("src", "cmd.tar", "the command's own files from `k4stool rewrite-plan`")
+	group := fs.String("group", "group.json", "the commands (path, name, kind, source tar), from `k4stool rewrite-plan`")
 	depList := fs.String("deplist", "deps.txt", "every package in -deps, one a line (from `k4stool rewrite-plan`)")
-	needs := fs.String("needs", "cmd.deps", "the packages of -deps the command imports, directly or not, one a line (from `k4stool rewrite-plan`)")
-	pkg := fs.String("pkg", "", "the command's package path")
-	name := fs.String("name", "", "the command's name")
-	kind := fs.String("kind", kindPlain, "plain, renamed or fixliteral (see planCommands)")
-	out := fs.String("out", "out.tar", "output tar of the rewritten command")
+	needs := fs.String("needs", "group.deps", "the packages of -deps the commands import, directly or not, one a line (from `k4stool rewrite-plan`)")
+	outDir := fs.String("outdir", "out", "output directory: one tar per command, NAME.tar")
 	var tags cli.MultiFlag
 	fs.Var(&tags, "tag", "Go build tag (repeatable)")
 	if err := fs.Parse(args, cli.NoArgs); err != nil {
 		return err
 	}
 	work := cli.MustAbs(".")
-	for _, p := range []string{*depsTar, *srcTar, *depList, *needs, *out} {
+	for _, p := range []string{*depsTar, *group, *depList, *needs, *outDir} {
 		if !cli.Within(work, p) {
-			return cli.Errorf("E_BAD_PATH", "-deps, -src, -deplist, -needs and -out must be inside the working directory")
+			return cli.Errorf("E_BAD_PATH", "-deps, -group, -deplist, -needs and -outdir must be inside the working directory")
 		}
 	}
-	if *pkg == "" || path.Clean(*pkg) != *pkg || strings.HasPrefix(*pkg, "/") || strings.HasPrefix(*pkg, ".") || !commandName.MatchString(*name) {
-		return cli.Errorf("E_USAGE", "-pkg %q and -name %q must be a package path and a command name", *pkg, *name)
-	}
-	gen, orig := filepath.Join(work, "gen"), filepath.Join(work, "orig")
-	files, err := tarFiles(*srcTar)
+	var cmds []plannedCommand
+	data, err := os.ReadFile(*group)
 	if err != nil {
 		return err
 	}
-	prefix := "src/" + *pkg + "/"
-	for _, f := range files {
-		if !strings.HasPrefix(f, prefix) {
-			return cli.Errorf("E_INTERNAL", "%s: %s is not under %s", *srcTar, f, prefix)
-		}
+	if err := json.Unmarshal(data, &cmds); err != nil {
+		return cli.Errorf("E_INTERNAL", "%s: %v", *group, err)
 	}
-	// Of the dependencies' tree, only the command's own: a Kubernetes command
+	own := make([][]string, len(cmds))
+	paths := make([]string, len(cmds))
+	for i, c := range cmds {
+		if c.Path == "" || path.Clean(c.Path) != c.Path || strings.HasPrefix(c.Path, "/") || strings.HasPrefix(c.Path, ".") || !commandName.MatchString(c.Name) {
+			return cli.Errorf("E_USAGE", "%s: %q and %q must be a package path and a command name", *group, c.Path, c.Name)
+		}
+		if !cli.Within(work, c.Src) {
+			return cli.Errorf("E_BAD_PATH", "%s: the source tar %s must be inside the working directory", *group, c.Src)
+		}
+		files, err := tarFiles(c.Src)
+		if err != nil {
+			return err
+		}
+		prefix := "src/" + c.Path + "/"
+		for _, f := range files {
+			if !strings.HasPrefix(f, prefix) {
+				return cli.Errorf("E_INTERNAL", "%s: %s is not under %s", c.Src, f, prefix)
+			}
+		}
+		own[i], paths[i] = files, c.Path
+	}
+	gen, orig := filepath.Join(work, "gen"), filepath.Join(work, "orig")
+	// Of the dependencies' tree, only the commands' own: a Kubernetes command
 	// needs a part of the tree, u-root's a small one.
 	keep, err := depsKeep(*depList, *needs)
 	if err != nil {
@@ -67,9 +82,11 @@ func CmdCommand(args []string) error {
 	if err := archive.UnpackTreeKeep(*depsTar, gen, keep); err != nil {
 		return err
 	}
-	for _, dir := range []string{gen, orig} {
-		if err := archive.UnpackTree(*srcTar, dir); err != nil {
-			return err
+	for _, c := range cmds {
+		for _, dir := range []string{gen, orig} {
+			if err := archive.UnpackTree(c.Src, dir); err != nil {
+				return err
+			}
 		}
 	}
 	gopathEnv, err := gotool.Env(work,
@@ -82,16 +99,27 @@ func CmdCommand(args []string) error {
 	}
 	// go/packages finds the go command through this process's PATH.
 	gotool.SetProcessEnv(gopathEnv)
-	c := plannedCommand{Path: *pkg, Name: *name, Kind: *kind}
-	if err := rewriteCommand(gopathEnv, tags, gen, orig, c); err != nil {
+	// All of the group type-checked at once (one `go list -export`, which
+	// hashes the dependencies once), as pkg/bb loads all commands; then each
+	// rewritten from its own syntax and types.
+	pkgs, err := loadCommands(gopathEnv, tags, gen, paths)
+	if err != nil {
 		return err
 	}
-	own := map[string]bool{}
-	for _, f := range files {
-		own[f] = true
-	}
-	if _, err := archive.PackFiles(gen, *out, own); err != nil {
+	if err := os.MkdirAll(*outDir, 0o755); err != nil {
 		return err
+	}
+	for i, c := range cmds {
+		if err := rewriteCommand(pkgs[i], gen, orig, c); err != nil {
+			return err
+		}
+		set := map[string]bool{}
+		for _, f := range own[i] {
+			set[f] = true
+		}
+		if _, err := archive.PackFiles(gen, filepath.Join(*outDir, c.Name+".tar"), set); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -41,7 +41,7 @@ func CmdDeps(args []string) error {
 	}
 	deps := strings.Fields(string(data))
 	gen := filepath.Join(work, "gen")
-	// rewrite-command's and the compile step's environment (GOPATH mode over gen),
+	// rewrite-commands' and the compile step's environment (GOPATH mode over gen),
 	// taken before moduleEnviron makes the module mode's this process's own.
 	gopathEnv, err := gotool.Env(work,
 		"GOPATH="+gen,
@@ -69,7 +69,7 @@ func CmdDeps(args []string) error {
 
 // precompile compiles the dependencies into GOCACHE as the compile step
 // compiles them (-trimpath, the same tags and environment), so that the
-// rewrite-command steps, which run side by side and each type-check against
+// rewrite-commands steps, which run side by side and each type-check against
 // the export data of its own dependencies, find them there rather than each
 // compiling the packages they share (Kubernetes' for every Kubernetes
 // command). Only speed: a failure is left for those steps and the compile

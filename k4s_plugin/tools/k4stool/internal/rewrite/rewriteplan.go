@@ -31,19 +31,32 @@ const BBMainPkg = "bb.u-root.com/bb"
 // commandName is one path element: what bbin/<name> may be.
 var commandName = regexp.MustCompile(`^[A-Za-z0-9_+][A-Za-z0-9._+-]*$`)
 
-// rewritePlanFile is plan.json: the commands as rewrite-command rewrites
+// rewritePlanFile is plan.json: the commands as rewrite-commands rewrites
 // them, and the first-party files the dependencies' step must not read (the
 // commands' own), as build-root globs.
 type rewritePlanFile struct {
 	Commands []plannedCommand `json:"commands"`
 	Exclude  []string         `json:"exclude"`
+	Groups   []plannedGroup   `json:"groups"`
+}
+
+// plannedGroup is the commands one rewrite-commands step rewrites: those of
+// one Go module (groupCommands), with the files that step reads: File, the
+// commands as JSON; Needs, the dependency packages they import, directly or
+// not, one a line.
+type plannedGroup struct {
+	Name     string   `json:"name"`
+	Module   string   `json:"module"`
+	Commands []string `json:"commands"`
+	File     string   `json:"file"`
+	Needs    string   `json:"needs"`
 }
 
 // CmdPlan is the first of the rewrite's steps (bbgen.go): it resolves the
 // command patterns and names, lists their graph without types (module mode),
 // and writes the command name -> package map, plan.json, the dependency list
-// (rewrite-deps), each command's own files as one tar (rewrite-command) and
-// bb's main package. The commands named by their package path's base name are
+// (rewrite-deps), each command's own files as one tar, the groups of commands
+// (rewrite-commands) and bb's main package. The commands named by their package path's base name are
 // the ones k4s handed pkg/bb; the others (explicit names, and Go's rule that
 // a major-version suffix like /v3 is not a command name) it rewrote under
 // their own names, since pkg/bb names every command by its base name and
@@ -56,7 +69,7 @@ func CmdPlan(args []string) error {
 	planOut := fs.String("plan", "plan.json", "output: the commands, their kinds and source tars; files to exclude")
 	depsOut := fs.String("deps", "deps.txt", "output: the dependency packages, one a line")
 	bbOut := fs.String("bbmain", "bbmain.tar", "output: bb's main package")
-	srcDir := fs.String("srcdir", "src", "output directory: per command, a tar of its own files (NAME.tar) and the dependency packages it imports, directly or not (NAME.deps)")
+	srcDir := fs.String("srcdir", "src", "output directory: per command, a tar of its own files (NAME.tar); per group of commands (groups/), their list (GROUP.json) and the dependency packages they import, directly or not (GROUP.deps)")
 	var names, tags cli.MultiFlag
 	fs.Var(&names, "name", "PKG=NAME: explicit command name (repeatable)")
 	fs.Var(&tags, "tag", "Go build tag (repeatable)")
@@ -121,11 +134,8 @@ func CmdPlan(args []string) error {
 	if err := writeLines(*depsOut, deps); err != nil {
 		return err
 	}
-	for _, c := range cmds {
-		needs := depPackages([]*packages.Package{roots[c.Path]}, roots)
-		if err := writeLines(strings.TrimSuffix(c.Src, ".tar")+".deps", needs); err != nil {
-			return err
-		}
+	if plan.Groups, err = writeGroups(filepath.Join(*srcDir, "groups"), cmds, roots); err != nil {
+		return err
 	}
 
 	// bb's main package: it reads the list only.
@@ -149,6 +159,62 @@ func CmdPlan(args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "k4s: %d commands, %d dependency packages\n", len(paths), len(deps))
 	return nil
+}
+
+// groupCommands groups the commands by Go module, in the order of their
+// first command: one rewrite-commands step per module. Small commands then
+// share a step (u-root's core commands are one module), while a first-party
+// module is a group of its own, so an edit of one of its commands reruns only
+// that group. A module's commands share most of their dependencies, which the
+// step unpacks and hashes once for all of them (`go list -export`).
+func groupCommands(cmds []plannedCommand, roots map[string]*packages.Package) (keys []string, byKey map[string][]plannedCommand) {
+	byKey = map[string][]plannedCommand{}
+	for _, c := range cmds {
+		key := c.Path
+		if m := roots[c.Path].Module; m != nil {
+			key = m.Path
+		}
+		if byKey[key] == nil {
+			keys = append(keys, key)
+		}
+		byKey[key] = append(byKey[key], c)
+	}
+	return keys, byKey
+}
+
+// groupName is a file name for a module path: '/' is not in a module path's
+// characters, '+' is not either (golang.org/x/mod/module.CheckPath), so
+// distinct modules get distinct names.
+func groupName(module string) string {
+	return strings.ReplaceAll(module, "/", "+")
+}
+
+// writeGroups writes each group's commands (GROUP.json) and the dependency
+// packages they need (GROUP.deps) under dir.
+func writeGroups(dir string, cmds []plannedCommand, roots map[string]*packages.Package) ([]plannedGroup, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	keys, byKey := groupCommands(cmds, roots)
+	groups := []plannedGroup{}
+	for _, key := range keys {
+		g := plannedGroup{Name: groupName(key), Module: key}
+		g.File = filepath.ToSlash(filepath.Join(dir, g.Name+".json"))
+		g.Needs = filepath.ToSlash(filepath.Join(dir, g.Name+".deps"))
+		var pkgs []*packages.Package
+		for _, c := range byKey[key] {
+			g.Commands = append(g.Commands, c.Path)
+			pkgs = append(pkgs, roots[c.Path])
+		}
+		if err := writeJSON(g.File, byKey[key]); err != nil {
+			return nil, err
+		}
+		if err := writeLines(g.Needs, depPackages(pkgs, roots)); err != nil {
+			return nil, err
+		}
+		groups = append(groups, g)
+	}
+	return groups, nil
 }
 
 // firstPartyFiles are the files of a command's package that lie in the
