@@ -85,6 +85,12 @@ NODE_LOCAL_MODULES = ("//node",)
 # The pods' images, carried in the initramfs (no registry): distros/pod-images.
 POD_IMAGES = ("//distros/pod-images:pause", "//distros/pod-images:demo")
 
+# The images of the upstream Kubernetes conformance suite (docs/conformance.md), under
+# the names its KUBE_TEST_REPO_LIST remaps to k4s.local: distros/e2e-images.
+CONFORMANCE_IMAGES = tuple(
+    f"//distros/e2e-images:e2e-{name}" for name in ("agnhost", "agnhost-prev", "busybox", "pause")
+)
+
 # Kernel modules an appliance node loads (k4s-node, at boot): virtio for QEMU; overlay,
 # bridge, veth and br_netfilter for containers and the CNI bridge; nf_tables and the
 # nft expressions kube-proxy's and flannel's nftables modes use, for IPv4 and IPv6;
@@ -153,6 +159,24 @@ def node_appliance(components, kernel_modules=NODE_KERNEL_MODULES, server=True, 
         # u-root's init mounts cgroup v1 hierarchies; the cpu controller stays bound to
         # v1 after k4s-node unmounts them, and the kubelet needs it on cgroup v2.
         kernel_args=["cgroup_no_v1=all"] + ([f"k4s.disk={data_disk}"] if data_disk else []),
+    )
+
+
+def conformance_image(appliance, busybox=":bb@goarch=amd64", memory=3072):
+    """`:initramfs-conformance`: the node `appliance` (a `node_appliance(...)` dict) that
+    also carries the conformance suite's images (CONFORMANCE_IMAGES), for
+    benchmarks/conformance.py; `pants run` gives it `memory` MiB (the suite's pods and
+    the images unpacked into containerd). Budget CONFORMANCE_CPIO_BUDGET: the images are
+    a test fixture, not part of the appliance's 200 MiB."""
+    initramfs(
+        name="initramfs-conformance",
+        busybox=busybox,
+        max_size=CONFORMANCE_CPIO_BUDGET,
+        **dict(
+            appliance,
+            images=list(appliance["images"]) + list(CONFORMANCE_IMAGES),
+            vm_memory=max(appliance["vm_memory"], memory),
+        ),
     )
 
 
@@ -255,3 +279,5 @@ ARCHES = ("amd64", "arm64")
 # which the kernel unpacks into RAM, stay under 200 MiB.
 FLASH_BUDGET = "40MiB"
 CPIO_BUDGET = "200MiB"
+# A node with the conformance suite's images (conformance_image): k3s-like 265 MiB.
+CONFORMANCE_CPIO_BUDGET = "320MiB"

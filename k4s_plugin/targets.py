@@ -999,6 +999,40 @@ class OciImageEnvField(_EachElementChecked, StringSequenceField):
             raise _invalid(cls.alias, address, kv, "it is not NAME=value", "Write e.g. 'PATH=/bbin'.")
 
 
+class OciImageCommandLinksField(_EachElementChecked, DictStringToStringField):
+    alias = "command_links"
+    default = None
+    help = softwrap(
+        """
+        More paths that run a command, as `{path in the image: command name}`: each is a
+        link to `/bbin/<command>`, for programs that callers run by an absolute path
+        outside `bbin/`. Example: the upstream Kubernetes e2e tests run `/agnhost`, so
+        `command_links={"agnhost": "agnhost"}`. The path is relative (no leading `/`, no
+        `..`) and not under `bbin/`, `bin/` or `tmp/`; the command is one of the
+        busybox's.
+        """
+    )
+
+    key_rule = _Rule(
+        grammar.relative_path_problem,
+        "Give a path relative to the image's root, e.g. 'agnhost' for /agnhost.",
+        ", but a link's path must be a relative path inside the image",
+    )
+    value_rule = _Rule(grammar.command_name_problem, "Name one command of the busybox, e.g. 'agnhost'.")
+
+    @classmethod
+    def check_value(cls, value: Any, address: Address) -> None:
+        for path in value:
+            top = os.path.normpath(path).split("/")[0]
+            if top in ("bbin", "bin", "tmp"):
+                raise _invalid(
+                    cls.alias, address, dict(value),
+                    f"the path {path!r} is under {top}/, which the image itself lays out "
+                    "(bbin/<command> links, bin -> bbin, tmp)",
+                    f"Drop {path!r}: bbin/<command> already runs each command; or use another path.",
+                )
+
+
 class OciImageOutputPathField(_RelativeOutputPathField):
     help = softwrap(
         """
@@ -1017,6 +1051,7 @@ class OciImageTarget(Target):
         OciImageEntrypointField,
         OciImageCmdField,
         OciImageEnvField,
+        OciImageCommandLinksField,
         OciImageOutputPathField,
     )
     help = softwrap(

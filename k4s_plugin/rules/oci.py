@@ -12,12 +12,14 @@ from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import FieldSet
 
 from k4s_plugin.rules.busybox import GoBusyboxFieldSet, busybox_of
+from k4s_plugin.rules.errors import target_error
 from k4s_plugin.rules.gobuild import BB, BusyboxBinary
 from k4s_plugin.rules.steps import K4sStep, K4sStepResult
 from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 from k4s_plugin.targets import (
     OciImageBusyboxField,
     OciImageCmdField,
+    OciImageCommandLinksField,
     OciImageEntrypointField,
     OciImageEnvField,
     OciImageNameField,
@@ -36,6 +38,7 @@ class OciImageFieldSet(FieldSet):
     entrypoint: OciImageEntrypointField
     cmd: OciImageCmdField
     env: OciImageEnvField
+    command_links: OciImageCommandLinksField
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class OciImageRequest:
     entrypoint: tuple[str, ...]
     cmd: tuple[str, ...]
     env: tuple[str, ...]
+    command_links: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_field_set(cls, field_set: OciImageFieldSet) -> OciImageRequest:
@@ -65,6 +69,7 @@ class OciImageRequest:
             entrypoint=tuple(field_set.entrypoint.value or ()),
             cmd=tuple(field_set.cmd.value or ()),
             env=tuple(field_set.env.value or ()),
+            command_links=tuple(sorted((field_set.command_links.value or {}).items())),
         )
 
 
@@ -79,11 +84,21 @@ async def build_oci_image(request: OciImageRequest) -> OciImage:
     busybox, tools = await MultiGet(
         Get(BusyboxBinary, GoBusyboxFieldSet, bb_field_set), Get(K4sTools, K4sToolsRequest())
     )
+    unknown = sorted(c for _, c in request.command_links if c not in busybox.commands)
+    if unknown:
+        raise target_error(
+            request.address,
+            OciImageCommandLinksField.alias,
+            f"links to {', '.join(map(repr, unknown))}, which is not a command of busybox "
+            f"{request.busybox.value!r} (its commands: {', '.join(sorted(busybox.commands))}).",
+            "Link to one of those names, or add the command to the busybox's `commands`.",
+        )
     records = [
         {"path": "bbin/bb", "type": "file", "src": BB, "mode": 0o755},
         {"path": "bin", "type": "symlink", "target": "bbin"},
         {"path": "tmp", "type": "dir", "mode": 0o1777},
         *({"path": f"bbin/{c}", "type": "symlink", "target": "bb"} for c in sorted(busybox.commands) if c != "bb"),
+        *({"path": p, "type": "symlink", "target": f"/bbin/{c}"} for p, c in request.command_links),
     ]
     manifest = {
         "name": request.name,

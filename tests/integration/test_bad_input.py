@@ -119,6 +119,9 @@ FIELD_ROWS = [
     ("oci_image", "image_name", '"K4S.local/X"', "not an image reference"),
     ("oci_image", "env", '["=x"]', "not NAME=value"),
     ("oci_image", "output_path", '"../x.tar"', "leaves the directory"),
+    ("oci_image", "command_links", '{"bin/sh": "sh"}', "under bin/"),
+    ("oci_image", "command_links", '{"/agnhost": "agnhost"}', "it is absolute"),
+    ("oci_image", "command_links", '{"agnhost": "bb"}', "'bb' is reserved"),
 ]
 
 

@@ -253,6 +253,9 @@ def field_cases(seed: int = SEED) -> list[tuple[str, str, str]]:
     add(OCI, "env", lambda: [g.bad_env()], 15)
     add(OCI, "image_name", g.bad_image_name, 15)
     add(OCI, "entrypoint", lambda: g.r.choice([1, "x", [1]]), 3)
+    add(OCI, "command_links", lambda: {g.bad_rel_path(): "agnhost"}, 15)
+    add(OCI, "command_links", lambda: {"agnhost": g.bad_name()}, 10)
+    add(OCI, "command_links", lambda: {g.r.choice(["bbin", "bin", "tmp", "./bin", "bbin/x"]) + g.r.choice(["", "/" + g.word()]): "sh"}, 6)
     return cases
 
 

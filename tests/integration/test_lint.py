@@ -28,12 +28,14 @@ GO_VET = {
 # go.mod directories `go vet` leaves out, and why (gofmt still reads their Go files).
 NOT_VETTED = {
     "benchmarks/tools": "pins tool versions only: no Go package",
+    "benchmarks/conformance": "pins the e2e test binary's modules only (e2e.go, tag k4s_e2e, is never "
+    "compiled; vetting it would vet the upstream e2e suite)",
     "tests/testprojects/nosum": "has no go.sum on purpose (the E_GOSUM_MISSING test)",
     "tests/testprojects/seccomp": "runc's user-namespace code type-checks only with cgo; "
     "k4s builds it with the pure-Go patch (distros/patches)",
     **{
         f"distros/{p}": "a profile: only the generated tools.go"
-        for p in ("k0s-like", "k3s-like", "k4s-stack", "kubesolo-like", "pod-images", "talos-like", "uroot")
+        for p in ("e2e-images", "k0s-like", "k3s-like", "k4s-stack", "kubesolo-like", "pod-images", "talos-like", "uroot")
     },
 }
 

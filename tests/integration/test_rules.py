@@ -369,6 +369,33 @@ def test_oci_image(rule_runner: RuleRunner) -> None:
     assert all(m.mtime == 0 and m.uid == 0 for m in members.values())
 
 
+def test_oci_image_command_links(rule_runner: RuleRunner) -> None:
+    """`command_links` adds a link per path to /bbin/<command> (e2e's `/agnhost`), which
+    bb resolves to the command; a link to a command the busybox lacks fails naming the
+    field and the busybox's commands."""
+    import gzip
+
+    rule_runner.write_files({"small/BUILD": INITRAMFS_BUILD + (
+        'oci_image(name="img", busybox=":bb", entrypoint=["/hi"], command_links={"hi": "echo", "usr/bin/sh": "gosh"})\n'
+        'oci_image(name="bad", busybox=":bb", command_links={"agnhost": "agnhost"})'
+    )})
+    image = rule_runner.request(OciImage, [OciImageFieldSet.create(rule_runner.get_target(Address("small", target_name="img")))])
+    files = oci_layout(contents(rule_runner, image.digest)[image.path])
+    index = json.loads(files["index.json"])
+    manifest = json.loads(files["blobs/sha256/" + index["manifests"][0]["digest"].split(":")[1]])
+    raw = gzip.decompress(files["blobs/sha256/" + manifest["layers"][0]["digest"].split(":")[1]])
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tf:
+        members = {m.name: m for m in tf.getmembers()}
+    assert members["hi"].issym() and members["hi"].linkname == "/bbin/echo"
+    assert members["usr/bin/sh"].linkname == "/bbin/gosh" and members["usr/bin"].isdir()
+    assert members["bbin/echo"].linkname == "bb"
+    with pytest.raises(ExecutionError) as exc:
+        rule_runner.request(OciImage, [OciImageFieldSet.create(rule_runner.get_target(Address("small", target_name="bad")))])
+    msg = str(exc.value)
+    assert "`command_links` field of small:bad" in msg and "'agnhost', which is not a command of busybox" in msg
+    assert "echo, gosh, hello, init" in msg
+
+
 def test_initramfs_carries_images(rule_runner: RuleRunner, tmp_path: Path) -> None:
     _, data = archive(
         rule_runner,

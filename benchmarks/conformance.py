@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""The upstream Kubernetes conformance tests (`[Conformance]` in e2e.test, the profiles'
+Kubernetes version) against one k4s node, one chunk at a time (issue #27, docs/conformance.md).
+
+    nice -n 19 benchmarks/conformance/build.sh              # dist/conformance/e2e.test, once
+    nice -n 19 .k4s/venv/bin/python benchmarks/conformance.py --profile k3s-like --chunk config
+    .k4s/venv/bin/python benchmarks/conformance.py --chunk sig-node --dry-run   # no VM: list the tests
+
+Boots `distros/<profile>:initramfs-conformance` (the node with the suite's images, no
+registry) with `pants run` through tests/appliance_driver.py, runs e2e.test with
+`--ginkgo.focus` on the chunk's Conformance tests, `--provider=skeleton`, the node's admin
+kubeconfig and a stock kubectl, the suite's registries remapped to k4s.local
+(benchmarks/conformance/repo-list.yaml), and writes the JUnit XML and a summary
+(passed/failed/skipped per test, durations, profile, commit, date, machine) to
+benchmarks/results/conformance/<profile>/<chunk>.{xml,md,json}. `--dry-run` runs e2e.test's
+own dry run (no cluster) and writes benchmarks/results/conformance/dry-run/<chunk>.{md,json}:
+the tests the chunk selects.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+E2E = REPO / "dist" / "conformance" / "e2e.test"
+REPO_LIST = REPO / "benchmarks" / "conformance" / "repo-list.yaml"
+RESULTS = REPO / "benchmarks" / "results" / "conformance"
+PROFILES = ("k3s-like", "k0s-like", "kubesolo-like", "talos-like")
+CONFORMANCE = r"\[Conformance\]"
+
+# Chunks: each SIG's Conformance tests, and smaller ones that fit a short session. A
+# chunk is a regular expression on the test's full text ("[sig-node] ConfigMap should ...
+# [NodeConformance] [Conformance]"), ANDed with [Conformance].
+SIGS = (
+    "api-machinery", "apps", "architecture", "auth", "cli", "instrumentation", "network", "node",
+    "scheduling", "storage",
+)
+CHUNKS: dict[str, str] = {
+    **{f"sig-{s}": rf"\[sig-{s}\]" for s in SIGS},
+    # ConfigMap, Secret and Downward API as environment variables and volumes
+    # ([sig-node] and [sig-storage]), projected volumes among them.
+    "config": r"\[sig-(node|storage)\] (ConfigMap|Secrets|Downward API|Projected)",
+    # The smallest first run: the Downward API as environment variables ([sig-node]).
+    "downward-env": r"\[sig-node\] Downward API",
+}
+
+
+def chunk_focus(chunk: str) -> str:
+    """The --ginkgo.focus regular expression of a chunk: its tests that are Conformance
+    tests. `all` is every Conformance test."""
+    if chunk == "all":
+        return CONFORMANCE
+    if chunk not in CHUNKS:
+        raise SystemExit(
+            f"conformance.py: --chunk {chunk!r} is not a chunk; use one of: all, {', '.join(sorted(CHUNKS))}"
+        )
+    return f"{CHUNKS[chunk]}.*{CONFORMANCE}"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    status: str  # passed, failed, skipped
+    seconds: float
+    message: str = ""
+
+
+# Ginkgo's spec states (the `status` attribute of its JUnit testcases) as this summary's.
+STATUS = {
+    "passed": "passed", "skipped": "skipped", "pending": "skipped",
+    "failed": "failed", "panicked": "failed", "timedout": "failed", "interrupted": "failed", "aborted": "failed",
+}
+
+
+def parse_junit(xml: str) -> list[Case]:
+    """The test cases of an e2e.test JUnit report (junit_01.xml): passed, failed or
+    skipped, from Ginkgo's `status` attribute (a <failure>/<error> or <skipped> child where
+    there is none). e2e.test reports every test, those the focus left out as skipped;
+    Ginkgo's suite-level nodes ([SynchronizedBeforeSuite], ...) are cases too."""
+    root = ET.fromstring(xml)
+    cases = []
+    for tc in root.iter("testcase"):
+        failure = tc.find("failure")
+        if failure is None:
+            failure = tc.find("error")
+        status = STATUS.get(tc.get("status", ""))
+        if status is None:
+            status = "failed" if failure is not None else "skipped" if tc.find("skipped") is not None else "passed"
+        message = ""
+        if status == "failed" and failure is not None:
+            message = (failure.get("message") or failure.text or "").strip()
+        elif status == "skipped" and tc.find("skipped") is not None:
+            message = (tc.find("skipped").get("message") or "").strip()
+        name = tc.get("name", "").removeprefix("[It] ")  # Ginkgo's node type of a test
+        cases.append(Case(name, status, float(tc.get("time") or 0), message))
+    return cases
+
+
+def selected(cases: list[Case], focus: str) -> list[Case]:
+    """The cases a focus selects (e2e.test reports the others as skipped)."""
+    rx = re.compile(focus)
+    return [c for c in cases if rx.search(c.name)]
+
+
+def totals(cases: list[Case]) -> dict[str, int]:
+    out = {"passed": 0, "failed": 0, "skipped": 0}
+    for c in cases:
+        out[c.status] += 1
+    return out
+
+
+def summary_markdown(meta: dict, cases: list[Case]) -> str:
+    t = totals(cases)
+    lines = [
+        f"# Conformance: {meta['profile']}, chunk {meta['chunk']}",
+        "",
+        f"{t['passed']} passed, {t['failed']} failed, {t['skipped']} skipped of {len(cases)} "
+        f"selected tests; e2e.test ran {meta['seconds']:.0f} s.",
+        "",
+        f"- focus: `{meta['focus']}`",
+        f"- profile target: `{meta['target']}`",
+        f"- commit {meta['commit']}, {meta['date']}",
+        f"- machine: {meta['machine']}",
+        "",
+        "| test | result | seconds |",
+        "|---|---|---|",
+    ]
+    order = {"failed": 0, "skipped": 1, "passed": 2}
+    for c in sorted(cases, key=lambda c: (order[c.status], c.name)):
+        name = c.name.replace("|", "\\|")
+        lines.append(f"| {name} | {c.status} | {c.seconds:.1f} |")
+    failed = [c for c in cases if c.status == "failed"]
+    if failed:
+        lines += ["", "## Failures", ""]
+        for c in failed:
+            first = c.message.splitlines()[0][:300] if c.message else "(no message)"
+            lines.append(f"- {c.name}: `{first}`")
+    return "\n".join(lines) + "\n"
+
+
+def machine() -> str:
+    cpu = ""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{platform.node()}, {os.cpu_count()} CPUs ({cpu}), QEMU TCG (no KVM)"
+
+
+def commit() -> str:
+    r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True).stdout
+    return r.stdout.strip() + ("-dirty" if dirty.strip() else "")
+
+
+def e2e_args(focus: str, report_dir: Path, extra: list[str]) -> list[str]:
+    return [
+        str(E2E),
+        f"--ginkgo.focus={focus}",
+        "--ginkgo.no-color",
+        "--ginkgo.v",
+        "--ginkgo.timeout=24h",
+        "--provider=skeleton",
+        f"--report-dir={report_dir}",
+        *extra,
+    ]
+
+
+def write(out: Path, meta: dict, cases: list[Case], junit: str | None) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if junit is not None:
+        out.with_suffix(".xml").write_text(junit)
+    out.with_suffix(".json").write_text(
+        json.dumps({**meta, "totals": totals(cases), "cases": [asdict(c) for c in cases]}, indent=1) + "\n"
+    )
+    out.with_suffix(".md").write_text(summary_markdown(meta, cases))
+    print(f"conformance: {totals(cases)} -> {out.with_suffix('.md').relative_to(REPO)}")
+
+
+def run_e2e(argv: list[str], log: Path, env: dict[str, str]) -> float:
+    start = time.monotonic()
+    with log.open("w") as f:
+        subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, env=env, check=False)
+    return time.monotonic() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="k3s-like", choices=PROFILES)
+    ap.add_argument("--chunk", default="config", help=f"all, or one of: {', '.join(sorted(CHUNKS))}")
+    ap.add_argument("--dry-run", action="store_true", help="no VM: e2e.test's dry run lists the chunk's tests")
+    ap.add_argument("--ready-timeout", type=float, default=1800, help="seconds to wait for the node to be Ready")
+    ap.add_argument("--kubeconfig", type=Path,
+                    help="run against this already running node (its admin kubeconfig) instead of booting one")
+    args = ap.parse_args()
+    if not E2E.exists():
+        raise SystemExit(f"conformance.py: no {E2E.relative_to(REPO)}; build it with "
+                         "`nice -n 19 benchmarks/conformance/build.sh` (docs/conformance.md)")
+    focus = chunk_focus(args.chunk)
+    env = {**os.environ, "KUBE_TEST_REPO_LIST": str(REPO_LIST)}
+    meta = {
+        "chunk": args.chunk, "focus": focus, "commit": commit(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
+    }
+    with tempfile.TemporaryDirectory(prefix="k4s-conformance-") as tmp:
+        report = Path(tmp) / "report"
+        if args.dry_run:
+            meta.update(profile="dry-run", target="(none)")
+            meta["seconds"] = run_e2e(e2e_args(focus, report, ["--ginkgo.dry-run"]), Path(tmp) / "e2e.log", env)
+            junit = (report / "junit_01.xml").read_text()
+            cases = [Case(c.name, "selected", 0.0) for c in selected(parse_junit(junit), focus)]
+            write_dry_run(RESULTS / "dry-run" / args.chunk, meta, cases)
+            return
+        sys.path.insert(0, str(REPO))
+        from tests.appliance_driver import Appliance, stock_kubectl
+
+        target = f"distros/{args.profile}:initramfs-conformance"
+        meta.update(profile=args.profile, target=target if not args.kubeconfig else f"(running node, {args.kubeconfig})")
+        log = RESULTS / args.profile / f"{args.chunk}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        if args.kubeconfig:
+            extra = [f"--kubeconfig={args.kubeconfig}", f"--kubectl-path={stock_kubectl()}"]
+            meta["seconds"] = run_e2e(e2e_args(focus, report, extra), log, env)
+        else:
+            vm = Appliance(target, Path(tmp) / "console.log")
+            try:
+                vm.start()
+                ready = vm.wait("the node to be Ready", vm.node_ready, args.ready_timeout)
+                print(f"conformance: {target} Ready {ready:.0f} s after QEMU started")
+                meta["ready_seconds"] = round(ready)
+                extra = [f"--kubeconfig={vm.kubeconfig}", f"--kubectl-path={stock_kubectl()}"]
+                meta["seconds"] = run_e2e(e2e_args(focus, report, extra), log, env)
+            finally:
+                vm.stop()
+                (log.parent / f"{args.chunk}.console.log").write_text(vm.console_text()[-200_000:])
+        junit_file = report / "junit_01.xml"
+        if not junit_file.exists():
+            raise SystemExit(f"conformance.py: e2e.test wrote no JUnit report; see {log}")
+        junit = junit_file.read_text()
+        write(RESULTS / args.profile / args.chunk, meta, selected(parse_junit(junit), focus), junit)
+
+
+def write_dry_run(out: Path, meta: dict, cases: list[Case]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    names = sorted(c.name for c in cases)
+    out.with_suffix(".json").write_text(json.dumps({**meta, "count": len(names), "tests": names}, indent=1) + "\n")
+    lines = [f"# Conformance tests of chunk {meta['chunk']} (e2e.test --ginkgo.dry-run)", "",
+             f"{len(names)} tests; focus `{meta['focus']}`; commit {meta['commit']}, {meta['date']}.", ""]
+    lines += [f"- {n}" for n in names]
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print(f"conformance: {meta['chunk']}: {len(names)} tests -> {out.with_suffix('.md').relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()
