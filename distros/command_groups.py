@@ -82,8 +82,16 @@ KUBE_NETWORK_POLICIES_NAMES = (("sigs.k8s.io/kube-network-policies/cmd", "kube-n
 K4S_NODE = ("k4s.dev/node/cmd/k4s-node", "k4s.dev/node/cmd/nft")
 NODE_LOCAL_MODULES = ("//node",)
 
-# The pods' images, carried in the initramfs (no registry): distros/pod-images.
-POD_IMAGES = ("//distros/pod-images:pause", "//distros/pod-images:demo")
+# The pods' images, carried in the initramfs (no registry): distros/pod-images, one
+# `oci_image` per architecture (`:pause` and `:demo` for amd64, `:pause-arm64`, ...).
+def arch_suffix(goarch):
+    """The suffix of a target name for `goarch`: none for amd64, `-arm64` for arm64."""
+    return "" if goarch == "amd64" else "-" + goarch
+
+
+def pod_images(goarch="amd64"):
+    """The pod images (containerd's sandbox image and the demo server) for `goarch`."""
+    return ["//distros/pod-images:pause" + arch_suffix(goarch), "//distros/pod-images:demo" + arch_suffix(goarch)]
 
 # The images of the upstream Kubernetes conformance suite (docs/conformance.md), under
 # the names its KUBE_TEST_REPO_LIST remaps to k4s.local: distros/e2e-images.
@@ -111,6 +119,12 @@ NODE_KERNEL_MODULES = (
 )
 # flannel's VXLAN backend (the flannel.1 device).
 VXLAN_KERNEL_MODULES = ("vxlan",)
+# Where Debian's arm64 kernel differs (its /boot/config): the ACPI button driver is built
+# in (CONFIG_ACPI_BUTTON=y), so `button` is no module there; and QEMU's virt machine,
+# booted with a device tree, reports its power button through gpio-keys on its PL061
+# (CONFIG_GPIO_PL061=y, CONFIG_KEYBOARD_GPIO=m), which k4s-node reads like the ACPI one.
+ARM64_BUILTIN_KERNEL_MODULES = ("button",)
+ARM64_KERNEL_MODULES = ("gpio_keys",)
 
 # What a worker (k3s' agent, Talos' worker) runs: the node's part of a component table.
 WORKER_COMPONENTS = ("containerd", "kubelet", "flanneld", "kube-proxy", "kube-network-policies")
@@ -143,7 +157,7 @@ def node_appliance(components, kernel_modules=NODE_KERNEL_MODULES, server=True, 
         )
     return dict(
         node_components=list(components),
-        images=list(POD_IMAGES),
+        images=pod_images(),
         cluster_identity=True,
         init="init",
         uinit="k4s-node",
@@ -191,18 +205,33 @@ def shell_images(max_size, flash_max_size, busybox=":bb@goarch=amd64"):
     )
 
 
-def arm64_shell_image(shell="gosh"):
-    """`:initramfs-arm64`: the profile's arm64 `bb` (`:bb@goarch=arm64`) booting u-root's
-    init to a gosh shell (README "arm64": the node images are amd64). A node profile's
-    `bb` has no shell (UROOT_NODE_CORE): `shell=""`, and boot a command of it with
-    `-append "rdinit=/bbin/<command> -- <arguments>"`."""
+def arm64_shell_image():
+    """`:initramfs-arm64` of a profile that is not a node: its arm64 `bb`
+    (`:bb@goarch=arm64`) booting u-root's init to a gosh shell."""
     initramfs(
         name="initramfs-arm64",
         busybox=":bb@goarch=arm64",
         init="init",
-        shell=shell,
+        shell="gosh",
         max_size=CPIO_BUDGET,
         linux_kernel=KERNEL,
+    )
+
+
+def arm64_node_image(appliance):
+    """`:initramfs-arm64`: the profile's node (`appliance`, what `node_appliance` returned
+    for its `:initramfs`) for arm64: the profile's `bb` built for arm64
+    (`:bb@goarch=arm64`), the arm64 package of the same pinned kernel and its modules
+    (`linux_kernel` picks the package by the busybox's GOARCH; the node's modules less
+    those built into it, plus the virt machine's power button), and the arm64 pod images.
+    `pants run` boots it under qemu-system-aarch64 (`-machine virt -cpu max`, console
+    ttyAMA0; docs/appliance.md "arm64")."""
+    modules = [m for m in appliance["kernel_modules"] if m not in ARM64_BUILTIN_KERNEL_MODULES]
+    initramfs(
+        name="initramfs-arm64",
+        busybox=":bb@goarch=arm64",
+        max_size=CPIO_BUDGET,
+        **dict(appliance, images=pod_images("arm64"), kernel_modules=modules + list(ARM64_KERNEL_MODULES)),
     )
 
 

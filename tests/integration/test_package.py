@@ -262,6 +262,32 @@ def test_profiles_are_parametrized_and_read_like_the_table() -> None:
     assert "-X k8s.io/component-base/version.gitVersion=v1.37.2" in k3s["ldflags"]
 
 
+def test_every_node_profile_has_its_node_for_arm64() -> None:
+    """`:initramfs-arm64` of each node profile is `:initramfs` for arm64
+    (distros/command_groups.py arm64_node_image): the same node fields, the arm64 bb, the
+    arm64 pod images, the node's kernel modules less those built into Debian's arm64
+    kernel plus the virt machine's power button."""
+    profiles = ("k3s-like", "k0s-like", "kubesolo-like", "talos-like")
+    r = run_pants("peek", *(f"distros/{p}:{t}" for p in profiles for t in ("initramfs", "initramfs-arm64")))
+    assert r.returncode == 0, r.output
+    peeked = {t["address"]: t for t in json.loads(r.stdout)}
+    for p in profiles:
+        amd64, arm64 = peeked[f"distros/{p}:initramfs"], peeked[f"distros/{p}:initramfs-arm64"]
+        assert (amd64["busybox"], arm64["busybox"]) == (":bb@goarch=amd64", ":bb@goarch=arm64")
+        assert amd64["images"] == ["//distros/pod-images:pause", "//distros/pod-images:demo"]
+        assert arm64["images"] == ["//distros/pod-images:pause-arm64", "//distros/pod-images:demo-arm64"]
+        assert "button" in amd64["kernel_modules"]
+        assert arm64["kernel_modules"] == [m for m in amd64["kernel_modules"] if m != "button"] + ["gpio_keys"]
+        for field in ("node_components", "uinit", "shell", "cluster_identity", "linux_kernel", "kernel_args",
+                      "vm_memory", "vm_port_forwards", "max_size"):
+            assert arm64[field] == amd64[field], (p, field)
+    r = run_pants("peek", "distros/pod-images:pause-arm64", "distros/pod-images:demo-arm64")
+    assert r.returncode == 0, r.output
+    pause, demo = sorted(json.loads(r.stdout), key=lambda t: t["address"] != "distros/pod-images:pause-arm64")
+    assert (pause["busybox"], pause["image_name"]) == (":pod-bb@goarch=arm64", "k4s.local/pause:v1")
+    assert (demo["busybox"], demo["image_name"]) == (":pod-bb@goarch=arm64", "k4s.local/demo:v1")
+
+
 def test_node_components_are_in_their_busybox_and_known_to_k4s_node() -> None:
     """Every image that boots as a node (`uinit="k4s-node"`) declares components that
     its busybox's `commands` provide (by the name the command gets, or `command_names`)
