@@ -101,8 +101,18 @@ def test_logs_snapshot_and_restore(profile: str, tmp_path: Path) -> None:
         # The node log query finds the files k4s-node writes (no journalctl on the node).
         kubelet = node_log(vm, node, "kubelet")
         assert "kubelet" in kubelet and kubelet.count("\n") > 20, kubelet[-2000:]
-        own = node_log(vm, node, "k4s-node")
-        assert "[k4s-node] all components started" in own, own[-2000:]
+        # The node can be Ready before k4s-node has started its last components (the
+        # kubelet registers it; measured on kubesolo-like): the query is read again.
+        own = [""]
+
+        def started() -> bool:
+            own[0] = node_log(vm, node, "k4s-node")
+            return "[k4s-node] all components started" in own[0]
+
+        try:
+            vm.wait("k4s-node's log saying all components started", started, 5 * 60)
+        except TimeoutError as e:
+            raise AssertionError(own[0][-2000:]) from e
         # Each component's file exists from its start (CoreDNS and kube-proxy start after
         # the pod network, around the time the node turns Ready).
         files = (f"{datastore}.log", "kube-apiserver.log", "containerd.log", "coredns.log", "kube-proxy.log")
