@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.appliance_driver import PANTS, QMP, Appliance  # noqa: E402
+from tests.appliance_driver import PANTS, Appliance  # noqa: E402
 from tests.disk_node import DEPLOYMENT, deployment_running_since, ready_after  # noqa: E402
 
 SNAPSHOT_PORT = 6444
@@ -88,12 +88,8 @@ def run(target: str, objects: int) -> dict:
             out["snapshot_bytes"] = snap.stat().st_size
             out["snapshot_node"] = console_line(vm, r"\[k4s-node\] (datastore snapshot for[^\n]*)")
 
-            qmp = QMP(qmp_path)
-            t0 = time.monotonic()
-            qmp.execute("system_powerdown")
-            vm.proc.wait(timeout=10 * 60)
-            out["power_button_to_off_s"] = round(time.monotonic() - t0, 1)
-            qmp.close()
+            seconds, _ = vm.power_button(qmp_path, 10 * 60)
+            out["power_button_to_off_s"] = round(seconds, 1)
             out["shutdown_order"] = ", ".join(re.findall(r"shutdown: (\S+) exited after", vm.console_text()))
         finally:
             vm.stop()

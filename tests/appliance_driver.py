@@ -180,6 +180,26 @@ class Appliance:
         m = re.search(r"is Ready \(.*MemAvailable (\d+) MiB\)", self.console_text())
         return int(m.group(1)) if m else None
 
+    def power_button(self, qmp_path: Path, bound: float) -> tuple[float, str]:
+        """Presses the ACPI power button (QMP `system_powerdown` on the VM's QMP socket)
+        and waits for QEMU to exit by itself; returns the seconds it took and the console
+        from the press on, which must show k4s-node's orderly shutdown."""
+        qmp = QMP(qmp_path)
+        mark = len(self.console_text())
+        qmp.execute("system_powerdown")
+        t0 = time.monotonic()
+        try:
+            self.proc.wait(timeout=bound)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the VM still runs {bound} s after the power button:\n"
+                                 + self.console_text()[mark:][-4000:]) from None
+        finally:
+            qmp.close()
+        seconds = time.monotonic() - t0
+        out = self.console_text()[mark:]
+        assert "shutdown (power button" in out, out[-3000:]
+        return seconds, out
+
 
 class QMP:
     """QEMU's machine protocol on a unix socket: one command at a time."""

@@ -16,14 +16,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from .appliance_driver import QMP, Appliance
+from .appliance_driver import Appliance
 from .conftest import checkout, require_tool, run_pants
 
 BUILD_ARM64 = '''
@@ -119,18 +118,7 @@ def test_arm64_node_runs_an_aarch64_pod(tmp_path: Path) -> None:
         # stops the node in order, as the ACPI one does on amd64.
         # (QEMU loads no ACPI tables without firmware, so the kernel has only the device tree's.)
         assert re.search(r"power button: /dev/input/event\d+ ", vm.console_text()), vm.console_text()[-4000:]
-        mark = len(vm.console_text())
-        qmp = QMP(qmp_path)
-        qmp.execute("system_powerdown")
-        t_press = time.monotonic()
-        try:
-            vm.proc.wait(timeout=SHUTDOWN_BOUND_S)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"the VM still runs {SHUTDOWN_BOUND_S} s after the power button:\n"
-                                 + vm.console_text()[mark:][-4000:]) from None
-        t_down = time.monotonic() - t_press
-        qmp.close()
-        assert "shutdown (power button" in vm.console_text()[mark:], vm.console_text()[mark:][-3000:]
+        t_down, _ = vm.power_button(qmp_path, SHUTDOWN_BOUND_S)
         print(
             f"\n{ARM64_NODE} in {vm.memory_mib} MiB: QEMU started {t_start:.0f} s after `pants run`, "
             f"then (from QEMU's start) node Ready at {t_ready:.0f} s (MemAvailable "

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from .appliance_driver import QMP, Appliance
+from .appliance_driver import Appliance
 from .conftest import require_tool
 
 READY_TIMEOUT_S = 45 * 60
@@ -223,19 +223,7 @@ def test_node_survives_hangs_and_shuts_down_in_order(profile: str, tmp_path: Pat
         print(f"{profile}: supervisor killed; node Ready again after {t_sup:.0f} s, pods kept")
 
         # The power button: an orderly shutdown, and QEMU exits by itself.
-        qmp = QMP(qmp_path)
-        mark = len(vm.console_text())
-        qmp.execute("system_powerdown")
-        t0 = time.monotonic()
-        try:
-            vm.proc.wait(timeout=SHUTDOWN_BOUND_S)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"the VM still runs {SHUTDOWN_BOUND_S} s after the power button:\n"
-                                 + vm.console_text()[mark:][-4000:]) from None
-        t_down = time.monotonic() - t0
-        qmp.close()
-        out = vm.console_text()[mark:]
-        assert "shutdown (power button" in out, out[-3000:]
+        t_down, out = vm.power_button(qmp_path, SHUTDOWN_BOUND_S)
         m = re.search(r"shutdown: pod default/graceful container web stopped \(SIGTERM\) after \S+: "
                       r"exit status 143: ended by SIGTERM", out)
         assert m, f"the pod's container did not end by SIGTERM:\n{out[-3000:]}"
