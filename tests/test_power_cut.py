@@ -1,7 +1,7 @@
 """Power cuts lose nothing acknowledged (issue #24, item 2): a node with a data disk
 (`pants run <target> -- -disk <image>`), a client writing ConfigMaps with a counter as
 fast as the apiserver acknowledges them, QEMU SIGKILLed at a random moment, the same disk
-booted again; five cuts in a row; k3s-like (kine) and talos-like (etcd). After each: ext4
+booted again; five cuts in a row; k3s-like (kine), k0s-like and talos-like (etcd). After each: ext4
 is consistent once its journal is replayed and kine's SQLite passes `PRAGMA
 integrity_check` (tests/disk_node.py, on a copy of the image; etcd checks its WAL and
 backend itself as it starts, and the console must show no refusal), every write the apiserver acknowledged is there with its counter, the
@@ -40,10 +40,11 @@ from .disk_node import (
 
 CUTS = 5
 # profile -> its datastore: kine (SQLite) or etcd.
-PROFILES = {"k3s-like": "kine", "talos-like": "etcd"}
+PROFILES = {"k3s-like": "kine", "k0s-like": "etcd", "talos-like": "etcd"}
 
 
 @pytest.mark.slow
+@pytest.mark.boot
 @pytest.mark.parametrize("profile", sorted(PROFILES))
 def test_power_cuts_lose_no_acknowledged_write(profile: str, tmp_path) -> None:
     require_disk_tools()

@@ -37,6 +37,7 @@ def _write(creds: Credentials, port: int, prefix: str, count: int) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.boot
 @pytest.mark.parametrize("profile", sorted(DATASTORES))
 def test_upgrade_and_rollback_keep_the_cluster(profile: str, tmp_path) -> None:
     require_disk_tools()
