@@ -91,6 +91,12 @@ class Appliance:
     kubeconfig: Path | None = None
     # An agent joining another node's cluster prints no kubeconfig of its own.
     expect_kubeconfig: bool = True
+    # The cluster identity directory (CA, admin kubeconfig): `-identity` in
+    # extra_vm_args, else one beside the console, so that every boot of one test (one
+    # directory) shares it and VMs of the same target in other tests do not (`pants run`'s
+    # default, .k4s/clusters/<target>, is one per target: a second VM of the target
+    # would point its admin kubeconfig at itself).
+    identity: Path | None = None
 
     def start(self, timeout: float = 3600) -> None:
         # The apiserver and the snapshot port (a server's vm_port_forwards binds host
@@ -99,6 +105,11 @@ class Appliance:
             self.forwards.setdefault(guest, free_port())
         self.pidfile = self.console.with_suffix(".qemu.pid")
         vm_args = ["-accel", "tcg", "-pidfile", str(self.pidfile)]
+        if "-identity" in self.extra_vm_args:
+            self.identity = Path(self.extra_vm_args[self.extra_vm_args.index("-identity") + 1])
+        else:
+            self.identity = self.console.parent / ("identity." + re.sub(r"[^A-Za-z0-9_.-]", "_", self.target))
+            vm_args += ["-identity", str(self.identity)]
         if self.memory_mib:
             vm_args += ["-memory", str(self.memory_mib)]
         for guest, host in self.forwards.items():
@@ -132,6 +143,20 @@ class Appliance:
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+
+    def snapshot(self, path: Path, timeout: float = 30 * 60) -> float:
+        """The running server's datastore snapshot into `path`, as its user takes it
+        (`pants run <target> -- -snapshot FILE`, with this VM's identity and snapshot
+        port); returns the seconds it took, `pants run` included."""
+        start = time.monotonic()
+        r = subprocess.run(
+            [str(PANTS), "--no-pantsd", "run", self.target, "--", "-identity", str(self.identity),
+             "-forward", f"{self.forwards[6444]}:6444", "-snapshot", str(path)],
+            cwd=REPO, capture_output=True, text=True, timeout=timeout,
+        )
+        if r.returncode != 0 or not path.is_file():
+            raise RuntimeError(f"pants run -- -snapshot {path}: {r.stdout[-3000:]}{r.stderr[-3000:]}")
+        return time.monotonic() - start
 
     def console_text(self) -> str:
         return self.console.read_text(errors="replace")
