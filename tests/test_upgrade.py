@@ -30,10 +30,23 @@ from .disk_node import (
 
 
 def _write(creds: Credentials, port: int, prefix: str, count: int) -> None:
+    """Creates `count` ConfigMaps. A request without an answer (a loaded TCG machine: the
+    apiserver may take longer than the client's timeout) is sent again; 409 then means the
+    earlier one was committed (the test later reads every object back with its counter)."""
     for n in range(count):
-        status, body = creds.request(port, "POST", "/api/v1/namespaces/default/configmaps", {
-            "metadata": {"name": f"{prefix}-{n}", "labels": {"k4s-test": prefix}}, "data": {"counter": str(n)}})
-        assert status == 201, body
+        cm = {"metadata": {"name": f"{prefix}-{n}", "labels": {"k4s-test": prefix}}, "data": {"counter": str(n)}}
+        last: Exception | None = None
+        for attempt in range(5):
+            try:
+                status, body = creds.request(port, "POST", "/api/v1/namespaces/default/configmaps", cm, timeout=60)
+            except OSError as e:  # timeouts, resets
+                last = e
+                time.sleep(5)
+                continue
+            assert status == 201 or (status == 409 and attempt > 0), body
+            break
+        else:
+            raise AssertionError(f"{prefix}-{n}: no answer in 5 tries: {last}")
 
 
 @pytest.mark.slow
