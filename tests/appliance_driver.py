@@ -25,6 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 PANTS = REPO / ".k4s" / "venv" / "bin" / "pants"
 K8S_VERSION = "v1.37.2"  # distros/command_groups.py K8S_VERSION
+# The guest ports of a server: kube-apiserver, and k4s-node's datastore snapshots.
+API_PORT, SNAPSHOT_PORT = 6443, 6444
 
 
 def free_port() -> int:
@@ -101,7 +103,7 @@ class Appliance:
     def start(self, timeout: float = 3600) -> None:
         # The apiserver and the snapshot port (a server's vm_port_forwards binds host
         # 6443 and 6444) go to free host ports, so that several nodes run side by side.
-        for guest in (6443, 6444, *self.forwards):
+        for guest in (API_PORT, SNAPSHOT_PORT, *self.forwards):
             self.forwards.setdefault(guest, free_port())
         self.pidfile = self.console.with_suffix(".qemu.pid")
         vm_args = ["-accel", "tcg", "-pidfile", str(self.pidfile)]
@@ -151,7 +153,7 @@ class Appliance:
         start = time.monotonic()
         r = subprocess.run(
             [str(PANTS), "--no-pantsd", "run", self.target, "--", "-identity", str(self.identity),
-             "-forward", f"{self.forwards[6444]}:6444", "-snapshot", str(path)],
+             "-forward", f"{self.forwards[SNAPSHOT_PORT]}:{SNAPSHOT_PORT}", "-snapshot", str(path)],
             cwd=REPO, capture_output=True, text=True, timeout=timeout,
         )
         if r.returncode != 0 or not path.is_file():

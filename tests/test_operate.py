@@ -21,11 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from .appliance_driver import Appliance
+from .appliance_driver import SNAPSHOT_PORT, Appliance
 from .disk_node import DATASTORES  # the snapshot is the datastore's keys, read through its etcd API
 
 READY_TIMEOUT_S = 45 * 60
-SNAPSHOT_PORT = 6444
 
 OBJECTS = """
 apiVersion: v1
