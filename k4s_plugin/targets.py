@@ -769,8 +769,9 @@ class InitramfsKernelArgsField(_EachElementChecked, StringSequenceField):
     default = ()
     help = softwrap(
         """
-        For `pants run`: extra kernel command-line arguments (`console=ttyS0 panic=-1` are
-        always there), e.g. `["ip=dhcp"]`.
+        Extra kernel command-line arguments, e.g. `["ip=dhcp"]`: for `pants run`
+        (`console=ttyS0 panic=-1` are always there) and on the `.cmdline` of a `uki` of
+        this image (after its consoles).
         """
     )
 
@@ -1202,6 +1203,16 @@ class UkiUefiStubField(StringField, AsyncFieldMixin):
     help = "The address of a `uefi_stub` target (this repository's: `//distros/kernel:systemd-stub`)."
 
 
+class UkiKernelArgsField(InitramfsKernelArgsField):
+    help = softwrap(
+        """
+        Kernel command-line arguments for this UKI only, after the initramfs's
+        `kernel_args` on its `.cmdline`: what one machine needs (`console=ttyS1,115200`,
+        `k4s.disk=/dev/nvme0n1`), not every run of the image.
+        """
+    )
+
+
 class UkiOutputPathField(_RelativeOutputPathField):
     help = softwrap(
         """
@@ -1214,7 +1225,7 @@ class UkiOutputPathField(_RelativeOutputPathField):
 
 class UkiTarget(Target):
     alias = "uki"
-    core_fields = (*COMMON_TARGET_FIELDS, UkiInitramfsField, UkiUefiStubField, UkiOutputPathField)
+    core_fields = (*COMMON_TARGET_FIELDS, UkiInitramfsField, UkiUefiStubField, UkiKernelArgsField, UkiOutputPathField)
     help = softwrap(
         """
         A Unified Kernel Image: one UEFI executable holding systemd's stub (`uefi_stub`),
@@ -1226,7 +1237,7 @@ class UkiTarget(Target):
 
         The `.cmdline` is `console=tty0 console=<serial>` (ttyS0 on amd64, ttyAMA0 on
         arm64: the kernel's messages on both, the image's console on the serial line)
-        followed by the initramfs's `kernel_args`; what only `pants run` adds (`panic=-1`,
+        followed by the initramfs's `kernel_args` and this target's; what only `pants run` adds (`panic=-1`,
         `k4s.disk=` for `-disk`) is not in it. The UKI holds a copy of the cpio, so it is
         a target of its own: `pants package` of an `initramfs` does not write it.
 

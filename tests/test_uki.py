@@ -32,9 +32,10 @@ BOOT_TIMEOUT_S = 900
 @pytest.fixture(scope="module")
 def built() -> dict[str, Path]:
     dist = fresh_dist("uki")
-    r = run_pants(f"--pants-distdir={dist}", "package", "distros/uroot:initramfs", "distros/uroot:uki")
+    r = run_pants(f"--pants-distdir={dist}", "package", "distros/uroot:initramfs", "distros/uroot:uki", "tests/boot:uki")
     assert r.returncode == 0, r.output[-3000:]
     out = {name: dist / "distros.uroot" / f"initramfs.{name}" for name in ("cpio", "vmlinuz", "efi")}
+    out["test-efi"] = dist / "tests.boot" / "uroot-uki.efi"
     for path in out.values():
         assert path.is_file(), r.output[-3000:]
     return out
@@ -59,6 +60,7 @@ def pe_sections(data: bytes) -> dict[str, bytes]:
 
 def test_uki_holds_the_image_and_its_kernel(built) -> None:
     sections = pe_sections(built["efi"].read_bytes())
+    assert pe_sections(built["test-efi"].read_bytes())[".cmdline"] == b"console=tty0 console=ttyS0 no_timer_check"
     assert list(sections)[-5:] == [".osrel", ".cmdline", ".uname", ".initrd", ".linux"]
     assert ".sdmagic" in sections  # systemd's stub
     assert sections[".initrd"] == built["cpio"].read_bytes()
@@ -71,7 +73,8 @@ def test_uki_holds_the_image_and_its_kernel(built) -> None:
 
 @pytest.mark.boot
 def test_uki_boots_under_uefi_firmware(built, tmp_path: Path) -> None:
-    """OVMF finds EFI/BOOT/BOOTX64.EFI on a FAT drive (QEMU's vvfat, read-only) and
+    """tests/boot:uki (distros/uroot:initramfs, `no_timer_check` added: see its BUILD):
+    OVMF finds EFI/BOOT/BOOTX64.EFI on a FAT drive (QEMU's vvfat, read-only) and
     starts it; the stub hands the kernel the initramfs and the command line; u-root's
     shell answers on the serial console with the kernel release and /proc/cmdline."""
     qemu = require_tool("qemu-system-x86_64")
@@ -80,7 +83,7 @@ def test_uki_boots_under_uefi_firmware(built, tmp_path: Path) -> None:
             pytest.fail(f"{f} is missing: install Debian's `ovmf` (build-support/host-tools does)")
     esp = tmp_path / "esp"
     (esp / "EFI" / "BOOT").mkdir(parents=True)
-    shutil.copyfile(built["efi"], esp / "EFI" / "BOOT" / "BOOTX64.EFI")
+    shutil.copyfile(built["test-efi"], esp / "EFI" / "BOOT" / "BOOTX64.EFI")
     variables = tmp_path / "OVMF_VARS.fd"
     shutil.copyfile(OVMF_VARS, variables)
     argv = [
@@ -117,7 +120,7 @@ def test_uki_boots_under_uefi_firmware(built, tmp_path: Path) -> None:
     match = re.search(r"K4S-UKI (\S+) (.*)", text.replace("\r", ""))
     assert match, f"no answer from the shell after {elapsed:.0f} s:\n{text[-3000:]}"
     assert match.group(1) == PINNED_RELEASE
-    assert match.group(2).strip() == "console=tty0 console=ttyS0"
+    assert match.group(2).strip() == "console=tty0 console=ttyS0 no_timer_check"  # tests/boot:uki
     assert "reboot: Power down" in text, text[-3000:]
     print(f"OVMF -> systemd-stub -> kernel -> u-root shell -> power off in {elapsed:.0f} s (TCG)")
 

@@ -38,6 +38,7 @@ from k4s_plugin.targets import (
     InitramfsTarget,
     UefiStubTarget,
     UkiInitramfsField,
+    UkiKernelArgsField,
     UkiOutputPathField,
     UkiUefiStubField,
 )
@@ -51,6 +52,7 @@ class UkiFieldSet(PackageFieldSet):
 
     initramfs: UkiInitramfsField
     uefi_stub: UkiUefiStubField
+    kernel_args: UkiKernelArgsField
     output_path: UkiOutputPathField
 
 
@@ -73,7 +75,7 @@ class UefiStub:
 def kernel_cmdline(goarch: str, kernel_args: tuple[str, ...]) -> str:
     """The UKI's `.cmdline`: the kernel's messages on the screen and the serial line,
     the image's console (the last `console=`) on the serial line, then the initramfs's
-    `kernel_args`. Not `pants run`'s `panic=-1` (with QEMU's -no-reboot it ends the VM;
+    `kernel_args` and the uki's. Not `pants run`'s `panic=-1` (with QEMU's -no-reboot it ends the VM;
     on a machine the default, a panic that stays on the screen, is the better one)."""
     return " ".join(("console=tty0", f"console={CONSOLE[goarch]}", *kernel_args))
 
@@ -141,7 +143,9 @@ async def package_uki(field_set: UkiFieldSet) -> BuiltPackage:
     archive = await Get(Archive, InitramfsRequest, request)
     k = kernel.kernel
     out = f"{UKI_DIR}/{goarch}/image.efi"
-    cmdline = kernel_cmdline(goarch, tuple(target[InitramfsKernelArgsField].value or ()))
+    cmdline = kernel_cmdline(
+        goarch, (*(target[InitramfsKernelArgsField].value or ()), *(field_set.kernel_args.value or ()))
+    )
     result = await Get(
         K4sStepResult,
         K4sStep(
