@@ -103,10 +103,11 @@ def test_uki_boots_under_uefi_firmware(built, tmp_path: Path) -> None:
             if ready:
                 chunk = os.read(proc.stdout.fileno(), 65536)
                 console += chunk
-            # u-root's gosh prompt (`/# ` or `~/# `) after the kernel booted: ask it.
+            # u-root's gosh, interactive after the kernel booted: its prompt `> ` with the
+            # line editor's key help below it. Enter is a carriage return on a terminal.
             booted = console.find(b"Run /init as init process")
-            if not sent and booted >= 0 and re.search(rb"[~/]# ", console[booted:]):
-                proc.stdin.write(b"echo K4S-UKI $(uname -r) $(cat /proc/cmdline); poweroff\n")
+            if not sent and booted >= 0 and b"toggle key help" in console[booted:]:
+                proc.stdin.write(b"echo K4S-UKI $(uname -r) $(cat /proc/cmdline); poweroff\r")
                 proc.stdin.flush()
                 sent = True
         proc.wait(timeout=60)
