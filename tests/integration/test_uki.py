@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import checkout, executed_processes, fresh_dist, kmod_pin, require_tool, run_pants
+from ..conftest import REPO, checkout, executed_processes, fresh_dist, kmod_pin, require_tool, run_pants
 
 # OVMF from Debian's `ovmf` package (build-support/host-tools): the firmware code and
 # the template of its variable store (copied: the firmware writes boot entries to it).
@@ -134,7 +134,7 @@ STUB_AMD64 = {
 
 
 def test_stub_pin_matches_distros_kernel() -> None:
-    build = (Path(__file__).resolve().parent.parent / "distros" / "kernel" / "BUILD").read_text()
+    build = (REPO / "distros" / "kernel" / "BUILD").read_text()
     assert all(f'"{v}"' in build for v in STUB_AMD64.values())
 
 
