@@ -102,16 +102,6 @@ class LinuxKernel:
     modules_builtin: str
 
 
-@rule(desc="Resolve a linux_kernel target")
-async def resolve_linux_kernel(request: LinuxKernelRequest) -> LinuxKernel:
-    pin = await named_pin(
-        request.address, request.field, request.kernel, LinuxKernelTarget, request.goarch, "kernel",
-        "//distros/kernel:debian", ("E_KERNEL_NOT_A_KERNEL_TARGET", "E_KERNEL_ARCH"),
-    )
-    package = await Get(DebianPackage, DebianPin, pin)
-    return await Get(LinuxKernel, DebianPackage, package)
-
-
 async def named_pin(
     address: Address, field: str, value: str, target_type: type[Target], goarch: str, what: str, example: str,
     codes: tuple[str, str],
@@ -139,6 +129,16 @@ async def named_pin(
         )
     pin = pins[goarch]
     return DebianPin(named, pin["package"], pin["version"], goarch, pin["sha256"], what=what)
+
+
+@rule(desc="Resolve a linux_kernel target")
+async def resolve_linux_kernel(request: LinuxKernelRequest) -> LinuxKernel:
+    pin = await named_pin(
+        request.address, request.field, request.kernel, LinuxKernelTarget, request.goarch, "kernel",
+        "//distros/kernel:debian", ("E_KERNEL_NOT_A_KERNEL_TARGET", "E_KERNEL_ARCH"),
+    )
+    package = await Get(DebianPackage, DebianPin, pin)
+    return await Get(LinuxKernel, DebianPackage, package)
 
 
 @rule(desc="Fetch a pinned Debian package", level=LogLevel.DEBUG)
