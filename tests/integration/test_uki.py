@@ -107,7 +107,9 @@ def test_uki_boots_under_uefi_firmware(built, tmp_path: Path) -> None:
             # line editor's key help below it. Enter is a carriage return on a terminal.
             booted = console.find(b"Run /init as init process")
             if not sent and booted >= 0 and b"toggle key help" in console[booted:]:
-                proc.stdin.write(b"echo K4S-UKI $(uname -r) $(cat /proc/cmdline); poweroff\r")
+                # The terminal echoes what is typed: quoting makes the typed line differ from the
+                # answer (`K4S-"UKI"` is printed as K4S-UKI).
+                proc.stdin.write(b'echo K4S-"UKI" $(uname -r) $(cat /proc/cmdline); poweroff\r')
                 proc.stdin.flush()
                 sent = True
         proc.wait(timeout=60)
@@ -156,7 +158,7 @@ def bad_ukis(tmp_path_factory) -> Path:
         "initramfs(name='img', busybox=BB, linux_kernel='//distros/kernel:debian')\n"
         "initramfs(name='img_no_kernel', busybox=BB)\n"
         "initramfs(name='img_arm64', busybox='//distros/k3s-like:bb@goarch=arm64', linux_kernel='//distros/kernel:debian')\n"
-        "uki(name='not_stub', initramfs=':img', uefi_stub=':not_stub')\n"
+        "uki(name='uki_not_stub', initramfs=':img', uefi_stub=':not_stub')\n"
         "uki(name='kernel_as_stub', initramfs=':img', uefi_stub='//distros/kernel:debian')\n"
         "uki(name='no_kernel', initramfs=':img_no_kernel', uefi_stub=':amd64_only')\n"
         "uki(name='arm64', initramfs=':img_arm64', uefi_stub=':amd64_only')\n"
@@ -168,7 +170,7 @@ def bad_ukis(tmp_path_factory) -> Path:
 U = "tests/ukibad"
 # (uki address, code, target the error names, field, text)
 BAD_UKIS = [
-    (f"{U}:not_stub", "E_UKI_NOT_STUB", f"{U}:not_stub", "debian_packages", "not systemd's UEFI stub package"),
+    (f"{U}:uki_not_stub", "E_UKI_NOT_STUB", f"{U}:not_stub", "debian_packages", "not systemd's UEFI stub package"),
     (f"{U}:kernel_as_stub", "E_UKI_NOT_A_STUB_TARGET", f"{U}:kernel_as_stub", "uefi_stub", "a `linux_kernel` target"),
     (f"{U}:no_kernel", "E_UKI_NO_KERNEL", f"{U}:img_no_kernel", "linux_kernel", "needs the kernel the image is built for"),
     (f"{U}:arm64", "E_UKI_STUB_ARCH", f"{U}:arm64", "uefi_stub", "pins no UEFI stub for arm64"),
