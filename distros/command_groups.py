@@ -133,6 +133,18 @@ WORKER_COMPONENTS = ("containerd", "kubelet", "flanneld", "kube-proxy", "kube-ne
 # The kernel every image is built for and boots (`linux_kernel`): Debian's, pinned by
 # package, version and sha256 per architecture (distros/kernel/BUILD).
 KERNEL = "//distros/kernel:debian"
+# systemd's UEFI stub, pinned the same way (distros/kernel/BUILD): the front of a UKI.
+UEFI_STUB = "//distros/kernel:systemd-stub"
+
+
+def node_uki(initramfs=":initramfs", name="uki"):
+    """`:uki`: the image `initramfs` as one UEFI executable (a Unified Kernel Image:
+    systemd's stub, the pinned kernel, the cpio and the kernel command line),
+    `<initramfs stem>.efi` in dist/, for a machine's EFI system partition
+    (docs/how-it-works.md, "Booting on a machine"). A target of its own, not a
+    `pants package` output of `:initramfs`: it holds a second copy of the cpio."""
+    uki(name=name, initramfs=initramfs, uefi_stub=UEFI_STUB)
+
 
 
 def node_appliance(components, kernel_modules=NODE_KERNEL_MODULES, server=True, memory=1024, data_disk=None):

@@ -1,6 +1,6 @@
 """k4s: Kubernetes + u-root utilities, as a Pants plugin.
 
-Target types `go_busybox`, `initramfs`, `oci_image` and `linux_kernel`; rules for module
+Target types `go_busybox`, `initramfs`, `oci_image`, `linux_kernel`, `uefi_stub` and `uki`; rules for module
 download, gobusybox rewrite, compile (gobuild.py), cpio, OCI image and kernel, each step
 a cached Pants Process. The module map: ARCHITECTURE.md.
 """
@@ -25,12 +25,20 @@ from k4s_plugin.rules import (
     tidy,
     toolchain,
     tools,
+    uki,
 )
-from k4s_plugin.targets import GoBusyboxTarget, InitramfsTarget, LinuxKernelTarget, OciImageTarget
+from k4s_plugin.targets import (
+    GoBusyboxTarget,
+    InitramfsTarget,
+    LinuxKernelTarget,
+    OciImageTarget,
+    UefiStubTarget,
+    UkiTarget,
+)
 
 
 def target_types():
-    return [GoBusyboxTarget, InitramfsTarget, OciImageTarget, LinuxKernelTarget]
+    return [GoBusyboxTarget, InitramfsTarget, OciImageTarget, LinuxKernelTarget, UefiStubTarget, UkiTarget]
 
 
 def rules():
@@ -54,4 +62,5 @@ def rules():
         *kernel.rules(),
         *kmods.rules(),
         *tidy.rules(),
+        *uki.rules(),
     ]

@@ -769,8 +769,9 @@ class InitramfsKernelArgsField(_EachElementChecked, StringSequenceField):
     default = ()
     help = softwrap(
         """
-        For `pants run`: extra kernel command-line arguments (`console=ttyS0 panic=-1` are
-        always there), e.g. `["ip=dhcp"]`.
+        Extra kernel command-line arguments, e.g. `["ip=dhcp"]`: for `pants run`
+        (`console=ttyS0 panic=-1` are always there) and on the `.cmdline` of a `uki` of
+        this image (after its consoles).
         """
     )
 
@@ -1081,6 +1082,7 @@ class OciImageTarget(Target):
 class LinuxKernelDebianPackagesField(NestedDictStringToStringField):
     alias = "debian_packages"
     required = True
+    example_package = "linux-image-<release>"
     help = softwrap(
         """
         The kernel as a Debian package per architecture, pinned:
@@ -1109,7 +1111,7 @@ class LinuxKernelDebianPackagesField(NestedDictStringToStringField):
         for arch, pin in value.items():
             _check(
                 grammar.debian_pin_problem(arch, dict(pin)), cls.alias, address, dict(value),
-                "Pin each architecture as {\"package\": \"linux-image-<release>\", \"version\": "
+                f"Pin each architecture as {{\"package\": \"{cls.example_package}\", \"version\": "
                 "\"<apt-cache policy's version>\", \"sha256\": \"<sha256sum of the .deb>\"}.",
             )
         return value
@@ -1138,8 +1140,116 @@ class LinuxKernelTarget(Target):
             )
         """
     )
+
+# ---------------------------------------------------------------------------------------
+# uefi_stub, uki
+# ---------------------------------------------------------------------------------------
+
+
+class UefiStubDebianPackagesField(LinuxKernelDebianPackagesField):
+    example_package = "systemd-boot-efi"
+    help = softwrap(
+        """
+        systemd's UEFI stub as a Debian package per architecture, pinned:
+        `{"amd64": {"package": "systemd-boot-efi", "version": "252.39-1~deb12u2",
+        "sha256": "<the .deb's SHA-256>"}, "arm64": {...}}`. Fetched and verified like a
+        `linux_kernel`'s package (this machine's `apt-get download` in a Process whose
+        output must have that SHA-256); k4stool takes `usr/lib/systemd/boot/efi/
+        linuxx64.efi.stub` (amd64) or `linuxaa64.efi.stub` (arm64) out of it and checks
+        that it is a UEFI (PE) image of that architecture. To find the values:
+        `apt-cache policy systemd-boot-efi:<arch>`, `apt-get download
+        systemd-boot-efi:<arch>=<version> && sha256sum *.deb`.
+        """
+    )
+
+
+class UefiStubTarget(Target):
+    alias = "uefi_stub"
+    core_fields = (*COMMON_TARGET_FIELDS, UefiStubDebianPackagesField)
+    help = softwrap(
+        """
+        systemd's UEFI stub (systemd-stub) as a pinned build input, the front of a `uki`:
+        Debian's `systemd-boot-efi` package per architecture, by name, version and
+        SHA-256.
+
+        Example:
+
+            uefi_stub(
+                name="systemd-stub",
+                debian_packages={
+                    "amd64": {"package": "systemd-boot-efi", "version": "252.39-1~deb12u2",
+                              "sha256": "8f2b81bd..."},
+                },
+            )
+        """
+    )
+
+
+class UkiInitramfsField(StringField, AsyncFieldMixin):
+    alias = "initramfs"
+    required = True
+    help = softwrap(
+        """
+        The address of the `initramfs` target this UKI boots: its cpio becomes the
+        `.initrd` section, its `linux_kernel`'s image (for its busybox's architecture) the
+        `.linux` section, and its `kernel_args` go on the `.cmdline`.
+        """
+    )
+
+
+class UkiUefiStubField(StringField, AsyncFieldMixin):
+    alias = "uefi_stub"
+    required = True
+    help = "The address of a `uefi_stub` target (this repository's: `//distros/kernel:systemd-stub`)."
+
+
+class UkiKernelArgsField(InitramfsKernelArgsField):
+    help = softwrap(
+        """
+        Kernel command-line arguments for this UKI only, after the initramfs's
+        `kernel_args` on its `.cmdline`: what one machine needs (`console=ttyS1,115200`,
+        `k4s.disk=/dev/nvme0n1`), not every run of the image.
+        """
+    )
+
+
+class UkiOutputPathField(_RelativeOutputPathField):
+    help = softwrap(
+        """
+        Where `pants package` writes the UKI, relative to `dist/`. Defaults to the
+        initramfs's `output_path` with `.efi` for its ending, beside it: e.g.
+        `distros.k3s-like/initramfs.efi`.
+        """
+    )
+
+
+class UkiTarget(Target):
+    alias = "uki"
+    core_fields = (*COMMON_TARGET_FIELDS, UkiInitramfsField, UkiUefiStubField, UkiKernelArgsField, UkiOutputPathField)
+    help = softwrap(
+        """
+        A Unified Kernel Image: one UEFI executable holding systemd's stub (`uefi_stub`),
+        the kernel, the initramfs, and the kernel command line, which UEFI firmware (x86
+        PCs, arm64 boards, OVMF) boots with no boot loader. `pants package` writes it
+        beside the initramfs (`<stem>.efi`); copy it to an EFI system partition as
+        `EFI/BOOT/BOOTX64.EFI` (`BOOTAA64.EFI` on arm64) or add a boot entry for it
+        (docs/how-it-works.md, "Booting on a machine").
+
+        The `.cmdline` is `console=tty0 console=<serial>` (ttyS0 on amd64, ttyAMA0 on
+        arm64: the kernel's messages on both, the image's console on the serial line)
+        followed by the initramfs's `kernel_args` and this target's; what only `pants run` adds (`panic=-1`,
+        `k4s.disk=` for `-disk`) is not in it. The UKI holds a copy of the cpio, so it is
+        a target of its own: `pants package` of an `initramfs` does not write it.
+
+        Example:
+
+            uki(name="uki", initramfs=":initramfs", uefi_stub="//distros/kernel:systemd-stub")
+        """
+    )
+
+
 # Every error about a BUILD value of a k4s target is coded (see `_coded`).
-for _target in (GoBusyboxTarget, InitramfsTarget, OciImageTarget, LinuxKernelTarget):
+for _target in (GoBusyboxTarget, InitramfsTarget, OciImageTarget, LinuxKernelTarget, UefiStubTarget, UkiTarget):
     for _field in _target.core_fields:
         if _field.__module__ == __name__ and not getattr(_field, "_k4s_coded", False):
             _coded(_field)

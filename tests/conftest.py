@@ -190,3 +190,16 @@ def stat_counter(output: str, name: str) -> int:
     m = re.search(rf"^\s+{name}: (\d+)$", output, re.M)
     assert m, f"no {name} in the stats log:\n{output[-3000:]}"
     return int(m.group(1))
+
+
+def kmod_pin(tmp: Path) -> dict[str, str]:
+    """A `debian_packages` pin of a real package of this machine's apt sources that is
+    neither a kernel nor a UEFI stub (kmod), pinned to what apt serves now (fetched into
+    `tmp` for its sha256)."""
+    require_tool("apt-get")
+    policy = subprocess.run(["apt-cache", "policy", "kmod"], capture_output=True, text=True, check=True).stdout
+    version = next(line.split()[1] for line in policy.splitlines() if line.strip().startswith("Candidate:"))
+    subprocess.run(["apt-get", "download", "-q", f"kmod={version}"], cwd=tmp, check=True,
+                   capture_output=True)
+    deb = next(tmp.glob("kmod_*.deb"))
+    return {"package": "kmod", "version": version, "sha256": sha256(deb)}

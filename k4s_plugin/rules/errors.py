@@ -139,6 +139,31 @@ _FIXES: dict[str, tuple[str | None, str]] = {
         "Pin, under each architecture, a package built for it (`linux-image-<release>-arm64` "
         "under \"arm64\", `...-amd64` under \"amd64\").",
     ),
+    # The UKI steps (k4stool uefi-stub / uki) of a uefi_stub or uki target.
+    "E_UKI_NOT_STUB": (
+        "debian_packages",
+        "Pin systemd's UEFI stub package, `systemd-boot-efi` (`apt-cache policy systemd-boot-efi`), "
+        "with its version and the SHA-256 of its .deb.",
+    ),
+    "E_UKI_STUB_ARCH": (
+        "debian_packages",
+        "Pin, under each architecture, the systemd-boot-efi package of that architecture "
+        "(`systemd-boot-efi:arm64` under \"arm64\", `systemd-boot-efi:amd64` under \"amd64\").",
+    ),
+    "E_UKI_STUB": (
+        "uefi_stub",
+        "Name a `uefi_stub` that pins Debian's unsigned systemd-boot-efi (its stub has room for "
+        "the UKI's sections and no signature); sign the UKI afterwards if your firmware needs it.",
+    ),
+    "E_UKI_KERNEL": (
+        "initramfs",
+        "The initramfs's `linux_kernel` must be a kernel built with the EFI stub "
+        "(CONFIG_EFI_STUB, as Debian's are) for the busybox's architecture.",
+    ),
+    "E_UKI_TOO_BIG": (
+        "initramfs",
+        "A PE image is at most 4 GiB: make the initramfs smaller (fewer `images`, compression).",
+    ),
 }
 
 

@@ -33,7 +33,7 @@ from pants.engine.fs import (
 )
 from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.engine.target import WrappedTarget, WrappedTargetRequest
+from pants.engine.target import Target, WrappedTarget, WrappedTargetRequest
 from pants.util.logging import LogLevel
 
 from k4s_plugin.grammar import DEBIAN_ARCHES
@@ -58,12 +58,16 @@ class LinuxKernelRequest:
 
 
 @dataclass(frozen=True)
-class DebianKernelPin:
-    address: Address  # the linux_kernel target
+class DebianPin:
+    """One architecture's pin of a `debian_packages` field: a kernel's, or (with `what`)
+    another pinned package's, such as a `uefi_stub`'s."""
+
+    address: Address  # the linux_kernel (or uefi_stub) target
     package: str
     version: str
     arch: str
     sha256: str
+    what: str = "kernel"
 
     @property
     def deb(self) -> str:
@@ -77,7 +81,7 @@ class DebianKernelPin:
 class DebianPackage:
     """A digest holding `pin.deb`, verified against `pin.sha256`."""
 
-    pin: DebianKernelPin
+    pin: DebianPin
     digest: Digest
 
 
@@ -86,7 +90,7 @@ class LinuxKernel:
     """A pinned kernel, unpacked and indexed: `image` (a digest holding `image_path`),
     the package itself (`deb`, for kmods.py) and its module index, as depmod writes it."""
 
-    pin: DebianKernelPin
+    pin: DebianPin
     release: str
     deb: Digest
     image: Digest
@@ -98,39 +102,47 @@ class LinuxKernel:
     modules_builtin: str
 
 
-@rule(desc="Resolve a linux_kernel target")
-async def resolve_linux_kernel(request: LinuxKernelRequest) -> LinuxKernel:
-    origin = f"the `{request.field}` field of {request.address}"
-    address = await Get(
-        Address, AddressInput,
-        AddressInput.parse(request.kernel, relative_to=request.address.spec_path, description_of_origin=origin),
+async def named_pin(
+    address: Address, field: str, value: str, target_type: type[Target], goarch: str, what: str, example: str,
+    codes: tuple[str, str],
+) -> DebianPin:
+    """The `debian_packages` pin for `goarch` of the `target_type` target (a `linux_kernel`,
+    a `uefi_stub`) that `field` of `address` names (`value`, relative to it); `codes`: the
+    errors' for another target type and for a missing architecture."""
+    origin = f"the `{field}` field of {address}"
+    named = await Get(
+        Address, AddressInput, AddressInput.parse(value, relative_to=address.spec_path, description_of_origin=origin),
     )
-    wrapped = await Get(WrappedTarget, WrappedTargetRequest(address, description_of_origin=origin))
-    if not isinstance(wrapped.target, LinuxKernelTarget):
+    wrapped = await Get(WrappedTarget, WrappedTargetRequest(named, description_of_origin=origin))
+    if not isinstance(wrapped.target, target_type):
         raise target_error(
-            request.address, request.field, f"names {address}, a `{wrapped.target.alias}` target, "
-            "not a `linux_kernel`.", "Name a `linux_kernel` target (e.g. //distros/kernel:debian).",
-            code="E_KERNEL_NOT_A_KERNEL_TARGET",
+            address, field, f"names {named}, a `{wrapped.target.alias}` target, not a `{target_type.alias}`.",
+            f"Name a `{target_type.alias}` target (e.g. {example}).", code=codes[0],
         )
     pins = wrapped.target[LinuxKernelDebianPackagesField].value or {}
-    if request.goarch not in pins:
+    if goarch not in pins:
         raise target_error(
-            request.address, request.field, f"names {address}, which pins no kernel for "
-            f"{request.goarch} (the busybox's GOARCH), only for {', '.join(sorted(pins))}.",
-            f"Add a {request.goarch!r} package to the `{PACKAGES_FIELD}` of {address}, or use a "
-            "busybox of an architecture it has.",
-            code="E_KERNEL_ARCH",
+            address, field, f"names {named}, which pins no {what} for {goarch} (the busybox's GOARCH), "
+            f"only for {', '.join(sorted(pins))}.",
+            f"Add a {goarch!r} package to the `{PACKAGES_FIELD}` of {named}, or use a busybox of an "
+            "architecture it has.", code=codes[1],
         )
-    pin = pins[request.goarch]
-    package = await Get(
-        DebianPackage,
-        DebianKernelPin(address, pin["package"], pin["version"], request.goarch, pin["sha256"]),
+    pin = pins[goarch]
+    return DebianPin(named, pin["package"], pin["version"], goarch, pin["sha256"], what=what)
+
+
+@rule(desc="Resolve a linux_kernel target")
+async def resolve_linux_kernel(request: LinuxKernelRequest) -> LinuxKernel:
+    pin = await named_pin(
+        request.address, request.field, request.kernel, LinuxKernelTarget, request.goarch, "kernel",
+        "//distros/kernel:debian", ("E_KERNEL_NOT_A_KERNEL_TARGET", "E_KERNEL_ARCH"),
     )
+    package = await Get(DebianPackage, DebianPin, pin)
     return await Get(LinuxKernel, DebianPackage, package)
 
 
-@rule(desc="Fetch a pinned Debian kernel package", level=LogLevel.DEBUG)
-async def fetch_debian_package(pin: DebianKernelPin, where: K4sStepEnvironment) -> DebianPackage:
+@rule(desc="Fetch a pinned Debian package", level=LogLevel.DEBUG)
+async def fetch_debian_package(pin: DebianPin, where: K4sStepEnvironment) -> DebianPackage:
     apt_get = await Get(BinaryPaths, BinaryPathRequest(binary_name="apt-get", search_path=("/usr/bin", "/bin")))
     spec = f"{pin.package}:{pin.arch}={pin.version}"
     if not apt_get.first_path:
@@ -163,10 +175,10 @@ async def fetch_debian_package(pin: DebianKernelPin, where: K4sStepEnvironment) 
         if elsewhere:
             raise target_error(
                 pin.address, PACKAGES_FIELD, f"pins under {pin.arch!r} the package {pin.package} "
-                f"{pin.version}, which apt has for {', '.join(elsewhere)}, not {pin.arch}: a kernel of "
-                "another architecture than the images that use this pin.",
-                f"Pin a {pin.arch} kernel package under {pin.arch!r} (`apt-cache search "
-                f"linux-image-.*-{pin.arch}`), and this one under {elsewhere[0]!r}.",
+                f"{pin.version}, which apt has for {', '.join(elsewhere)}, not {pin.arch}: a {pin.what} "
+                "of another architecture than the images that use this pin.",
+                f"Pin a {pin.arch} {pin.what} package under {pin.arch!r} (`{_finding(pin)}`), and this "
+                f"one under {elsewhere[0]!r}.",
                 code="E_KERNEL_ARCH",
             )
         foreign = (
@@ -187,7 +199,7 @@ async def fetch_debian_package(pin: DebianKernelPin, where: K4sStepEnvironment) 
         raise target_error(
             pin.address, PACKAGES_FIELD, f"pins {spec}, and `apt-get download` gave "
             f"{len(debs)} .deb files ({', '.join(e.path for e in debs)}).",
-            "Pin one package (a `linux-image-<release>` package, not a pattern).", code="E_KERNEL_APT",
+            f"Pin one package (a `{_example(pin)}` package, not a pattern).", code="E_KERNEL_APT",
         )
     got = debs[0].file_digest.fingerprint
     if got != pin.sha256:
@@ -205,7 +217,19 @@ async def fetch_debian_package(pin: DebianKernelPin, where: K4sStepEnvironment) 
     return DebianPackage(pin, digest)
 
 
-async def _arches_having(apt_get: str, pin: DebianKernelPin, where: K4sStepEnvironment) -> list[str]:
+def _example(pin: DebianPin) -> str:
+    """The package a pin of this kind names, for messages."""
+    return "linux-image-<release>" if pin.what == "kernel" else pin.package
+
+
+def _finding(pin: DebianPin) -> str:
+    """How to find a package of this kind for `pin.arch`, for messages."""
+    if pin.what == "kernel":
+        return f"apt-cache search linux-image-.*-{pin.arch}"
+    return f"apt-cache policy {pin.package}:{pin.arch}"
+
+
+async def _arches_having(apt_get: str, pin: DebianPin, where: K4sStepEnvironment) -> list[str]:
     """The other architectures for which apt has the pinned package and version (asked
     only once apt could not fetch it for `pin.arch`; `--print-uris` downloads nothing)."""
     others = [a for a in DEBIAN_ARCHES if a != pin.arch]

@@ -40,7 +40,7 @@ class PackageInitramfsFieldSet(InitramfsFieldSet, PackageFieldSet):
     output_path: InitramfsOutputPathField
 
 
-async def _move(digest: Digest, src: str, dst: str, executable: bool) -> Digest:
+async def move_file(digest: Digest, src: str, dst: str, executable: bool) -> Digest:
     entries = await Get(DigestEntries, Digest, digest)
     entry = next(e for e in entries if isinstance(e, FileEntry) and e.path == src)
     return await Get(
@@ -97,21 +97,25 @@ async def package_go_busybox(field_set: PackageGoBusyboxFieldSet) -> BuiltPackag
     path = field_set.output_path.value_or_default(file_ending=None)
     await Get(OutputPathsChecked, OutputPathsRequest(field_set.address, (path,)))
     busybox = await Get(BusyboxBinary, BusyboxBuildRequest, BusyboxBuildRequest.from_field_set(field_set))
-    digest = await _move(busybox.digest, BB, path, executable=True)
+    digest = await move_file(busybox.digest, BB, path, executable=True)
     return BuiltPackage(
         digest,
         (BuiltPackageArtifact(path, extra_log_lines=(f"{len(busybox.commands)} commands",)),),
     )
 
 
+def initramfs_stem(output_path: str) -> str:
+    """An image's path without its ending: `initramfs.cpio.xz` -> `initramfs`, for the
+    files beside it (the kernel, the UKI)."""
+    for ending in sorted(set(COMPRESSIONS.values()), key=len, reverse=True):
+        if output_path.endswith("." + ending):
+            return output_path[: -len(ending) - 1]
+    return output_path
+
+
 def kernel_path(output_path: str) -> str:
     """Where the kernel goes beside an image: `initramfs.cpio.xz` -> `initramfs.vmlinuz`."""
-    stem = output_path
-    for ending in sorted(set(COMPRESSIONS.values()), key=len, reverse=True):
-        if stem.endswith("." + ending):
-            stem = stem[: -len(ending) - 1]
-            break
-    return stem + ".vmlinuz"
+    return initramfs_stem(output_path) + ".vmlinuz"
 
 
 @rule(desc="Package an initramfs")
@@ -136,8 +140,8 @@ async def package_initramfs(field_set: PackageInitramfsFieldSet) -> BuiltPackage
             kernel.kernel,
         ),
     )
-    image = await _move(archive.digest, archive.path, path, executable=False)
-    sbom_file = await _move(sbom.digest, sbom.path, path + SBOM_SUFFIX, executable=False)
+    image = await move_file(archive.digest, archive.path, path, executable=False)
+    sbom_file = await move_file(sbom.digest, sbom.path, path + SBOM_SUFFIX, executable=False)
     digests = [image, sbom_file]
     artifacts = [
         BuiltPackageArtifact(path),
@@ -146,7 +150,7 @@ async def package_initramfs(field_set: PackageInitramfsFieldSet) -> BuiltPackage
     if kernel.kernel:
         # The kernel the image was built for: `pants run` boots this pair.
         k = kernel.kernel
-        digests.append(await _move(k.image, k.image_path, kernel_path(path), executable=False))
+        digests.append(await move_file(k.image, k.image_path, kernel_path(path), executable=False))
         artifacts.append(BuiltPackageArtifact(
             kernel_path(path), extra_log_lines=(f"kernel {k.release} ({k.pin.package} {k.pin.version}, {k.pin.arch})",),
         ))
@@ -164,7 +168,7 @@ async def package_oci_image(field_set: PackageOciImageFieldSet) -> BuiltPackage:
     path = field_set.output_path.value_or_default(file_ending="tar")
     await Get(OutputPathsChecked, OutputPathsRequest(field_set.address, (path,)))
     image = await Get(OciImage, OciImageRequest, OciImageRequest.from_field_set(field_set))
-    digest = await _move(image.digest, image.path, path, executable=False)
+    digest = await move_file(image.digest, image.path, path, executable=False)
     return BuiltPackage(digest, (BuiltPackageArtifact(path, extra_log_lines=(f"image {image.name}",)),))
 
 

@@ -20,7 +20,7 @@ from pants.testutil.rule_runner import RuleRunner
 from k4s_plugin import register
 from k4s_plugin.rules.package import kernel_path
 
-from ..conftest import PANTS, REPO, checkout, executed_processes, fresh_dist, require_tool, run_pants, sha256
+from ..conftest import PANTS, REPO, checkout, executed_processes, fresh_dist, kmod_pin, require_tool, run_pants, sha256
 
 KERNEL = "//distros/kernel:debian"
 AMD64 = {
@@ -96,18 +96,6 @@ def test_bad_pin(value: str, expected: str) -> None:
     assert "`debian_packages` field of k:k" in msg and expected in msg and "Fix:" in msg, msg
 
 
-def _kmod_pin(tmp: Path) -> dict[str, str]:
-    """A real package of this machine's apt sources that is not a kernel (kmod), pinned
-    to what apt serves now."""
-    require_tool("apt-get")
-    policy = subprocess.run(["apt-cache", "policy", "kmod"], capture_output=True, text=True, check=True).stdout
-    version = next(line.split()[1] for line in policy.splitlines() if line.strip().startswith("Candidate:"))
-    subprocess.run(["apt-get", "download", "-q", f"kmod={version}"], cwd=tmp, check=True,
-                   capture_output=True)
-    deb = next(tmp.glob("kmod_*.deb"))
-    return {"package": "kmod", "version": version, "sha256": sha256(deb)}
-
-
 @pytest.fixture(scope="module")
 def bad_kernels(tmp_path_factory) -> Path:
     """A scratch checkout with bad kernels and images using them in tests/kernelbad; the
@@ -115,7 +103,7 @@ def bad_kernels(tmp_path_factory) -> Path:
     compile cannot come from a cache: had they run, the log would show them."""
     root = checkout(tmp_path_factory.mktemp("kernel") / "k4s")
     wrong_sha = {**AMD64, "sha256": "0" * 64}
-    kmod = _kmod_pin(tmp_path_factory.mktemp("kmod"))
+    kmod = kmod_pin(tmp_path_factory.mktemp("kmod"))
     tag = f"k4s_kernelbad_{uuid.uuid4().hex}"
     (root / "tests" / "testprojects" / "small" / "BUILD.kernelbad").write_text(
         f"go_busybox(name='bb_kernelbad', commands=['github.com/u-root/u-root/cmds/core/echo'], build_tags=[{tag!r}])\n"
