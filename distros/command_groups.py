@@ -96,7 +96,8 @@ def pod_images(goarch="amd64"):
 # The images of the upstream Kubernetes conformance suite (docs/conformance.md), under
 # the names its KUBE_TEST_REPO_LIST remaps to k4s.local: distros/e2e-images.
 CONFORMANCE_IMAGES = tuple(
-    f"//distros/e2e-images:e2e-{name}" for name in ("agnhost", "agnhost-prev", "busybox", "pause", "nonroot", "nautilus")
+    f"//distros/e2e-images:e2e-{name}"
+    for name in ("agnhost", "agnhost-prev", "busybox", "pause", "nonroot", "nautilus")
 ) + ("//distros/e2e-images/nnp:e2e-nonewprivs",)
 # Not carried: //distros/e2e-images:e2e-kitten (its one Conformance test, Image Volume,
 # pulls it with policy Always, which needs a registry, and reads Alpine's os-release).

@@ -14,8 +14,8 @@ from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import DependenciesRequest, FieldSet, SourcesField, Targets
 from pants.util.frozendict import FrozenDict
 
-from k4s_plugin.rules.busybox import GoBusyboxFieldSet, busybox_of
 from k4s_plugin.grammar import SETUID_BITS
+from k4s_plugin.rules.busybox import GoBusyboxFieldSet, busybox_of
 from k4s_plugin.rules.errors import target_error
 from k4s_plugin.rules.gobuild import BB, BusyboxBinary
 from k4s_plugin.rules.steps import K4sStep, K4sStepResult
@@ -207,7 +207,9 @@ async def _extra_files(request: OciImageRequest, busybox: Address) -> tuple[list
             )
     sources = await Get(
         SourceFiles,
-        SourceFilesRequest([t.get(SourcesField) for t in deps], for_sources_types=(FileSourceField, ResourceSourceField)),
+        SourceFilesRequest(
+            [t.get(SourcesField) for t in deps], for_sources_types=(FileSourceField, ResourceSourceField)
+        ),
     )
     missing = sorted(set(request.files.values()) - set(sources.files))
     unplaced = sorted(set(sources.files) - set(request.files.values()))
