@@ -14,7 +14,9 @@ kubeconfig and a stock kubectl, the suite's registries remapped to k4s.local
 (passed/failed/skipped per test, durations, profile, commit, date, machine) to
 benchmarks/results/conformance/<profile>/<chunk>.{xml,md,json}. `--dry-run` runs e2e.test's
 own dry run (no cluster) and writes benchmarks/results/conformance/dry-run/<chunk>.{md,json}:
-the tests the chunk selects.
+the tests the chunk selects. `--table` (no VM) prints every profile's results as
+docs/conformance.md shows them (passed / failed / not runnable with the reason per test,
+the runs' commits and dates); `--table --write-docs` puts them there.
 """
 
 from __future__ import annotations
@@ -53,6 +55,40 @@ CHUNKS: dict[str, str] = {
     "config": r"\[sig-(node|storage)\] (ConfigMap|Secrets|Downward API|Projected)",
     # The smallest first run: the Downward API as environment variables ([sig-node]).
     "downward-env": r"\[sig-node\] Downward API",
+}
+
+
+# Conformance tests that cannot pass on a k4s node, and why: the image the test runs
+# that is not built here, or what else it needs. Found by reading the tests' sources at
+# v1.37.2, not all yet confirmed by a run. `--table` derives docs/conformance.md's
+# tables from this and the results; test_conformance.py checks each name against
+# e2e.test's dry run (benchmarks/results/conformance/dry-run/all.json).
+NGINX = "needs e2e's nginx 1.27.0-2 image: the nginx web server, a C program"
+DNS = "needs e2e's glibc-dns-testing 2.1.1 image: Debian with `dig` (dnsutils, C)"
+NOT_RUNNABLE: dict[str, str] = {
+    "[sig-node] Pods should support retrieving logs from the container over websockets "
+    "[Conformance] [NodeConformance]": NGINX,
+    "[sig-network] EndpointsController should create Endpoints for Pods matching a Service [Conformance]": NGINX,
+    "[sig-network] EndpointSlice should create Endpoints and EndpointSlices for Pods matching a Service "
+    "[Conformance]": NGINX,
+    "[sig-apps] ReplicationController should test the lifecycle of a ReplicationController [Conformance]": NGINX,
+    "[sig-node] Pods Extended (pod generation) Pod Generation pod generation should start at 1 and increment "
+    "per update [MinimumKubeletVersion:1.34] [Conformance]": NGINX,
+    **{f"[sig-network] DNS should {t} [Conformance]": DNS for t in (
+        "provide DNS for the cluster", "provide DNS for services", "provide DNS for pods for Hostname",
+        "provide DNS for pods for Subdomain", "provide DNS for ExternalName services",
+        "provide /etc/hosts entries for the cluster", "resolve DNS of partial qualified names for services [LinuxOnly]",
+    )},
+    "[sig-api-machinery] Aggregator Should be able to support the 1.17 Sample API Server using the current "
+    "Aggregator [LinuxOnly] [Conformance]": "needs e2e's sample-apiserver 1.29.2 and etcd 3.7.0-0 images: Go "
+    "programs (k8s.io/sample-apiserver, the etcd the profiles build), not built as images yet",
+    "[sig-node] ImageVolume should succeed with pod and pull policy of Always [LinuxOnly] "
+    "[MinimumKubeletVersion:1.35] [Conformance]": "pulls e2e's kitten image with policy Always, which needs a "
+    "registry (k4s builds kitten, distros/e2e-images:e2e-kitten, but a node has none to pull from), and "
+    "checks the volume's etc/os-release for \"Alpine Linux\" (upstream's base image)",
+    "[sig-node] Security Context When creating a pod with privileged should run the container as unprivileged "
+    "when false [LinuxOnly] [Conformance] [NodeConformance]": "runs `ip link add dummy0 type dummy` in e2e's "
+    "busybox, which has no `ip` here (u-root's `ip` would do: a command more in distros/e2e-images:e2e-bb)",
 }
 
 
@@ -201,10 +237,21 @@ def main() -> None:
     ap.add_argument("--profile", default="k3s-like", choices=PROFILES)
     ap.add_argument("--chunk", default="config", help=f"all, or one of: {', '.join(sorted(CHUNKS))}")
     ap.add_argument("--dry-run", action="store_true", help="no VM: e2e.test's dry run lists the chunk's tests")
+    ap.add_argument("--table", action="store_true",
+                    help="no VM: print the results table of every profile (from benchmarks/results/conformance/)")
+    ap.add_argument("--write-docs", action="store_true", help="with --table: put it into docs/conformance.md")
     ap.add_argument("--ready-timeout", type=float, default=1800, help="seconds to wait for the node to be Ready")
     ap.add_argument("--kubeconfig", type=Path,
                     help="run against this already running node (its admin kubeconfig) instead of booting one")
     args = ap.parse_args()
+    if args.table:
+        table = conformance_table()
+        if args.write_docs:
+            DOCS.write_text(docs_with_table(DOCS.read_text(), table))
+            print(f"conformance: the table -> {DOCS.relative_to(REPO)}")
+        else:
+            print(table, end="")
+        return
     if not E2E.exists():
         raise SystemExit(f"conformance.py: no {E2E.relative_to(REPO)}; build it with "
                          "`nice -n 19 benchmarks/conformance/build.sh` (docs/conformance.md)")
@@ -250,6 +297,68 @@ def main() -> None:
             raise SystemExit(f"conformance.py: e2e.test wrote no JUnit report; see {log}")
         junit = junit_file.read_text()
         write(RESULTS / args.profile / args.chunk, meta, selected(parse_junit(junit), focus), junit)
+
+
+DOCS = REPO / "docs" / "conformance.md"
+TABLE_BEGIN = "<!-- BEGIN: benchmarks/conformance.py --table (do not edit by hand) -->"
+TABLE_END = "<!-- END: benchmarks/conformance.py --table -->"
+
+
+def latest_results(profile_dir: Path) -> tuple[dict[str, dict], list[dict]]:
+    """A profile's results: each test's latest case (by the run's date: chunks overlap,
+    a later run of a test wins), and the runs (chunk, commit, date, totals) by date."""
+    runs = sorted((json.loads(f.read_text()) for f in profile_dir.glob("*.json")), key=lambda r: (r["date"], r["chunk"]))
+    latest: dict[str, dict] = {}
+    for run in runs:
+        for case in run["cases"]:
+            latest[case["name"]] = case
+    return latest, runs
+
+
+def conformance_table(results: Path = RESULTS) -> str:
+    """docs/conformance.md's results: per profile the Conformance tests passed, failed,
+    not runnable (NOT_RUNNABLE, unless a run says otherwise) and not run yet, with the
+    runs' commits and dates; then the failures and the not-runnable tests with their
+    reasons. Derived from benchmarks/results/conformance/ and e2e.test's dry run."""
+    every = json.loads((results / "dry-run" / "all.json").read_text())["tests"]
+    rows = ["| profile | passed | failed | not runnable | not run yet | runs (chunk: commit, date) |",
+            "| --- | ---: | ---: | ---: | ---: | --- |"]
+    failures = []
+    for profile in PROFILES:
+        latest, runs = latest_results(results / profile)
+        state = {"passed": 0, "failed": 0, "not runnable": 0, "not run yet": 0}
+        for name in every:
+            case = latest.get(name)
+            if case and case["status"] in ("passed", "failed"):
+                state[case["status"]] += 1
+                if case["status"] == "failed":
+                    first = (case["message"].splitlines() or ["(no message)"])[0][:200]
+                    failures.append(f"| {profile} | {_cell(name)} | `{_cell(first)}` |")
+            else:
+                state["not runnable" if name in NOT_RUNNABLE else "not run yet"] += 1
+        done = "; ".join(f"{r['chunk']} ({r['totals']['passed']}/{sum(r['totals'].values())}): "
+                         f"{r['commit']}, {r['date'][:10]}" for r in runs) or "none yet"
+        rows.append(f"| {profile} | {state['passed']} | {state['failed']} | {state['not runnable']} | "
+                    f"{state['not run yet']} | {done} |")
+    out = [f"Of the {len(every)} Conformance tests of e2e.test v1.37.2 (`--ginkgo.dry-run`):", "", *rows, ""]
+    if failures:
+        out += ["Failed (the latest run of each test):", "", "| profile | test | failure |", "| --- | --- | --- |",
+                *failures, ""]
+    out += [f"Not runnable on a k4s node ({len(NOT_RUNNABLE)}; `NOT_RUNNABLE` in benchmarks/conformance.py):", "",
+            "| test | why |", "| --- | --- |"]
+    out += [f"| {_cell(name)} | {_cell(why)} |" for name, why in sorted(NOT_RUNNABLE.items())]
+    return "\n".join(out) + "\n"
+
+
+def _cell(text: str) -> str:
+    """`text` as one cell of a markdown table row."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def docs_with_table(docs: str, table: str) -> str:
+    """`docs` with the text between TABLE_BEGIN and TABLE_END replaced by `table`."""
+    begin, end = docs.index(TABLE_BEGIN) + len(TABLE_BEGIN), docs.index(TABLE_END)
+    return docs[:begin] + "\n" + table + docs[end:]
 
 
 def write_dry_run(out: Path, meta: dict, cases: list[Case]) -> None:

@@ -96,8 +96,11 @@ def pod_images(goarch="amd64"):
 # The images of the upstream Kubernetes conformance suite (docs/conformance.md), under
 # the names its KUBE_TEST_REPO_LIST remaps to k4s.local: distros/e2e-images.
 CONFORMANCE_IMAGES = tuple(
-    f"//distros/e2e-images:e2e-{name}" for name in ("agnhost", "agnhost-prev", "busybox", "pause")
-)
+    f"//distros/e2e-images:e2e-{name}"
+    for name in ("agnhost", "agnhost-prev", "busybox", "pause", "nonroot", "nautilus")
+) + ("//distros/e2e-images/nnp:e2e-nonewprivs",)
+# Not carried: //distros/e2e-images:e2e-kitten (its one Conformance test, Image Volume,
+# pulls it with policy Always, which needs a registry, and reads Alpine's os-release).
 
 # Kernel modules an appliance node loads (k4s-node, at boot): virtio for QEMU; overlay,
 # bridge, veth and br_netfilter for containers and the CNI bridge; nf_tables and the
@@ -320,5 +323,7 @@ ARCHES = ("amd64", "arm64")
 # which the kernel unpacks into RAM, stay under 200 MiB.
 FLASH_BUDGET = "40MiB"
 CPIO_BUDGET = "200MiB"
-# A node with the conformance suite's images (conformance_image): k3s-like 265 MiB.
+# A node with the conformance suite's images (conformance_image): k3s-like 265 MiB with
+# four images (measured); nonroot and nautilus add about 20 MB each (e2e-bb's layer),
+# nonewprivs about 1 MB: about 305 MiB (k0s-like, the biggest node, about 312 MiB).
 CONFORMANCE_CPIO_BUDGET = "320MiB"

@@ -122,6 +122,36 @@ def relative_path_problem(path: str) -> str | None:
     return None
 
 
+# An image's user: numeric, as the layer has no /etc/passwd to resolve a name in.
+_IMAGE_USER = re.compile(r"([0-9]{1,10})(?::([0-9]{1,10}))?")
+# The largest ID Linux gives a user or group ((uid_t)-1 means "no change").
+MAX_ID = 2**32 - 2
+
+
+def image_user_problem(user: str) -> str | None:
+    """Why `user` cannot be an image config's User here (`UID` or `UID:GID`), or None."""
+    m = _IMAGE_USER.fullmatch(user or "")
+    if not m:
+        return (
+            "it is not UID or UID:GID in numbers (the image has no /etc/passwd or /etc/group "
+            "in which a name would resolve)"
+        )
+    if any(int(i) > MAX_ID for i in m.groups() if i is not None):
+        return f"an ID is over {MAX_ID}, the largest Linux gives"
+    return None
+
+
+# Permission bits of a file in an image, with setuid (0o4000), setgid (0o2000), sticky.
+SETUID_BITS = 0o6000
+
+
+def file_mode_problem(mode: str) -> str | None:
+    """Why `mode` is not a file mode in octal (e.g. `0644`, `4755`), or None."""
+    if not re.fullmatch(r"0?[0-7]{3,4}", mode or ""):
+        return "it is not an octal mode of 3 or 4 digits such as '0644', '0755' or '4755'"
+    return None
+
+
 # Tags the go command sets itself (or that mean "never build this file"): as a user
 # tag, `ignore` pulls in generators and examples (`//go:build ignore`), `cgo` files
 # that need cgo (k4s builds with CGO_ENABLED=0), a GOOS/GOARCH another platform's files.

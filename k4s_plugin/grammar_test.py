@@ -112,3 +112,22 @@ def test_debian_pins() -> None:
                       ("amd64", {**good, "sha256": "A" * 64}), ("amd64", {k: v for k, v in good.items() if k != "sha256"}),
                       ("amd64", {**good, "extra": "x"})]:
         assert grammar.debian_pin_problem(arch, pin), (arch, pin)
+
+
+@pytest.mark.parametrize(
+    "user, ok",
+    [("1234", True), ("65534:65534", True), ("0", True), ("4294967294:0", True),
+     ("4294967295", False), ("nobody", False), ("1234:nogroup", False), ("", False), ("1:2:3", False),
+     ("-1", False), (" 1", False), ("\uff11", False)],
+)
+def test_image_users(user: str, ok: bool) -> None:
+    assert (grammar.image_user_problem(user) is None) == ok
+
+
+@pytest.mark.parametrize(
+    "mode, ok",
+    [("0644", True), ("644", True), ("4755", True), ("04755", True), ("0755", True),
+     ("", False), ("0o644", False), ("rwx", False), ("8644", False), ("107555", False), ("75", False)],
+)
+def test_file_modes(mode: str, ok: bool) -> None:
+    assert (grammar.file_mode_problem(mode) is None) == ok

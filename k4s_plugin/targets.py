@@ -1023,15 +1023,112 @@ class OciImageCommandLinksField(_EachElementChecked, DictStringToStringField):
 
     @classmethod
     def check_value(cls, value: Any, address: Address) -> None:
-        for path in value:
-            top = os.path.normpath(path).split("/")[0]
-            if top in ("bbin", "bin", "tmp"):
-                raise _invalid(
-                    cls.alias, address, dict(value),
-                    f"the path {path!r} is under {top}/, which the image itself lays out "
-                    "(bbin/<command> links, bin -> bbin, tmp)",
-                    f"Drop {path!r}: bbin/<command> already runs each command; or use another path.",
-                )
+        _check_outside_image_layout(cls.alias, address, value, "bbin/<command> already runs each command")
+
+
+# The top directories an oci_image lays out itself: `bbin/` (bb and the command links),
+# `bin -> bbin`, `tmp/`.
+_OCI_LAYOUT_TOPS = ("bbin", "bin", "tmp")
+
+
+def _check_outside_image_layout(field: str, address: Address, value: Mapping[str, str], why: str) -> None:
+    """Each key of `value` (a path in an oci_image) is outside what the image lays out."""
+    for path in value:
+        top = os.path.normpath(path).split("/")[0]
+        if top in _OCI_LAYOUT_TOPS:
+            raise _invalid(
+                field, address, dict(value),
+                f"the path {path!r} is under {top}/, which the image itself lays out "
+                "(bbin/<command> links, bin -> bbin, tmp)",
+                f"Drop {path!r}: {why}; or use another path.",
+            )
+
+
+class OciImageUserField(StringField):
+    alias = "user"
+    default = None
+    help = softwrap(
+        """
+        The image config's `User`, the user its containers run as unless a pod's
+        `securityContext.runAsUser` says otherwise: `UID` or `UID:GID` in numbers, e.g.
+        `"1234"` or `"65534:65534"` (the image has no `/etc/passwd`, so a name would not
+        resolve). Default: none, so containers run as root (UID 0), as before.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        if value is not None:
+            _check(
+                grammar.image_user_problem(value), cls.alias, address, value,
+                "Write the numeric ID, e.g. '1234' or '65534:65534'.",
+            )
+        return value
+
+
+class OciImageDependenciesField(Dependencies):
+    help = softwrap(
+        """
+        `file`/`files` and `resource`/`resources` targets whose files `files` puts into
+        the image (the busybox is a dependency through `busybox`). Every file they own
+        must be placed by `files`.
+        """
+    )
+
+
+class OciImageFilesField(_EachElementChecked, DictStringToStringField):
+    alias = "files"
+    default = None
+    help = softwrap(
+        """
+        Extra files in the image's layer, as `{path in the image: source}`: the source
+        is a path relative to the build root of a file that a target in `dependencies`
+        owns; the path in the image is relative (no leading `/`, no `..`) and outside
+        `bbin/`, `bin/` and `tmp/`. Mode 0644 (0755 if the file is executable in the
+        repository) unless `file_modes` says otherwise; owner root. Example: the e2e
+        nautilus image serves `/data.json`: `files={"data.json":
+        "distros/e2e-images/nautilus/data.json"}`.
+        """
+    )
+
+    key_rule = _Rule(
+        grammar.relative_path_problem,
+        "Give a path relative to the image's root, e.g. 'data.json' for /data.json.",
+        ", but a path in the image must be relative and stay inside it",
+    )
+    value_rule = _Rule(
+        grammar.relative_path_problem,
+        "Give the source relative to the build root, e.g. 'distros/e2e-images/nautilus/data.json'.",
+        ", but a source is a file in this repository",
+    )
+
+    @classmethod
+    def check_value(cls, value: Any, address: Address) -> None:
+        _check_outside_image_layout(cls.alias, address, value, "the image lays these out itself")
+
+
+class OciImageFileModesField(_EachElementChecked, DictStringToStringField):
+    alias = "file_modes"
+    default = None
+    help = softwrap(
+        """
+        Modes of files in the image, as `{path in the image: octal mode}`: a path of
+        `files`, or `bbin/bb` (the busybox binary, 0755 by default). Setuid and setgid
+        (`4755`, `2755`) are given only here, and only to a file that runs one program:
+        `bbin/bb` only if the busybox has a single command (with more, every command,
+        a shell among them, would run as root). Example: e2e's nonewprivs image
+        installs its `nnp` program setuid root: `file_modes={"bbin/bb": "4755"}` on a
+        busybox of that one command.
+        """
+    )
+
+    key_rule = _Rule(
+        grammar.relative_path_problem,
+        "Name a path of `files`, or 'bbin/bb'.",
+        ", but a path in the image must be relative and stay inside it",
+    )
+    value_rule = _Rule(grammar.file_mode_problem, "Write the mode in octal, e.g. '0644', '0755' or '4755'.")
 
 
 class OciImageOutputPathField(_RelativeOutputPathField):
@@ -1053,6 +1150,10 @@ class OciImageTarget(Target):
         OciImageCmdField,
         OciImageEnvField,
         OciImageCommandLinksField,
+        OciImageUserField,
+        OciImageDependenciesField,
+        OciImageFilesField,
+        OciImageFileModesField,
         OciImageOutputPathField,
     )
     help = softwrap(

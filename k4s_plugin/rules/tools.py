@@ -189,5 +189,29 @@ async def build_k4s_kernel_tool(_: K4sKernelToolRequest, where: K4sStepEnvironme
     return K4sKernelTool(digest)
 
 
+@dataclass(frozen=True)
+class K4sOciTool:
+    """`__k4s_tools/k4stool-oci`: the step tool built with the `k4s_oci` tag, which adds
+    `oci-config` (an image config's `User`, for `oci_image(user=...)`). A tool of its
+    own so that K4sTools, and so every busybox step's cache key, stayed as it was; it
+    shares the step tool's compiled packages through the Go build cache (a link)."""
+
+    digest: Digest
+    k4stool = f"{TOOLS_DIR}/k4stool-oci"
+
+
+@dataclass(frozen=True)
+class K4sOciToolRequest:
+    """Ask for K4sOciTool with `Get(K4sOciTool, K4sOciToolRequest())`."""
+
+
+@rule(desc="Build k4stool's OCI config step", level=LogLevel.DEBUG)
+async def build_k4s_oci_tool(_: K4sOciToolRequest, where: K4sStepEnvironment) -> K4sOciTool:
+    # After the step tool, whose packages this build reuses (see build_k4s_gocache_tool).
+    await Get(K4sTools, K4sToolsRequest())
+    digest = await _go_build(where, "k4s_oci", K4sOciTool.k4stool, "Build k4stool-oci (the OCI config step)")
+    return K4sOciTool(digest)
+
+
 def rules():
     return collect_rules()

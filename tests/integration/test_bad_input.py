@@ -122,6 +122,18 @@ FIELD_ROWS = [
     ("oci_image", "command_links", '{"bin/sh": "sh"}', "under bin/"),
     ("oci_image", "command_links", '{"/agnhost": "agnhost"}', "it is absolute"),
     ("oci_image", "command_links", '{"agnhost": "bb"}', "'bb' is reserved"),
+    # user: numeric (no /etc/passwd in the layer), within Linux's IDs.
+    ("oci_image", "user", '"nobody"', "not UID or UID:GID in numbers"),
+    ("oci_image", "user", '"1234:nogroup"', "not UID or UID:GID in numbers"),
+    ("oci_image", "user", '"4294967295"', "the largest Linux gives"),
+    # files: relative paths in the image, outside what it lays out; sources in the repository.
+    ("oci_image", "files", '{"/data.json": "p/data.json"}', "it is absolute"),
+    ("oci_image", "files", '{"bbin/sh": "p/sh"}', "under bbin/"),
+    ("oci_image", "files", '{"data.json": "../../etc/shadow"}', "leaves the directory"),
+    # file_modes: octal.
+    ("oci_image", "file_modes", '{"bbin/bb": "rwsr-xr-x"}', "not an octal mode"),
+    ("oci_image", "file_modes", '{"bbin/bb": "0o4755"}', "not an octal mode"),
+    ("oci_image", "file_modes", '{"../x": "0644"}', "leaves the directory"),
 ]
 
 

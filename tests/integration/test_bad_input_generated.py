@@ -257,6 +257,12 @@ def field_cases(seed: int = SEED) -> list[tuple[str, str, str]]:
     add(OCI, "command_links", lambda: {g.bad_rel_path(): "agnhost"}, 15)
     add(OCI, "command_links", lambda: {"agnhost": g.bad_name()}, 10)
     add(OCI, "command_links", lambda: {g.r.choice(["bbin", "bin", "tmp", "./bin", "bbin/x"]) + g.r.choice(["", "/" + g.word()]): "sh"}, 6)
+    add(OCI, "user", lambda: g.r.choice([g.word(), f"{g.r.randint(0, 99)}:{g.word()}", str(2**32 + g.r.randint(0, 9)),
+                                          f"-{g.r.randint(1, 9)}", f"1:2:{g.r.randint(3, 9)}", ""]), 10)
+    add(OCI, "files", lambda: {g.bad_rel_path(): "p/data.json"}, 15)
+    add(OCI, "files", lambda: {"data.json": g.bad_rel_path()}, 10)
+    add(OCI, "file_modes", lambda: {"bbin/bb": g.r.choice(["", "8755", "0o755", g.word(), "1" * g.r.randint(5, 9)])}, 8)
+    add(OCI, "file_modes", lambda: {g.bad_rel_path(): "0644"}, 8)
     return cases
 
 
@@ -275,7 +281,7 @@ def test_the_generator_makes_enough_values() -> None:
              for f in t.core_fields if f not in COMMON_TARGET_FIELDS}
     # Addresses and globs are resolved by the rules (test_rules.py, test_targets.py);
     # any string is a valid argument; a bool is a bool.
-    elsewhere = {(BB, "sources"), (IR, "busybox"), (OCI, "busybox"), (IR, "dependencies"), (IR, "kernel"),
+    elsewhere = {(BB, "sources"), (IR, "busybox"), (OCI, "busybox"), (IR, "dependencies"), (OCI, "dependencies"), (IR, "kernel"),
                  (IR, "uinit_args"), (OCI, "cmd"), (IR, "cluster_identity"),
                  (IR, "linux_kernel")}  # an address: bad kernels are tests/integration/test_kernel.py's
     assert every - elsewhere <= covered, sorted(every - elsewhere - covered)

@@ -15,6 +15,7 @@ import pytest
 from pants.core.goals.package import BuiltPackage
 from pants.core.util_rules import distdir
 from pants.engine.addresses import Address
+from pants.engine.fs import Digest, DigestContents
 from pants.engine.internals.scheduler import ExecutionError
 from pants.testutil.rule_runner import QueryRule, RuleRunner
 
@@ -22,7 +23,7 @@ from k4s_plugin.rules.kmods import KernelModules, KernelModulesRequest
 from k4s_plugin.rules.package import PackageGoBusyboxFieldSet, PackageOciImageFieldSet
 
 from ..conftest import require_tool
-from .test_rules import SMALL, archive, bsdtar_listing
+from .test_rules import INITRAMFS_BUILD, SMALL, archive, bsdtar_listing
 
 
 def _runner(*queries: QueryRule) -> RuleRunner:
@@ -49,15 +50,18 @@ def _runner(*queries: QueryRule) -> RuleRunner:
 @pytest.fixture
 def rule_runner() -> RuleRunner:
     """test_rules.py's runner (the small test project), with `resources` targets."""
-    from pants.engine.fs import Digest, DigestContents
-
     from k4s_plugin.rules.busybox import GoBusyboxFieldSet
     from k4s_plugin.rules.cpio import Archive
     from k4s_plugin.rules.gobuild import BusyboxBinary
     from k4s_plugin.rules.initramfs import InitramfsFieldSet
 
-    rr = _runner(QueryRule(Archive, [InitramfsFieldSet]), QueryRule(DigestContents, [Digest]),
-                 QueryRule(BusyboxBinary, [GoBusyboxFieldSet]))
+    return _small_runner(QueryRule(Archive, [InitramfsFieldSet]), QueryRule(BusyboxBinary, [GoBusyboxFieldSet]))
+
+
+def _small_runner(*queries: QueryRule) -> RuleRunner:
+    """A runner of the small test project's files (BUILD written by each test) that builds
+    for real (GOPROXY from the environment)."""
+    rr = _runner(*queries, QueryRule(DigestContents, [Digest]))
     ca = [f"--ca-certs-path={os.environ['PANTS_CA_CERTS_PATH']}"] if os.environ.get("PANTS_CA_CERTS_PATH") else []
     rr.set_options(ca, env_inherit={"PATH", "GOPROXY", "GOSUMDB", "GONOSUMDB", "GOPRIVATE", "GOFLAGS"})
     rr.write_files({f"small/{p.relative_to(SMALL)}": p.read_bytes()
@@ -357,3 +361,70 @@ def test_local_modules_naming_the_own_module(rule_runner: RuleRunner) -> None:
     msg = str(exc.value)
     assert "k4s: E_BAD_INPUT: The `local_modules` field of small:bb names small:self" in msg, msg[-3000:]
     assert "a module cannot replace itself" in msg
+
+
+@pytest.fixture
+def oci_runner() -> RuleRunner:
+    """The small project's runner, asked for `oci_image`s (the busybox is built for real)."""
+    from k4s_plugin.rules.oci import OciImage, OciImageFieldSet
+
+    return _small_runner(QueryRule(OciImage, [OciImageFieldSet]))
+
+
+def _oci(rr: RuleRunner, build: str):
+    from k4s_plugin.rules.oci import OciImage, OciImageFieldSet
+
+    rr.write_files({"small/BUILD": INITRAMFS_BUILD + 'file(name="d", source="motd.txt")\n' + build})
+    tgt = rr.get_target(Address("small", target_name="o"))
+    return rr.request(OciImage, [OciImageFieldSet.create(tgt)])
+
+
+@pytest.mark.parametrize("build,field,expected", [
+    # The busybox has a shell: setuid on its bb would run `sh` as root.
+    ('oci_image(name="o", busybox=":bb", file_modes={"bbin/bb": "4755"})', "file_modes",
+     "makes bbin/bb 4755 (setuid/setgid), but busybox ':bb' has 4 commands"),
+    ('oci_image(name="o", busybox=":bb", file_modes={"bbin/bb": "2755"})', "file_modes", "(setuid/setgid)"),
+    ('oci_image(name="o", busybox=":bb", file_modes={"etc/motd": "0600"})', "file_modes",
+     "gives a mode to 'etc/motd', which is neither 'bbin/bb' nor a path of `files`"),
+    ('oci_image(name="o", busybox=":bb", dependencies=[":d"])', "files",
+     "does not place small/motd.txt, which `dependencies` brings"),
+    ('oci_image(name="o", busybox=":bb", dependencies=[":d"], files={"etc/motd": "small/other.txt", '
+     '"etc/m2": "small/motd.txt"})', "files", "names small/other.txt, which no target in `dependencies` owns"),
+    ('oci_image(name="o", busybox=":bb", dependencies=[":d"], files={"hello": "small/motd.txt"}, '
+     'command_links={"hello": "hello"})', "files", "puts a file at hello, where `command_links` puts a link"),
+    ('go_busybox(name="bb2", commands=["a.b/c"])\noci_image(name="o", busybox=":bb", dependencies=[":bb2"])',
+     "dependencies", "names small:bb2, a `go_busybox` target"),
+])
+def test_bad_oci_images(oci_runner: RuleRunner, build: str, field: str, expected: str) -> None:
+    with pytest.raises(ExecutionError) as exc:
+        _oci(oci_runner, build)
+    msg = str(exc.value)
+    assert f"The `{field}` field of small:o" in msg and expected in msg and "k4s: E_" in msg, msg
+    assert "Fix:" in msg, msg
+
+
+def test_oci_image_user_files_and_modes(oci_runner: RuleRunner, tmp_path: Path) -> None:
+    """What BUILD asks for is what the archive holds: the config's User, a file from a
+    `file` target at its path with the mode given, the rest of the layer as before."""
+    import gzip
+    import io
+    import json
+    import tarfile
+
+    image = _oci(oci_runner, 'oci_image(name="o", busybox=":bb", user="65534:65534", dependencies=[":d"], '
+                             'files={"etc/motd": "small/motd.txt"}, file_modes={"etc/motd": "0600"})')
+    data = {fc.path: fc.content for fc in oci_runner.request(DigestContents, [image.digest])}[image.path]
+    with tarfile.open(fileobj=io.BytesIO(data)) as t:
+        files = {m.name: t.extractfile(m).read() for m in t.getmembers() if m.isfile()}
+
+    def blob(desc: dict) -> bytes:
+        return files["blobs/sha256/" + desc["digest"].removeprefix("sha256:")]
+
+    manifest = json.loads(blob(json.loads(files["index.json"])["manifests"][0]))
+    assert json.loads(blob(manifest["config"]))["config"]["User"] == "65534:65534"
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob(manifest["layers"][0])))) as t:
+        layer = {m.name: m for m in t.getmembers()}
+        motd = layer["etc/motd"]
+        assert motd.mode == 0o600 and (motd.uid, motd.gid) == (0, 0)
+        assert t.extractfile(motd).read() == (SMALL / "motd.txt").read_bytes()
+    assert layer["bbin/bb"].mode == 0o755 and layer["bbin/echo"].linkname == "bb"

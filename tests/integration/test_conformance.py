@@ -5,6 +5,7 @@ tests it reported as skipped; docs/conformance.md)."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -67,3 +68,43 @@ def test_junit_statuses() -> None:
                              "date": "d", "machine": "m", "seconds": 3}, cases)
     assert md.index("| [sig-node] B") < md.index("| [sig-node] C") < md.index("| [sig-node] A")
     assert "- [sig-node] B [Conformance]: `timed out | waiting`" in md
+
+
+def test_not_runnable_names_are_tests_of_the_suite() -> None:
+    """Each NOT_RUNNABLE name is a Conformance test of e2e.test's dry run, spelled as the
+    results spell it (a typo would never match a result)."""
+    every = set(json.loads((c.RESULTS / "dry-run" / "all.json").read_text())["tests"])
+    assert set(c.NOT_RUNNABLE) <= every, sorted(set(c.NOT_RUNNABLE) - every)
+    assert all(why.strip() for why in c.NOT_RUNNABLE.values())
+
+
+def test_docs_table_is_derived_from_the_results() -> None:
+    """docs/conformance.md shows what `conformance.py --table` makes of the results now."""
+    docs = c.DOCS.read_text()
+    assert c.docs_with_table(docs, c.conformance_table()) == docs, (
+        "docs/conformance.md's table is stale: run `benchmarks/conformance.py --table --write-docs`")
+
+
+def test_table_counts_latest_runs(tmp_path: Path) -> None:
+    """Counts per profile: a test's latest run decides; a not-runnable test that was not run
+    counts as not runnable, one that passed counts as passed; the rest are not run yet."""
+    names = sorted(c.NOT_RUNNABLE)[:2] + ["[sig-node] A [Conformance]", "[sig-node] B [Conformance]",
+                                         "[sig-node] C [Conformance]"]
+    (tmp_path / "dry-run").mkdir()
+    (tmp_path / "dry-run" / "all.json").write_text(json.dumps({"tests": names}))
+    (tmp_path / "k3s-like").mkdir()
+
+    def run(chunk: str, date: str, cases: dict[str, str]) -> None:
+        out = [{"name": n, "status": st, "seconds": 1.0, "message": "boom | x\nmore" if st == "failed" else ""}
+               for n, st in cases.items()]
+        totals = {k: sum(1 for x in out if x["status"] == k) for k in ("passed", "failed", "skipped")}
+        (tmp_path / "k3s-like" / f"{chunk}.json").write_text(json.dumps(
+            {"chunk": chunk, "commit": "abc1234", "date": date, "totals": totals, "cases": out}))
+
+    run("one", "2026-12-07 10:00 UTC", {"[sig-node] A [Conformance]": "failed", names[0]: "passed"})
+    run("two", "2026-12-08 10:00 UTC", {"[sig-node] A [Conformance]": "passed", "[sig-node] B [Conformance]": "failed"})
+    table = c.conformance_table(tmp_path)
+    assert "| k3s-like | 2 | 1 | 1 | 1 | one (1/2): abc1234, 2026-12-07; two (1/2): abc1234, 2026-12-08 |" in table
+    assert "| k0s-like | 0 | 0 | 2 | 3 | none yet |" in table
+    assert "| k3s-like | [sig-node] B [Conformance] | `boom \\| x` |" in table
+    assert all(f"\n| {name} | {why} |\n" in table for name, why in c.NOT_RUNNABLE.items())
