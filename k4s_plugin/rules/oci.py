@@ -100,71 +100,8 @@ def oci_image_request(field_set: OciImageFieldSet) -> OciImageRequest:
     return OciImageRequest.from_field_set(field_set)
 
 
-@rule(desc="Build an OCI image from a go_busybox")
-async def build_oci_image(request: OciImageRequest) -> OciImage:
-    bb_field_set = await busybox_of(request.address, request.busybox)
-    busybox, tools = await MultiGet(
-        Get(BusyboxBinary, GoBusyboxFieldSet, bb_field_set), Get(K4sTools, K4sToolsRequest())
-    )
-    unknown = sorted(c for _, c in request.command_links if c not in busybox.commands)
-    if unknown:
-        raise target_error(
-            request.address,
-            OciImageCommandLinksField.alias,
-            f"links to {', '.join(map(repr, unknown))}, which is not a command of busybox "
-            f"{request.busybox.value!r} (its commands: {', '.join(sorted(busybox.commands))}).",
-            "Link to one of those names, or add the command to the busybox's `commands`.",
-        )
-    extra, extra_digest = await _extra_files(request, bb_field_set.address)
-    _check_modes(request, busybox.commands)
-    records = [
-        {"path": "bbin/bb", "type": "file", "src": BB, "mode": _mode(request, "bbin/bb", 0o755)},
-        {"path": "bin", "type": "symlink", "target": "bbin"},
-        {"path": "tmp", "type": "dir", "mode": 0o1777},
-        *({"path": f"bbin/{c}", "type": "symlink", "target": "bb"} for c in sorted(busybox.commands) if c != "bb"),
-        *({"path": p, "type": "symlink", "target": f"/bbin/{c}"} for p, c in request.command_links),
-        *extra,
-    ]
-    manifest = {
-        "name": request.name,
-        "arch": bb_field_set.goarch.value,
-        "entrypoint": list(request.entrypoint),
-        "cmd": list(request.cmd),
-        "env": list(request.env),
-        "records": records,
-    }
-    manifest_digest = await Get(
-        Digest, CreateDigest([FileContent(OCI_MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())])
-    )
-    input_digest = await Get(Digest, MergeDigests([tools.digest, busybox.digest, manifest_digest, extra_digest]))
-    layer_tar = OCI_TAR_NO_USER if request.user else OCI_TAR
-    result = await Get(
-        K4sStepResult,
-        K4sStep(
-            address=request.address,
-            step="OCI image",
-            argv=(tools.k4stool, "oci", "-manifest", OCI_MANIFEST, "-out", layer_tar),
-            input_digest=input_digest,
-            output_files=(layer_tar,),
-            description=f"Write OCI image {request.name} ({request.address})",
-        ),
-    )
-    if request.user:
-        oci_tool = await Get(K4sOciTool, K4sOciToolRequest())
-        result = await Get(
-            K4sStepResult,
-            K4sStep(
-                address=request.address,
-                step="OCI image config",
-                argv=(oci_tool.k4stool, "oci-config", "-in", layer_tar, "-user", request.user, "-out", OCI_TAR),
-                input_digest=await Get(Digest, MergeDigests([oci_tool.digest, result.output_digest])),
-                output_files=(OCI_TAR,),
-                description=f"Set the user of OCI image {request.name} ({request.address})",
-            ),
-        )
-    return OciImage(result.output_digest, OCI_TAR, request.name)
-
-
+# Helpers the rule below awaits: defined above it, as Pants 2.17 finds the Gets of an
+# awaited helper only if the helper exists when the rule is decorated.
 def _mode(request: OciImageRequest, path: str, default: int) -> int:
     mode = request.file_modes.get(path)
     return int(mode, 8) if mode is not None else default
@@ -236,6 +173,71 @@ async def _extra_files(request: OciImageRequest, busybox: Address) -> tuple[list
         for dst, src in sorted(request.files.items())
     ]
     return records, sources.snapshot.digest
+
+
+@rule(desc="Build an OCI image from a go_busybox")
+async def build_oci_image(request: OciImageRequest) -> OciImage:
+    bb_field_set = await busybox_of(request.address, request.busybox)
+    busybox, tools = await MultiGet(
+        Get(BusyboxBinary, GoBusyboxFieldSet, bb_field_set), Get(K4sTools, K4sToolsRequest())
+    )
+    unknown = sorted(c for _, c in request.command_links if c not in busybox.commands)
+    if unknown:
+        raise target_error(
+            request.address,
+            OciImageCommandLinksField.alias,
+            f"links to {', '.join(map(repr, unknown))}, which is not a command of busybox "
+            f"{request.busybox.value!r} (its commands: {', '.join(sorted(busybox.commands))}).",
+            "Link to one of those names, or add the command to the busybox's `commands`.",
+        )
+    extra, extra_digest = await _extra_files(request, bb_field_set.address)
+    _check_modes(request, busybox.commands)
+    records = [
+        {"path": "bbin/bb", "type": "file", "src": BB, "mode": _mode(request, "bbin/bb", 0o755)},
+        {"path": "bin", "type": "symlink", "target": "bbin"},
+        {"path": "tmp", "type": "dir", "mode": 0o1777},
+        *({"path": f"bbin/{c}", "type": "symlink", "target": "bb"} for c in sorted(busybox.commands) if c != "bb"),
+        *({"path": p, "type": "symlink", "target": f"/bbin/{c}"} for p, c in request.command_links),
+        *extra,
+    ]
+    manifest = {
+        "name": request.name,
+        "arch": bb_field_set.goarch.value,
+        "entrypoint": list(request.entrypoint),
+        "cmd": list(request.cmd),
+        "env": list(request.env),
+        "records": records,
+    }
+    manifest_digest = await Get(
+        Digest, CreateDigest([FileContent(OCI_MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())])
+    )
+    input_digest = await Get(Digest, MergeDigests([tools.digest, busybox.digest, manifest_digest, extra_digest]))
+    layer_tar = OCI_TAR_NO_USER if request.user else OCI_TAR
+    result = await Get(
+        K4sStepResult,
+        K4sStep(
+            address=request.address,
+            step="OCI image",
+            argv=(tools.k4stool, "oci", "-manifest", OCI_MANIFEST, "-out", layer_tar),
+            input_digest=input_digest,
+            output_files=(layer_tar,),
+            description=f"Write OCI image {request.name} ({request.address})",
+        ),
+    )
+    if request.user:
+        oci_tool = await Get(K4sOciTool, K4sOciToolRequest())
+        result = await Get(
+            K4sStepResult,
+            K4sStep(
+                address=request.address,
+                step="OCI image config",
+                argv=(oci_tool.k4stool, "oci-config", "-in", layer_tar, "-user", request.user, "-out", OCI_TAR),
+                input_digest=await Get(Digest, MergeDigests([oci_tool.digest, result.output_digest])),
+                output_files=(OCI_TAR,),
+                description=f"Set the user of OCI image {request.name} ({request.address})",
+            ),
+        )
+    return OciImage(result.output_digest, OCI_TAR, request.name)
 
 
 def rules():
