@@ -20,6 +20,9 @@ import pytest
 
 from ..conftest import fresh_dist, run_pants
 
+# A heavy build: e2e-bb compiles agnhost and its share of Kubernetes (24 min cold here).
+pytestmark = pytest.mark.slow
+
 E2E = "distros/e2e-images"
 IMAGES = ("e2e-busybox", "e2e-nonroot", "e2e-nautilus", "e2e-kitten")
 
