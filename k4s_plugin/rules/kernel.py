@@ -141,6 +141,27 @@ async def resolve_linux_kernel(request: LinuxKernelRequest) -> LinuxKernel:
     return await Get(LinuxKernel, DebianPackage, package)
 
 
+async def _arches_having(apt_get: str, pin: DebianPin, where: K4sStepEnvironment) -> list[str]:
+    """The other architectures for which apt has the pinned package and version (asked
+    only once apt could not fetch it for `pin.arch`; `--print-uris` downloads nothing)."""
+    others = [a for a in DEBIAN_ARCHES if a != pin.arch]
+    results = await MultiGet(
+        Get(
+            FallibleProcessResult,
+            {
+                Process(
+                    (apt_get, "download", "-q", "--print-uris", f"{pin.package}:{arch}={pin.version}"),
+                    description=f"Ask apt for {pin.package}:{arch}={pin.version}",
+                    cache_scope=ProcessCacheScope.PER_SESSION,
+                ): Process,
+                where.local: EnvironmentName,
+            },
+        )
+        for arch in others
+    )
+    return [a for a, r in zip(others, results) if r.exit_code == 0 and r.stdout.strip()]
+
+
 @rule(desc="Fetch a pinned Debian package", level=LogLevel.DEBUG)
 async def fetch_debian_package(pin: DebianPin, where: K4sStepEnvironment) -> DebianPackage:
     apt_get = await Get(BinaryPaths, BinaryPathRequest(binary_name="apt-get", search_path=("/usr/bin", "/bin")))
@@ -227,27 +248,6 @@ def _finding(pin: DebianPin) -> str:
     if pin.what == "kernel":
         return f"apt-cache search linux-image-.*-{pin.arch}"
     return f"apt-cache policy {pin.package}:{pin.arch}"
-
-
-async def _arches_having(apt_get: str, pin: DebianPin, where: K4sStepEnvironment) -> list[str]:
-    """The other architectures for which apt has the pinned package and version (asked
-    only once apt could not fetch it for `pin.arch`; `--print-uris` downloads nothing)."""
-    others = [a for a in DEBIAN_ARCHES if a != pin.arch]
-    results = await MultiGet(
-        Get(
-            FallibleProcessResult,
-            {
-                Process(
-                    (apt_get, "download", "-q", "--print-uris", f"{pin.package}:{arch}={pin.version}"),
-                    description=f"Ask apt for {pin.package}:{arch}={pin.version}",
-                    cache_scope=ProcessCacheScope.PER_SESSION,
-                ): Process,
-                where.local: EnvironmentName,
-            },
-        )
-        for arch in others
-    )
-    return [a for a, r in zip(others, results) if r.exit_code == 0 and r.stdout.strip()]
 
 
 @rule(desc="Unpack and index a kernel package")

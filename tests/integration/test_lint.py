@@ -171,3 +171,60 @@ def test_the_layout_check_finds_misplaced_tests(tmp_path: Path) -> None:
         "k4s_plugin/test_grammar.py: a unit test is named after its module: <module>_test.py",
         "tests/integration/rules_test.py: tests under tests/ are test_<feature>.py; a unit test sits beside its module",
     ]
+
+
+def rule_helper_order_findings(source: str, filename: str) -> list[str]:
+    """Helpers a @rule awaits that are defined below it. Pants 2.17 finds a rule's Gets
+    when the rule is decorated, following calls of coroutine functions through the
+    module's globals at that moment (engine/internals/rule_visitor.py): a helper defined
+    further down is not found, and its Gets fail at run time with "Get(...) was not
+    detected in your @rule body". Transitive: a helper's helpers count too."""
+    tree = ast.parse(source, filename)
+    helpers = {n.name: n for n in tree.body if isinstance(n, ast.AsyncFunctionDef)}
+
+    def is_rule(node: ast.AST) -> bool:
+        return any(
+            (d.id if isinstance(d, ast.Name) else getattr(getattr(d, "func", None), "id", None)) in ("rule", "goal_rule")
+            for d in getattr(node, "decorator_list", ())
+        )
+
+    found = []
+    for rule_node in tree.body:
+        if not isinstance(rule_node, (ast.AsyncFunctionDef, ast.FunctionDef)) or not is_rule(rule_node):
+            continue
+        seen: set[str] = set()
+        stack: list[ast.AST] = [rule_node]
+        while stack:
+            for call in ast.walk(stack.pop()):
+                name = getattr(call.func, "id", None) if isinstance(call, ast.Call) else None
+                helper = helpers.get(name)
+                if helper is None or name in seen or helper is rule_node or is_rule(helper):
+                    continue
+                seen.add(name)
+                stack.append(helper)
+                if helper.lineno > rule_node.lineno:
+                    found.append(
+                        f"{filename}:{rule_node.lineno}: @rule {rule_node.name} reaches {name}(), defined below it "
+                        f"(line {helper.lineno}): move {name} above {rule_node.name}"
+                    )
+    return found
+
+
+def test_rule_helpers_are_defined_above_their_rules() -> None:
+    found = [
+        line
+        for f in _repo_files("k4s_plugin/*.py")
+        for line in rule_helper_order_findings((REPO / f).read_text(), f)
+    ]
+    assert not found, "\n".join(found)
+
+
+def test_the_rule_helper_check_finds_a_helper_below(tmp_path: Path) -> None:
+    source = (
+        "async def above(x):\n    return await below(x)\n\n"
+        "@rule(desc='d')\nasync def r(x: int) -> str:\n    return await above(x)\n\n"
+        "async def below(x):\n    return await Get(str, int, x)\n"
+    )
+    (found,) = rule_helper_order_findings(source, "m.py")
+    assert "@rule r reaches below(), defined below it (line 8)" in found, found
+    assert not rule_helper_order_findings(source.replace("@rule(desc='d')\n", ""), "m.py")
