@@ -3,7 +3,10 @@
 package vm
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -248,14 +251,29 @@ func parseForwards(vals []string) ([]forward, error) {
 	return out, nil
 }
 
+// accelCacheKey names the remembered probe of this host kernel release, QEMU
+// and guest kernel. The guest kernel counts by its content: `pants run` hands
+// over a kernel at a new sandbox path on every run, so a key with the path
+// was never found again (and one file per run piled up).
+func accelCacheKey(release, qemu, kernel string) string {
+	id := kernel
+	if f, err := os.Open(kernel); err == nil {
+		h := sha256.New()
+		if _, err := io.Copy(h, f); err == nil {
+			id = "sha256_" + hex.EncodeToString(h.Sum(nil))[:16]
+		}
+		f.Close()
+	}
+	return strings.NewReplacer("/", "_", " ", "_").Replace(fmt.Sprintf("accel-%s-%s-%s", release, qemu, id))
+}
+
 // probeAccel picks kvm or tcg. The answer is remembered per machine, QEMU
 // and kernel in $XDG_CACHE_HOME/k4s (~/.cache/k4s): a hanging /dev/kvm costs
 // the probe's deadline once, not on every run.
 func probeAccel(qemu, kernel string) string {
 	var uts unix.Utsname
 	_ = unix.Uname(&uts)
-	key := strings.NewReplacer("/", "_", " ", "_").Replace(
-		fmt.Sprintf("accel-%s-%s-%s", unix.ByteSliceToString(uts.Release[:]), qemu, kernel))
+	key := accelCacheKey(unix.ByteSliceToString(uts.Release[:]), qemu, kernel)
 	dir, err := os.UserCacheDir()
 	cache := ""
 	if err == nil {

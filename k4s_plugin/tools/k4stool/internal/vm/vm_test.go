@@ -3,6 +3,9 @@
 package vm
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"k4s.dev/tools/k4stool/internal/cli"
@@ -34,5 +37,35 @@ func TestLanNetdev(t *testing.T) {
 		if _, err := lanNetdev(bad); cli.Code(err) != "E_USAGE" {
 			t.Errorf("lanNetdev(%q) = %v", bad, err)
 		}
+	}
+}
+
+func TestAccelCacheKeyFollowsTheKernelsContent(t *testing.T) {
+	dir := t.TempDir()
+	write := func(rel, content string) string {
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	a := write("sandbox-1/__k4s_kernel/vmlinuz", "kernel A")
+	b := write("sandbox-2/__k4s_kernel/vmlinuz", "kernel A")
+	c := write("sandbox-3/__k4s_kernel/vmlinuz", "kernel C")
+	ka, kb, kc := accelCacheKey("6.1", "/usr/bin/qemu-system-x86_64", a), accelCacheKey("6.1", "/usr/bin/qemu-system-x86_64", b), accelCacheKey("6.1", "/usr/bin/qemu-system-x86_64", c)
+	if ka != kb {
+		t.Errorf("the same kernel at two sandbox paths: keys %q and %q differ", ka, kb)
+	}
+	if ka == kc {
+		t.Errorf("two different kernels share the key %q", ka)
+	}
+	if strings.Contains(ka, "/") || strings.Contains(ka, "sandbox") {
+		t.Errorf("key %q carries the path", ka)
+	}
+	if got := accelCacheKey("6.1", "q", filepath.Join(dir, "missing")); !strings.Contains(got, "missing") {
+		t.Errorf("an unreadable kernel keys by its path: %q", got)
 	}
 }
