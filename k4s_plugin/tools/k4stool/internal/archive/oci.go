@@ -106,34 +106,41 @@ func CmdOCI(args []string) error {
 		v1.ImageLayoutFile:                     layoutJSON,
 		v1.ImageIndexFile:                      indexJSON,
 	}
-	names := make([]string, 0, len(blobs))
-	for n := range blobs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, d := range []string{"blobs/", "blobs/sha256/"} {
-		if err := tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755, ModTime: time.Unix(0, 0), Format: tar.FormatPAX}); err != nil {
-			return err
-		}
-	}
-	for _, n := range names {
-		b := blobs[n]
-		if err := tw.WriteHeader(&tar.Header{Name: n, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(b)), ModTime: time.Unix(0, 0), Format: tar.FormatPAX}); err != nil {
-			return err
-		}
-		if _, err := tw.Write(b); err != nil {
-			return err
-		}
-	}
-	if err := tw.Close(); err != nil {
+	if err := writeLayout(&buf, blobs); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
 		return err
 	}
 	return os.WriteFile(*out, buf.Bytes(), 0o644)
+}
+
+// writeLayout writes blobs (name -> content) as an OCI layout tar (`oci`, `oci-config`):
+// the blobs directories, then every file by name, mtime 0, PAX.
+func writeLayout(w io.Writer, blobs map[string][]byte) error {
+	names := make([]string, 0, len(blobs))
+	for n := range blobs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	epoch := time.Unix(0, 0)
+	tw := tar.NewWriter(w)
+	for _, d := range []string{"blobs/", "blobs/sha256/"} {
+		if err := tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755, ModTime: epoch, Format: tar.FormatPAX}); err != nil {
+			return err
+		}
+	}
+	for _, n := range names {
+		b := blobs[n]
+		if err := tw.WriteHeader(&tar.Header{Name: n, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(b)), ModTime: epoch, Format: tar.FormatPAX}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(b); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
 }
 
 func descriptor(mediaType string, b []byte) v1.Descriptor {

@@ -11,8 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
-	"time"
 
 	"k4s.dev/tools/k4stool/internal/cli"
 
@@ -153,31 +151,4 @@ func setUser(blobs map[string][]byte, user string) error {
 	blobs[blobPath(ref.Digest)] = manifestJSON
 	blobs[v1.ImageIndexFile] = indexJSON
 	return nil
-}
-
-// writeLayout writes blobs (name -> content) as `k4stool oci` lays out its tar:
-// the blobs directories, then every file by name, mtime 0, PAX.
-func writeLayout(w io.Writer, blobs map[string][]byte) error {
-	names := make([]string, 0, len(blobs))
-	for n := range blobs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	epoch := time.Unix(0, 0)
-	tw := tar.NewWriter(w)
-	for _, d := range []string{"blobs/", "blobs/sha256/"} {
-		if err := tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755, ModTime: epoch, Format: tar.FormatPAX}); err != nil {
-			return err
-		}
-	}
-	for _, n := range names {
-		b := blobs[n]
-		if err := tw.WriteHeader(&tar.Header{Name: n, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(b)), ModTime: epoch, Format: tar.FormatPAX}); err != nil {
-			return err
-		}
-		if _, err := tw.Write(b); err != nil {
-			return err
-		}
-	}
-	return tw.Close()
 }
