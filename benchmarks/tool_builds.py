@@ -35,6 +35,7 @@ BUILDS = (
     ("k4stool", ""),
     ("k4stool-gocache", "k4s_download,k4s_gocache"),
     ("k4stool-kernel", "k4s_download,k4s_kernel"),
+    ("k4stool-vm", "k4s_vm"),
 )
 
 
@@ -53,7 +54,9 @@ def build_all(rev: str, rnd: int, work: Path) -> list[dict]:
     }
     rows = []
     for out, tags in BUILDS:
-        if "k4s_gocache" in tags and not (tools / "k4stool" / "gocache_step.go").exists():
+        if ("k4s_gocache" in tags and not (tools / "k4stool" / "gocache_step.go").exists()) or (
+            "k4s_vm" in tags and not (tools / "k4stool" / "vm_steps.go").exists()
+        ):
             continue
         exe = work / out
         before = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -25,7 +25,8 @@ _k4stool: Path | None = None
 
 
 def k4stool() -> Path:
-    """k4stool built with the host's Go, once per process."""
+    """k4stool-vm (the step tool and `vm`, `-tags k4s_vm`) built with the host's Go,
+    once per process."""
     global _k4stool
     if _k4stool is None:
         go = shutil.which("go")
@@ -34,7 +35,7 @@ def k4stool() -> Path:
         tmp = tempfile.mkdtemp(prefix="k4stool-")
         atexit.register(shutil.rmtree, tmp, True)  # no binary left behind in /tmp
         out = Path(tmp) / "k4stool"
-        subprocess.run([go, "build", "-o", str(out), "./k4stool"], cwd=TOOLS,
+        subprocess.run([go, "build", "-tags", "k4s_vm", "-o", str(out), "./k4stool"], cwd=TOOLS,
                        env={**os.environ, "CGO_ENABLED": "0"}, check=True, timeout=900)
         _k4stool = out
     return _k4stool

@@ -19,7 +19,7 @@ from k4s_plugin.rules.busybox import GoBusyboxFieldSet, busybox_of
 from k4s_plugin.rules.errors import target_error
 from k4s_plugin.rules.gobuild import BB, BusyboxBinary
 from k4s_plugin.rules.steps import K4sStep, K4sStepResult
-from k4s_plugin.rules.tools import K4sOciTool, K4sOciToolRequest, K4sTools, K4sToolsRequest
+from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
 from k4s_plugin.targets import (
     OciImageBusyboxField,
     OciImageCmdField,
@@ -225,14 +225,13 @@ async def build_oci_image(request: OciImageRequest) -> OciImage:
         ),
     )
     if request.user:
-        oci_tool = await Get(K4sOciTool, K4sOciToolRequest())
         result = await Get(
             K4sStepResult,
             K4sStep(
                 address=request.address,
                 step="OCI image config",
-                argv=(oci_tool.k4stool, "oci-config", "-in", layer_tar, "-user", request.user, "-out", OCI_TAR),
-                input_digest=await Get(Digest, MergeDigests([oci_tool.digest, result.output_digest])),
+                argv=(tools.k4stool, "oci-config", "-in", layer_tar, "-user", request.user, "-out", OCI_TAR),
+                input_digest=await Get(Digest, MergeDigests([tools.digest, result.output_digest])),
                 output_files=(OCI_TAR,),
                 description=f"Set the user of OCI image {request.name} ({request.address})",
             ),

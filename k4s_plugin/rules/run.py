@@ -24,7 +24,7 @@ from k4s_plugin.rules.busybox import GoBusyboxFieldSet
 from k4s_plugin.rules.cpio import Archive
 from k4s_plugin.rules.errors import target_error
 from k4s_plugin.rules.initramfs import InitramfsFieldSet, InitramfsKernel, InitramfsRequest
-from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
+from k4s_plugin.rules.tools import K4sVmTool, K4sVmToolRequest
 from k4s_plugin.targets import (
     InitramfsClusterIdentityField,
     InitramfsKernelArgsField,
@@ -75,7 +75,7 @@ class RunInitramfsFieldSet(InitramfsFieldSet, RunFieldSet):
 async def run_initramfs(field_set: RunInitramfsFieldSet, build_root: BuildRoot) -> RunRequest:
     request = InitramfsRequest.from_field_set(field_set)
     tools, archive = await MultiGet(
-        Get(K4sTools, K4sToolsRequest()), Get(Archive, InitramfsRequest, request)
+        Get(K4sVmTool, K4sVmToolRequest()), Get(Archive, InitramfsRequest, request)
     )
     busybox = await Get(GoBusyboxFieldSet, InitramfsRequest, request)
     goarch = busybox.goarch.value

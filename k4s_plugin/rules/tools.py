@@ -179,7 +179,13 @@ class K4sKernelToolRequest:
 
 
 @rule(desc="Build k4stool's kernel steps", level=LogLevel.DEBUG)
-async def build_k4s_kernel_tool(_: K4sKernelToolRequest, where: K4sStepEnvironment) -> K4sKernelTool:
+async def build_k4s_kernel_tool(
+    _: K4sKernelToolRequest, where: K4sStepEnvironment, download_tool: K4sDownloadTool
+) -> K4sKernelTool:
+    # After the download tool, as the step tool: the kernel steps run beside the
+    # busybox's, and two cold builds side by side would compile the standard library
+    # twice; in this order this build only compiles the kernel packages and links.
+    del download_tool
     digest = await _go_build(
         where,
         "k4s_download,k4s_kernel",
@@ -190,27 +196,27 @@ async def build_k4s_kernel_tool(_: K4sKernelToolRequest, where: K4sStepEnvironme
 
 
 @dataclass(frozen=True)
-class K4sOciTool:
-    """`__k4s_tools/k4stool-oci`: the step tool built with the `k4s_oci` tag, which adds
-    `oci-config` (an image config's `User`, for `oci_image(user=...)`). A tool of its
-    own so that K4sTools, and so every busybox step's cache key, stayed as it was; it
-    shares the step tool's compiled packages through the Go build cache (a link)."""
+class K4sVmTool:
+    """`__k4s_tools/k4stool-vm`: the step tool built with the `k4s_vm` tag, which adds
+    `vm`, `pants run`'s QEMU driver. Kept out of the step tool: the vm package talks
+    HTTP to the node, and net/http with crypto/tls was about half of the step tool's
+    compile time, which every cold `pants package` waits for."""
 
     digest: Digest
-    k4stool = f"{TOOLS_DIR}/k4stool-oci"
+    k4stool = f"{TOOLS_DIR}/k4stool-vm"
 
 
 @dataclass(frozen=True)
-class K4sOciToolRequest:
-    """Ask for K4sOciTool with `Get(K4sOciTool, K4sOciToolRequest())`."""
+class K4sVmToolRequest:
+    """Ask for K4sVmTool with `Get(K4sVmTool, K4sVmToolRequest())`."""
 
 
-@rule(desc="Build k4stool's OCI config step", level=LogLevel.DEBUG)
-async def build_k4s_oci_tool(_: K4sOciToolRequest, where: K4sStepEnvironment) -> K4sOciTool:
+@rule(desc="Build k4stool's QEMU driver", level=LogLevel.DEBUG)
+async def build_k4s_vm_tool(_: K4sVmToolRequest, where: K4sStepEnvironment) -> K4sVmTool:
     # After the step tool, whose packages this build reuses (see build_k4s_gocache_tool).
     await Get(K4sTools, K4sToolsRequest())
-    digest = await _go_build(where, "k4s_oci", K4sOciTool.k4stool, "Build k4stool-oci (the OCI config step)")
-    return K4sOciTool(digest)
+    digest = await _go_build(where, "k4s_vm", K4sVmTool.k4stool, "Build k4stool-vm (pants run's QEMU driver)")
+    return K4sVmTool(digest)
 
 
 def rules():

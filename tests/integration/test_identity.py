@@ -90,7 +90,7 @@ def run_args(cluster_identity: bool) -> tuple[list[str], str]:
     from k4s_plugin.rules.cpio import Archive
     from k4s_plugin.rules.initramfs import InitramfsKernel, InitramfsRequest
     from k4s_plugin.rules.run import run_initramfs
-    from k4s_plugin.rules.tools import K4sTools, K4sToolsRequest
+    from k4s_plugin.rules.tools import K4sVmTool, K4sVmToolRequest
 
     runner = RuleRunner(target_types=register.target_types())
     runner.write_files({
@@ -106,7 +106,7 @@ def run_args(cluster_identity: bool) -> tuple[list[str], str]:
         run_initramfs,
         rule_args=[RunInitramfsFieldSet.create(tgt), build_root],
         mock_gets=[
-            MockGet(K4sTools, (K4sToolsRequest,), lambda _: K4sTools(EMPTY_DIGEST)),
+            MockGet(K4sVmTool, (K4sVmToolRequest,), lambda _: K4sVmTool(EMPTY_DIGEST)),
             MockGet(Archive, (InitramfsRequest,), lambda _: Archive(EMPTY_DIGEST, "img.cpio")),
             MockGet(GoBusyboxFieldSet, (InitramfsRequest,),
                     lambda _: SimpleNamespace(goarch=SimpleNamespace(value="amd64"))),

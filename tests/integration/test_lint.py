@@ -21,7 +21,7 @@ RUFF = Path(sys.executable).parent / "ruff"
 # Every directory of the repository with a go.mod, and the build tags `go vet` runs with
 # there (one vet per entry; k4stool is built five ways: rules/tools.py).
 GO_VET = {
-    "k4s_plugin/tools": ("", "k4s_download", "k4s_download,k4s_kernel", "k4s_download,k4s_gocache", "k4s_oci"),
+    "k4s_plugin/tools": ("", "k4s_download", "k4s_download,k4s_kernel", "k4s_download,k4s_gocache", "k4s_vm"),
     "node": ("",),
     "tests/testprojects/small": ("",),
 }

@@ -32,7 +32,7 @@ from k4s_plugin.rules.initramfs import InitramfsFieldSet
 from k4s_plugin.rules.oci import OciImage, OciImageFieldSet
 from k4s_plugin.rules.rewrite import BBMAIN_TAR, DEPS_TAR, RewrittenTree
 from k4s_plugin.rules.steps import K4sGocacheTool, K4sGocacheToolRequest
-from k4s_plugin.rules.tools import K4sDownloadTool, K4sTools, K4sToolsRequest
+from k4s_plugin.rules.tools import K4sDownloadTool, K4sTools, K4sToolsRequest, K4sVmTool, K4sVmToolRequest
 
 from ..conftest import REPO, require_tool
 
@@ -49,6 +49,7 @@ def rule_runner() -> RuleRunner:
             *source_files.rules(),
             *core_target_type_rules(),
             QueryRule(K4sTools, [K4sToolsRequest]),
+            QueryRule(K4sVmTool, [K4sVmToolRequest]),
             QueryRule(K4sDownloadTool, []),
             QueryRule(K4sGocacheTool, [K4sGocacheToolRequest]),
             QueryRule(ModuleSources, [GoBusyboxFieldSet]),
@@ -120,6 +121,19 @@ def test_shared_cache_client_only_in_its_own_tool(rule_runner: RuleRunner, tmp_p
     assert {"rewrite-commands", "compile", "cpio"} <= step_cmds and "gocache" not in step_cmds, step_cmds
     assert _subcommands(files[K4sGocacheTool.k4stool], tmp_path) == {"download", "imports", "gocache"}
     assert b"google.golang.org/grpc" not in step and b"google.golang.org/grpc" in files[K4sGocacheTool.k4stool]
+
+
+def test_vm_driver_only_in_its_own_tool(rule_runner: RuleRunner, tmp_path: Path) -> None:
+    # `pants run`'s QEMU driver (and net/http, which it needs for snapshots) is not in
+    # the step tool that every `pants package` waits for; k4stool-vm has the step
+    # tool's subcommands and `vm`.
+    step = contents(rule_runner, rule_runner.request(K4sTools, [K4sToolsRequest()]).digest)[K4sTools.k4stool]
+    files = contents(rule_runner, rule_runner.request(K4sVmTool, [K4sVmToolRequest()]).digest)
+    assert set(files) == {K4sVmTool.k4stool}
+    step_cmds = _subcommands(step, tmp_path)
+    assert "vm" not in step_cmds and {"oci", "oci-config"} <= step_cmds, step_cmds
+    assert _subcommands(files[K4sVmTool.k4stool], tmp_path) == step_cmds | {"vm"}
+    assert b"net/http.(*Client).Do" not in step and b"net/http.(*Client).Do" in files[K4sVmTool.k4stool]
 
 
 def test_download_packs_only_needed_packages(rule_runner: RuleRunner) -> None:

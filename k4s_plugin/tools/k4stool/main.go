@@ -29,7 +29,7 @@
 //	gocache   GOCACHEPROG: Go's build cache on disk and over REAPI (k4s_gocache tag)
 //	contract  the cluster identity's file names under etc/k4s/identity (shared with k4s-node)
 //	identity  the cluster CA, admin credentials, join tokens, machine configs
-//	vm        QEMU for `pants run`: disks, identity, snapshots
+//	vm        QEMU for `pants run`: disks, identity, snapshots (k4s_vm tag)
 //	kernel    the pinned Debian kernel: index and module closure (k4s_kernel tag)
 //	sizes     where a bb's bytes go
 package main
@@ -53,7 +53,8 @@ type subcommand struct {
 
 // subcommands holds the steps this build of k4stool has: the download step in
 // every build, the others added by steps.go (all builds but the k4s_download
-// one), kernel_steps.go (the k4s_kernel tag) and gocache_step.go (the
+// one), kernel_steps.go (the k4s_kernel tag), vm_steps.go (the k4s_vm tag:
+// `pants run`'s QEMU driver, built as k4stool-vm) and gocache_step.go (the
 // k4s_gocache tag: the shared build cache's GOCACHEPROG, built as
 // k4stool-gocache with k4s_download,k4s_gocache). The download step's tool is
 // this package built with the k4s_download tag: only the download step and its

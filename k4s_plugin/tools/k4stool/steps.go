@@ -8,7 +8,6 @@ import (
 	"k4s.dev/tools/k4stool/internal/download"
 	"k4s.dev/tools/k4stool/internal/rewrite"
 	"k4s.dev/tools/k4stool/internal/sizes"
-	"k4s.dev/tools/k4stool/internal/vm"
 )
 
 // The steps of the full k4stool (every build but the download-only one). The
@@ -23,11 +22,9 @@ func init() {
 		"linkexec":         {compile.CmdLinkExec, "FLAGS-FILE TOOL ARGS... (the go command's -toolexec for long -ldflags)"},
 		"cpio":             {archive.CmdCpio, "-manifest manifest.json -out initramfs.cpio[.gz|.xz|.zst]"},
 		"oci":              {archive.CmdOCI, "-manifest image.json -out image.tar"},
+		"oci-config":       {archive.CmdOCIConfig, "-in image.tar -user UID[:GID] -out image.tar (set the image config's User)"},
 		"tidy":             {download.CmdTidy, "-gomod DIR -out DIR [-dlcache DIR] [-tag T]... [-patch FILE]... -- PATTERN..."},
 		"sizes":            {sizes.CmdSizes, "[-gomod go.mod] [-top N] BINARY (where a bb's bytes go)"},
-		"vm": {vm.CmdVM, "-qemu QEMU -kernel KERNEL -initrd CPIO [-memory MiB] [-cpus N] [-append ARGS] [-forward HOST:GUEST]... " +
-			"[-identity DIR [-new-identity] [-join DIR -join-server URL] [-machine-config controlplane|worker]] " +
-			"[-lan LOCAL:REMOTE] [-disk IMG [-disk-size SIZE]] [-snapshot FILE | -restore FILE] ... (boots an initramfs in QEMU)"},
 	} {
 		subcommands[name] = c
 	}

@@ -1,4 +1,4 @@
-//go:build k4s_oci
+//go:build !k4s_download
 
 package archive
 
@@ -28,10 +28,8 @@ var ociUser = regexp.MustCompile(`^[0-9]{1,10}(:[0-9]{1,10})?$`)
 // the layer untouched. Same layout and headers as `oci` (sorted entries, mtime
 // 0, uid/gid 0), so the same inputs give the same bytes.
 //
-// It is a step of its own, in the k4stool built with the k4s_oci tag
-// (`__k4s_tools/k4stool-oci`), so that the step tool every other build step
-// runs (and so every busybox step's cache key) stayed byte for byte as it was.
-// An image without `user` never runs it.
+// It is a step of its own, so an image without `user` never runs it and keeps
+// the bytes it had before the field existed.
 func CmdOCIConfig(args []string) error {
 	fs := cli.NewFlags("oci-config")
 	in := fs.String("in", "image.tar", "OCI layout tar written by `k4stool oci`")

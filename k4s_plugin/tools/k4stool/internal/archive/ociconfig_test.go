@@ -1,4 +1,4 @@
-//go:build k4s_oci
+//go:build !k4s_download
 
 package archive
 
