@@ -36,6 +36,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 E2E = REPO / "dist" / "conformance" / "e2e.test"
+GINKGO = REPO / "dist" / "conformance" / "ginkgo"  # for --nodes N > 1; build.sh builds it too
 REPO_LIST = REPO / "benchmarks" / "conformance" / "repo-list.yaml"
 RESULTS = REPO / "benchmarks" / "results" / "conformance"
 PROFILES = ("k3s-like", "k0s-like", "kubesolo-like", "talos-like")
@@ -162,7 +163,8 @@ def summary_markdown(meta: dict, cases: list[Case]) -> str:
         f"# Conformance: {meta['profile']}, chunk {meta['chunk']}",
         "",
         f"{t['passed']} passed, {t['failed']} failed, {t['skipped']} skipped of {len(cases)} "
-        f"selected tests; e2e.test ran {meta['seconds']:.0f} s.",
+        f"selected tests; e2e.test ran {meta['seconds']:.0f} s"
+        f"{' on ' + str(meta['nodes']) + ' parallel ginkgo processes' if meta.get('nodes', 1) > 1 else ''}.",
         "",
         f"- focus: `{meta['focus']}`",
         f"- profile target: `{meta['target']}`",
@@ -201,17 +203,16 @@ def commit() -> str:
     return r.stdout.strip() + ("-dirty" if dirty.strip() else "")
 
 
-def e2e_args(focus: str, report_dir: Path, extra: list[str]) -> list[str]:
-    return [
-        str(E2E),
-        f"--ginkgo.focus={focus}",
-        "--ginkgo.no-color",
-        "--ginkgo.v",
-        "--ginkgo.timeout=24h",
-        "--provider=skeleton",
-        f"--report-dir={report_dir}",
-        *extra,
-    ]
+def e2e_args(focus: str, report_dir: Path, extra: list[str], nodes: int = 1) -> list[str]:
+    """e2e.test's command line; with nodes > 1, the ginkgo CLI running e2e.test on that
+    many parallel processes. Ginkgo itself runs the tests marked Serial (e2e's
+    `[Serial]`, framework.WithSerial) one at a time, after the others; e2e.test's JUnit
+    report (junit_01.xml) then holds every process's tests."""
+    ginkgo = ["--focus=" + focus, "--no-color", "-v", "--timeout=24h"]
+    e2e = ["--provider=skeleton", f"--report-dir={report_dir}", *extra]
+    if nodes > 1:
+        return [str(GINKGO), f"--nodes={nodes}", *ginkgo, str(E2E), "--", *e2e]
+    return [str(E2E), *(f"--ginkgo.{a.lstrip('-')}" for a in ginkgo), *e2e]
 
 
 def write(out: Path, meta: dict, cases: list[Case], junit: str | None) -> None:
@@ -241,6 +242,8 @@ def main() -> None:
                     help="no VM: print the results table of every profile (from benchmarks/results/conformance/)")
     ap.add_argument("--write-docs", action="store_true", help="with --table: put it into docs/conformance.md")
     ap.add_argument("--ready-timeout", type=float, default=1800, help="seconds to wait for the node to be Ready")
+    ap.add_argument("--nodes", type=int, default=1,
+                    help="parallel ginkgo processes (dist/conformance/ginkgo, from build.sh); 1: e2e.test alone")
     ap.add_argument("--kubeconfig", type=Path,
                     help="run against this already running node (its admin kubeconfig) instead of booting one")
     args = ap.parse_args()
@@ -252,13 +255,16 @@ def main() -> None:
         else:
             print(table, end="")
         return
-    if not E2E.exists():
-        raise SystemExit(f"conformance.py: no {E2E.relative_to(REPO)}; build it with "
-                         "`nice -n 19 benchmarks/conformance/build.sh` (docs/conformance.md)")
+    for exe in (E2E, *((GINKGO,) if args.nodes > 1 else ())):
+        if not exe.exists():
+            raise SystemExit(f"conformance.py: no {exe.relative_to(REPO)}; build it with "
+                             "`nice -n 19 benchmarks/conformance/build.sh` (docs/conformance.md)")
+    if args.nodes < 1:
+        raise SystemExit(f"conformance.py: --nodes {args.nodes}: give 1 or more parallel processes")
     focus = chunk_focus(args.chunk)
     env = {**os.environ, "KUBE_TEST_REPO_LIST": str(REPO_LIST)}
     meta = {
-        "chunk": args.chunk, "focus": focus, "commit": commit(),
+        "chunk": args.chunk, "focus": focus, "nodes": args.nodes, "commit": commit(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
     }
     with tempfile.TemporaryDirectory(prefix="k4s-conformance-") as tmp:
@@ -279,7 +285,7 @@ def main() -> None:
         log.parent.mkdir(parents=True, exist_ok=True)
         if args.kubeconfig:
             extra = [f"--kubeconfig={args.kubeconfig}", f"--kubectl-path={stock_kubectl()}"]
-            meta["seconds"] = run_e2e(e2e_args(focus, report, extra), log, env)
+            meta["seconds"] = run_e2e(e2e_args(focus, report, extra, args.nodes), log, env)
         else:
             vm = Appliance(target, Path(tmp) / "console.log")
             try:
@@ -288,7 +294,7 @@ def main() -> None:
                 print(f"conformance: {target} Ready {ready:.0f} s after QEMU started")
                 meta["ready_seconds"] = round(ready)
                 extra = [f"--kubeconfig={vm.kubeconfig}", f"--kubectl-path={stock_kubectl()}"]
-                meta["seconds"] = run_e2e(e2e_args(focus, report, extra), log, env)
+                meta["seconds"] = run_e2e(e2e_args(focus, report, extra, args.nodes), log, env)
             finally:
                 vm.stop()
                 (log.parent / f"{args.chunk}.console.log").write_text(vm.console_text()[-200_000:])

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Build the upstream Kubernetes e2e test binary (k8s.io/kubernetes/test/e2e, the
 # profiles' Kubernetes version) from this module's go.mod/go.sum, into
-# dist/conformance/e2e.test (or $1). docs/conformance.md says why this is a script
+# dist/conformance/e2e.test (or $1), and the ginkgo CLI beside it. docs/conformance.md says why this is a script
 # and not a Pants target.
 #
 #     nice -n 19 benchmarks/conformance/build.sh [OUT]
@@ -25,6 +25,9 @@ fi
 mkdir -p "$(dirname "$out")"
 cd "$here"
 export GOTOOLCHAIN=go1.26.8 CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOFLAGS="-mod=readonly -buildvcs=false"
+# The ginkgo CLI beside it (conformance.py --nodes N runs e2e.test on N processes), at
+# the ginkgo version go.mod pins for the suite.
+go build -trimpath -ldflags "-s -w" -o "$(dirname "$out")/ginkgo" github.com/onsi/ginkgo/v2/ginkgo
 exec go test -c -vet=off -o "$out" -trimpath -ldflags "-s -w \
 -X k8s.io/component-base/version.gitVersion=$k8s \
 -X k8s.io/component-base/version.gitMajor=1 \

@@ -35,6 +35,19 @@ def test_an_unknown_chunk_names_the_chunks() -> None:
         c.chunk_focus("sig-nod")
 
 
+def test_e2e_command_lines(tmp_path: Path) -> None:
+    focus = c.chunk_focus("config")
+    one = c.e2e_args(focus, tmp_path, ["--kubeconfig=k"])
+    assert one[0] == str(c.E2E) and f"--ginkgo.focus={focus}" in one and "--ginkgo.v" in one
+    assert one[-3:] == ["--provider=skeleton", f"--report-dir={tmp_path}", "--kubeconfig=k"]
+    # Parallel: ginkgo's flags before the binary, e2e.test's after `--`.
+    par = c.e2e_args(focus, tmp_path, ["--kubeconfig=k"], nodes=3)
+    assert par[:2] == [str(c.GINKGO), "--nodes=3"] and f"--focus={focus}" in par
+    sep = par.index("--")
+    assert par[sep - 1] == str(c.E2E) and par[sep + 1:] == one[-3:]
+    assert not any(a.startswith("--ginkgo.") for a in par)
+
+
 def test_junit_summary_of_an_e2e_report() -> None:
     cases = c.parse_junit(SAMPLE.read_text())
     chosen = c.selected(cases, c.chunk_focus("config"))
