@@ -58,6 +58,19 @@ CHUNKS: dict[str, str] = {
     "downward-env": r"\[sig-node\] Downward API",
 }
 
+# Suites beside the Conformance chunks: upstream tests that are not `[Conformance]`, for
+# what issue #27 asks besides conformance. Name -> (focus, skip, why the skipped ones
+# are left out). Their results sit beside the chunks' and are tabled apart.
+SUITES: dict[str, tuple[str, str, str]] = {
+    # NetworkPolicy, enforced by kube-network-policies (docs/appliance.md).
+    "netpol": (
+        r"\[sig-network\] Netpol ",
+        r"\[Feature:SCTPConnectivity\]",
+        "SCTP connections: the node images carry no `sctp` kernel module (upstream runs these "
+        "only in its SCTP jobs)",
+    ),
+}
+
 
 # Conformance tests that cannot pass on a k4s node, and why: the image the test runs
 # that is not built here, or what else it needs. Found by reading the tests' sources at
@@ -95,14 +108,22 @@ NOT_RUNNABLE: dict[str, str] = {
 
 def chunk_focus(chunk: str) -> str:
     """The --ginkgo.focus regular expression of a chunk: its tests that are Conformance
-    tests. `all` is every Conformance test."""
+    tests. `all` is every Conformance test; a suite (SUITES) has its own focus."""
     if chunk == "all":
         return CONFORMANCE
+    if chunk in SUITES:
+        return SUITES[chunk][0]
     if chunk not in CHUNKS:
         raise SystemExit(
-            f"conformance.py: --chunk {chunk!r} is not a chunk; use one of: all, {', '.join(sorted(CHUNKS))}"
+            f"conformance.py: --chunk {chunk!r} is not a chunk; use one of: all, {', '.join(sorted(CHUNKS))} "
+            f"(or a suite: {', '.join(sorted(SUITES))})"
         )
     return f"{CHUNKS[chunk]}.*{CONFORMANCE}"
+
+
+def chunk_skip(chunk: str) -> str:
+    """The --ginkgo.skip regular expression of a chunk ("" for none)."""
+    return SUITES[chunk][1] if chunk in SUITES else ""
 
 
 @dataclass(frozen=True)
@@ -144,10 +165,10 @@ def parse_junit(xml: str) -> list[Case]:
     return cases
 
 
-def selected(cases: list[Case], focus: str) -> list[Case]:
-    """The cases a focus selects (e2e.test reports the others as skipped)."""
-    rx = re.compile(focus)
-    return [c for c in cases if rx.search(c.name)]
+def selected(cases: list[Case], focus: str, skip: str = "") -> list[Case]:
+    """The cases a focus (and skip) selects (e2e.test reports the others as skipped)."""
+    rx, no = re.compile(focus), re.compile(skip) if skip else None
+    return [c for c in cases if rx.search(c.name) and not (no and no.search(c.name))]
 
 
 def totals(cases: list[Case]) -> dict[str, int]:
@@ -203,12 +224,12 @@ def commit() -> str:
     return r.stdout.strip() + ("-dirty" if dirty.strip() else "")
 
 
-def e2e_args(focus: str, report_dir: Path, extra: list[str], nodes: int = 1) -> list[str]:
+def e2e_args(focus: str, report_dir: Path, extra: list[str], nodes: int = 1, skip: str = "") -> list[str]:
     """e2e.test's command line; with nodes > 1, the ginkgo CLI running e2e.test on that
     many parallel processes. Ginkgo itself runs the tests marked Serial (e2e's
     `[Serial]`, framework.WithSerial) one at a time, after the others; e2e.test's JUnit
     report (junit_01.xml) then holds every process's tests."""
-    ginkgo = ["--focus=" + focus, "--no-color", "-v", "--timeout=24h"]
+    ginkgo = ["--focus=" + focus, *(["--skip=" + skip] if skip else []), "--no-color", "-v", "--timeout=24h"]
     e2e = ["--provider=skeleton", f"--report-dir={report_dir}", *extra]
     if nodes > 1:
         return [str(GINKGO), f"--nodes={nodes}", *ginkgo, str(E2E), "--", *e2e]
@@ -261,19 +282,19 @@ def main() -> None:
                              "`nice -n 19 benchmarks/conformance/build.sh` (docs/conformance.md)")
     if args.nodes < 1:
         raise SystemExit(f"conformance.py: --nodes {args.nodes}: give 1 or more parallel processes")
-    focus = chunk_focus(args.chunk)
+    focus, skip = chunk_focus(args.chunk), chunk_skip(args.chunk)
     env = {**os.environ, "KUBE_TEST_REPO_LIST": str(REPO_LIST)}
     meta = {
-        "chunk": args.chunk, "focus": focus, "nodes": args.nodes, "commit": commit(),
+        "chunk": args.chunk, "focus": focus, "skip": skip, "nodes": args.nodes, "commit": commit(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
     }
     with tempfile.TemporaryDirectory(prefix="k4s-conformance-") as tmp:
         report = Path(tmp) / "report"
         if args.dry_run:
             meta.update(profile="dry-run", target="(none)")
-            meta["seconds"] = run_e2e(e2e_args(focus, report, ["--ginkgo.dry-run"]), Path(tmp) / "e2e.log", env)
+            meta["seconds"] = run_e2e(e2e_args(focus, report, ["--ginkgo.dry-run"], skip=skip), Path(tmp) / "e2e.log", env)
             junit = (report / "junit_01.xml").read_text()
-            cases = [Case(c.name, "selected", 0.0) for c in selected(parse_junit(junit), focus)]
+            cases = [Case(c.name, "selected", 0.0) for c in selected(parse_junit(junit), focus, skip)]
             write_dry_run(RESULTS / "dry-run" / args.chunk, meta, cases)
             return
         sys.path.insert(0, str(REPO))
@@ -285,7 +306,7 @@ def main() -> None:
         log.parent.mkdir(parents=True, exist_ok=True)
         if args.kubeconfig:
             extra = [f"--kubeconfig={args.kubeconfig}", f"--kubectl-path={stock_kubectl()}"]
-            meta["seconds"] = run_e2e(e2e_args(focus, report, extra, args.nodes), log, env)
+            meta["seconds"] = run_e2e(e2e_args(focus, report, extra, args.nodes, skip), log, env)
         else:
             vm = Appliance(target, Path(tmp) / "console.log")
             try:
@@ -294,7 +315,7 @@ def main() -> None:
                 print(f"conformance: {target} Ready {ready:.0f} s after QEMU started")
                 meta["ready_seconds"] = round(ready)
                 extra = [f"--kubeconfig={vm.kubeconfig}", f"--kubectl-path={stock_kubectl()}"]
-                meta["seconds"] = run_e2e(e2e_args(focus, report, extra, args.nodes), log, env)
+                meta["seconds"] = run_e2e(e2e_args(focus, report, extra, args.nodes, skip), log, env)
             finally:
                 vm.stop()
                 (log.parent / f"{args.chunk}.console.log").write_text(vm.console_text()[-200_000:])
@@ -302,7 +323,7 @@ def main() -> None:
         if not junit_file.exists():
             raise SystemExit(f"conformance.py: e2e.test wrote no JUnit report; see {log}")
         junit = junit_file.read_text()
-        write(RESULTS / args.profile / args.chunk, meta, selected(parse_junit(junit), focus), junit)
+        write(RESULTS / args.profile / args.chunk, meta, selected(parse_junit(junit), focus, skip), junit)
 
 
 DOCS = REPO / "docs" / "conformance.md"
@@ -313,7 +334,8 @@ TABLE_END = "<!-- END: benchmarks/conformance.py --table -->"
 def latest_results(profile_dir: Path) -> tuple[dict[str, dict], list[dict]]:
     """A profile's results: each test's latest case (by the run's date: chunks overlap,
     a later run of a test wins), and the runs (chunk, commit, date, totals) by date."""
-    runs = sorted((json.loads(f.read_text()) for f in profile_dir.glob("*.json")), key=lambda r: (r["date"], r["chunk"]))
+    runs = sorted((r for r in (json.loads(f.read_text()) for f in profile_dir.glob("*.json")) if r["chunk"] not in SUITES),
+                  key=lambda r: (r["date"], r["chunk"]))
     latest: dict[str, dict] = {}
     for run in runs:
         for case in run["cases"]:
@@ -350,10 +372,29 @@ def conformance_table(results: Path = RESULTS) -> str:
     if failures:
         out += ["Failed (the latest run of each test):", "", "| profile | test | failure |", "| --- | --- | --- |",
                 *failures, ""]
+    out += suites_table(results)
     out += [f"Not runnable on a k4s node ({len(NOT_RUNNABLE)}; `NOT_RUNNABLE` in benchmarks/conformance.py):", "",
             "| test | why |", "| --- | --- |"]
     out += [f"| {_cell(name)} | {_cell(why)} |" for name, why in sorted(NOT_RUNNABLE.items())]
     return "\n".join(out) + "\n"
+
+
+def suites_table(results: Path = RESULTS) -> list[str]:
+    """The suites' latest run per profile (SUITES: not Conformance tests), as table lines."""
+    rows = []
+    for profile in PROFILES:
+        for suite, (_, skip, why) in sorted(SUITES.items()):
+            f = results / profile / f"{suite}.json"
+            if f.exists():
+                r = json.loads(f.read_text())
+                t = r["totals"]
+                rows.append(f"| {profile} | {suite} | {t['passed']} | {t['failed']} | {t['skipped']} | "
+                            f"`{_cell(skip)}`: {_cell(why)} | {r['commit']}, {r['date'][:10]} |")
+    if not rows:
+        return []
+    return ["Other upstream suites (not Conformance tests; `SUITES` in benchmarks/conformance.py):", "",
+            "| profile | suite | passed | failed | skipped | left out, and why | run |",
+            "| --- | --- | ---: | ---: | ---: | --- | --- |", *rows, ""]
 
 
 def _cell(text: str) -> str:

@@ -121,3 +121,24 @@ def test_table_counts_latest_runs(tmp_path: Path) -> None:
     assert "| k0s-like | 0 | 0 | 2 | 3 | none yet |" in table
     assert "| k3s-like | [sig-node] B [Conformance] | `boom \\| x` |" in table
     assert all(f"\n| {name} | {why} |\n" in table for name, why in c.NOT_RUNNABLE.items())
+    # A suite's run (not Conformance tests) is tabled apart, not among the chunks' runs.
+    run("netpol", "2026-12-09 10:00 UTC", {"[sig-network] Netpol X": "passed", "[sig-network] Netpol Y": "failed"})
+    table = c.conformance_table(tmp_path)
+    assert "| k3s-like | 2 | 1 | 1 | 1 | one (1/2): abc1234, 2026-12-07; two (1/2): abc1234, 2026-12-08 |" in table
+    skip, why = c.SUITES["netpol"][1:]
+    assert f"| k3s-like | netpol | 1 | 1 | 0 | `{skip}`: {why} | abc1234, 2026-12-09 |" in table
+
+
+def test_netpol_suite_selects_networkpolicy_tests_without_sctp() -> None:
+    focus, skip = c.chunk_focus("netpol"), c.chunk_skip("netpol")
+    names = [
+        "[sig-network] Netpol NetworkPolicy between server and client should support a 'default-deny-ingress' "
+        "policy [Feature:NetworkPolicy]",
+        "[sig-network] Netpol [Feature:SCTPConnectivity] [LinuxOnly] NetworkPolicy between server and client using "
+        "SCTP should enforce policy based on Ports [Feature:NetworkPolicy]",
+        "[sig-network] Netpol API should support creating NetworkPolicy API operations",
+        "[sig-network] DNS should provide DNS for the cluster [Conformance]",
+    ]
+    chosen = c.selected([c.Case(n, "passed", 1.0) for n in names], focus, skip)
+    assert [x.name for x in chosen] == [names[0], names[2]]
+    assert c.chunk_skip("config") == "" and "--skip=" + skip in c.e2e_args(focus, Path("r"), [], nodes=2, skip=skip)
