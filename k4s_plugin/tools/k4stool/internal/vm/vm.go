@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 	"unsafe"
 
@@ -196,7 +195,7 @@ func CmdVM(args []string) error {
 		return nil
 	}
 	fmt.Fprintf(os.Stderr, "k4s: %s\n", strings.Join(argv, " "))
-	return syscall.Exec(*qemu, argv, os.Environ())
+	return execTiedToParent(*qemu, argv)
 }
 
 type forward struct{ host, guest int }
