@@ -27,6 +27,7 @@ import (
 	_ "github.com/u-root/u-root/cmds/core/grep"
 	_ "github.com/u-root/u-root/cmds/core/gzip"
 	_ "github.com/u-root/u-root/cmds/core/head"
+	_ "github.com/u-root/u-root/cmds/core/hexdump"
 	_ "github.com/u-root/u-root/cmds/core/hostname"
 	_ "github.com/u-root/u-root/cmds/core/id"
 	_ "github.com/u-root/u-root/cmds/core/kill"

@@ -82,6 +82,21 @@ def test_nonroot_is_e2e_bb_with_user_1234(dist: Path) -> None:
     assert "User" not in busybox.config
 
 
+def test_busybox_hexdump_takes_c(dist: Path, tmp_path: Path) -> None:
+    """e2e's ConfigMap binary-data test runs `hexdump -C` in the busybox image and looks
+    for the bytes in hexdump's canonical form (distros/patches/uroot-hexdump-canonical.patch)."""
+    busybox = image(dist, f"{E2E}:e2e-busybox")
+    assert busybox.members["bbin/hexdump"].linkname == "bb"
+    bb = tmp_path / "hexdump"  # a busybox runs the command its argv[0] names
+    bb.write_bytes(busybox.content["bbin/bb"])
+    bb.chmod(0o755)
+    data = tmp_path / "dump.bin"
+    data.write_bytes(bytes.fromhex("decafebad0feff"))
+    r = subprocess.run([bb, "-C", data], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("00000000  de ca fe ba d0 fe ff ") and r.stdout.rstrip().endswith("|.......|")
+
+
 @pytest.mark.parametrize("name, jpg", [("e2e-nautilus", "nautilus.jpg"), ("e2e-kitten", "kitten.jpg")])
 def test_update_demo_images_serve_their_data(dist: Path, name: str, jpg: str) -> None:
     img = image(dist, f"{E2E}:{name}")
