@@ -54,6 +54,8 @@ CHUNKS: dict[str, str] = {
     # ConfigMap, Secret and Downward API as environment variables and volumes
     # ([sig-node] and [sig-storage]), projected volumes among them.
     "config": r"\[sig-(node|storage)\] (ConfigMap|Secrets|Downward API|Projected)",
+    # ConfigMap alone (of `config`): a short rerun after a fix to the images.
+    "configmap": r"\[sig-(node|storage)\] ConfigMap",
     # The smallest first run: the Downward API as environment variables ([sig-node]).
     "downward-env": r"\[sig-node\] Downward API",
 }
