@@ -31,7 +31,7 @@ def test_every_chunk_is_conformance_only() -> None:
 
 
 def test_an_unknown_chunk_names_the_chunks() -> None:
-    with pytest.raises(SystemExit, match=r"--chunk 'sig-nod' is not a chunk; use one of: all, config, downward-env, sig-api-machinery"):
+    with pytest.raises(SystemExit, match=r"--chunk 'sig-nod' is not a chunk; use one of: all, config, configmap, downward-env, sig-api-machinery"):
         c.chunk_focus("sig-nod")
 
 
