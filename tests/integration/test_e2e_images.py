@@ -97,6 +97,19 @@ def test_busybox_hexdump_takes_c(dist: Path, tmp_path: Path) -> None:
     assert r.stdout.startswith("00000000  de ca fe ba d0 fe ff ") and r.stdout.rstrip().endswith("|.......|")
 
 
+def test_busybox_sleeps_for_ever(dist: Path, tmp_path: Path) -> None:
+    """e2e's PodCertificate tests run `sleep infinity` (distros/patches/uroot-sleep-infinity.patch)."""
+    busybox = image(dist, f"{E2E}:e2e-busybox")
+    sleep = tmp_path / "sleep"
+    sleep.write_bytes(busybox.content["bbin/bb"])
+    sleep.chmod(0o755)
+    for arg in ("infinity", "inf"):
+        with pytest.raises(subprocess.TimeoutExpired):
+            subprocess.run([sleep, arg], capture_output=True, timeout=3)
+    assert subprocess.run([sleep, "0.1"], timeout=30).returncode == 0
+    assert subprocess.run([sleep, "forever"], capture_output=True, timeout=30).returncode != 0
+
+
 @pytest.mark.parametrize("name, jpg", [("e2e-nautilus", "nautilus.jpg"), ("e2e-kitten", "kitten.jpg")])
 def test_update_demo_images_serve_their_data(dist: Path, name: str, jpg: str) -> None:
     img = image(dist, f"{E2E}:{name}")
