@@ -7,6 +7,8 @@ import (
 	"os"
 	"syscall"
 
+	"k4s.dev/tools/k4stool/internal/cli"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -23,7 +25,8 @@ func execTiedToParent(path string, argv []string) error {
 		return fmt.Errorf("prctl(PR_SET_PDEATHSIG): %w", err)
 	}
 	if os.Getppid() != parent {
-		return fmt.Errorf("the process that started k4stool vm (pid %d) has exited; not starting QEMU", parent)
+		return cli.Errorf("E_VM_PARENT_GONE", "the process that started k4stool vm (pid %d) has exited, "+
+			"so nothing would stop the VM; not starting QEMU (run `pants run` again)", parent)
 	}
 	return syscall.Exec(path, argv, os.Environ())
 }
