@@ -170,6 +170,7 @@ def plain_makebb(base: Path, spec: Spec) -> dict:
     r["makebb_s"], r["peak_rss_bytes"] = round(secs, 1), rss
     r["total_s"] = round(r["tool_s"] + r["patch_s"] + secs, 1)
     r["bytes"] = (work / "bb").stat().st_size
+    r["sha256"] = hashlib.sha256((work / "bb").read_bytes()).hexdigest()
     return r
 
 
@@ -212,6 +213,9 @@ def table(spec: Spec, r: dict) -> str:
         m = runs["makebb"]
         rows.append(("gobusybox `makebb`, one bb", f"{m['total_s']} s (tool {m['tool_s']}, patch {m['patch_s']}, makebb {m['makebb_s']}); "
                      f"largest process {m['peak_rss_bytes'] / gib:.1f} GiB; bb {m['bytes']:,} bytes"))
+        if "k4s" in runs and "sha256" in m:
+            same = "the same bytes" if m["sha256"] == runs["k4s"]["sha256"] else "different bytes"
+            rows.append(("k4s's bb against makebb's", f"{same} (sha256 {runs['k4s']['sha256'][:12]}… / {m['sha256'][:12]}…)"))
     if "k4s" in runs:
         k = runs["k4s"]
         rows.append(("k4s `pants package` cold, no pantsd", f"{k['total_s']} s; {k['processes']} Processes; bb {k['bytes']:,} bytes"))
