@@ -137,9 +137,11 @@ class Case:
 
 
 # Ginkgo's spec states (the `status` attribute of its JUnit testcases) as this summary's.
+# "interrupted": the run was stopped (`--timeout`, or a signal) while the test ran: it
+# did not finish, so it counts as not run (skipped), like the tests after it.
 STATUS = {
-    "passed": "passed", "skipped": "skipped", "pending": "skipped",
-    "failed": "failed", "panicked": "failed", "timedout": "failed", "interrupted": "failed", "aborted": "failed",
+    "passed": "passed", "skipped": "skipped", "pending": "skipped", "interrupted": "skipped",
+    "failed": "failed", "panicked": "failed", "timedout": "failed", "aborted": "failed",
 }
 
 
@@ -160,6 +162,8 @@ def parse_junit(xml: str) -> list[Case]:
         message = ""
         if status == "failed" and failure is not None:
             message = (failure.get("message") or failure.text or "").strip()
+        elif status == "skipped" and tc.get("status") == "interrupted":
+            message = "interrupted: the run stopped (--timeout or a signal) before this test finished"
         elif status == "skipped" and tc.find("skipped") is not None:
             message = (tc.find("skipped").get("message") or "").strip()
         name = tc.get("name", "").removeprefix("[It] ")  # Ginkgo's node type of a test
@@ -226,12 +230,16 @@ def commit() -> str:
     return r.stdout.strip() + ("-dirty" if dirty.strip() else "")
 
 
-def e2e_args(focus: str, report_dir: Path, extra: list[str], nodes: int = 1, skip: str = "") -> list[str]:
+def e2e_args(
+    focus: str, report_dir: Path, extra: list[str], nodes: int = 1, skip: str = "", minutes: float = 24 * 60,
+) -> list[str]:
     """e2e.test's command line; with nodes > 1, the ginkgo CLI running e2e.test on that
     many parallel processes. Ginkgo itself runs the tests marked Serial (e2e's
     `[Serial]`, framework.WithSerial) one at a time, after the others; e2e.test's JUnit
-    report (junit_01.xml) then holds every process's tests."""
-    ginkgo = ["--focus=" + focus, *(["--skip=" + skip] if skip else []), "--no-color", "-v", "--timeout=24h"]
+    report (junit_01.xml) then holds every process's tests. After `minutes` Ginkgo stops
+    the run (the tests running then are "interrupted", the rest not run) and still
+    writes the report."""
+    ginkgo = ["--focus=" + focus, *(["--skip=" + skip] if skip else []), "--no-color", "-v", f"--timeout={minutes:g}m"]
     e2e = ["--provider=skeleton", f"--report-dir={report_dir}", *extra]
     if nodes > 1:
         return [str(GINKGO), f"--nodes={nodes}", *ginkgo, str(E2E), "--", *e2e]
@@ -265,6 +273,9 @@ def main() -> None:
                     help="no VM: print the results table of every profile (from benchmarks/results/conformance/)")
     ap.add_argument("--write-docs", action="store_true", help="with --table: put it into docs/conformance.md")
     ap.add_argument("--ready-timeout", type=float, default=1800, help="seconds to wait for the node to be Ready")
+    ap.add_argument("--timeout", type=float, default=24 * 60, metavar="MINUTES",
+                    help="stop the tests after this many minutes (those running then and those not started "
+                         "count as not run; the report is still written): a chunk that fits a session")
     ap.add_argument("--nodes", type=int, default=1,
                     help="parallel ginkgo processes (dist/conformance/ginkgo, from build.sh); 1: e2e.test alone")
     ap.add_argument("--kubeconfig", type=Path,
@@ -308,7 +319,7 @@ def main() -> None:
         log.parent.mkdir(parents=True, exist_ok=True)
         if args.kubeconfig:
             extra = [f"--kubeconfig={args.kubeconfig}", f"--kubectl-path={stock_kubectl()}"]
-            meta["seconds"] = run_e2e(e2e_args(focus, report, extra, args.nodes, skip), log, env)
+            meta["seconds"] = run_e2e(e2e_args(focus, report, extra, args.nodes, skip, args.timeout), log, env)
         else:
             vm = Appliance(target, Path(tmp) / "console.log")
             try:
@@ -317,7 +328,7 @@ def main() -> None:
                 print(f"conformance: {target} Ready {ready:.0f} s after QEMU started")
                 meta["ready_seconds"] = round(ready)
                 extra = [f"--kubeconfig={vm.kubeconfig}", f"--kubectl-path={stock_kubectl()}"]
-                meta["seconds"] = run_e2e(e2e_args(focus, report, extra, args.nodes, skip), log, env)
+                meta["seconds"] = run_e2e(e2e_args(focus, report, extra, args.nodes, skip, args.timeout), log, env)
             finally:
                 vm.stop()
                 (log.parent / f"{args.chunk}.console.log").write_text(vm.console_text()[-200_000:])
@@ -341,7 +352,9 @@ def latest_results(profile_dir: Path) -> tuple[dict[str, dict], list[dict]]:
     latest: dict[str, dict] = {}
     for run in runs:
         for case in run["cases"]:
-            latest[case["name"]] = case
+            # A test a later run did not run (skipped, interrupted) keeps its earlier result.
+            if case["status"] != "skipped" or case["name"] not in latest:
+                latest[case["name"]] = case
     return latest, runs
 
 

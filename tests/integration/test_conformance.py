@@ -46,6 +46,9 @@ def test_e2e_command_lines(tmp_path: Path) -> None:
     sep = par.index("--")
     assert par[sep - 1] == str(c.E2E) and par[sep + 1:] == one[-3:]
     assert not any(a.startswith("--ginkgo.") for a in par)
+    # --timeout MINUTES: Ginkgo's suite timeout, both ways.
+    assert "--ginkgo.timeout=1440m" in one and "--timeout=1440m" in par
+    assert "--ginkgo.timeout=90m" in c.e2e_args(focus, tmp_path, [], minutes=90)
 
 
 def test_junit_summary_of_an_e2e_report() -> None:
@@ -74,9 +77,12 @@ def test_junit_statuses() -> None:
 <testcase name="[sig-node] B [Conformance]" status="timedout" time="2"><failure message="timed out | waiting">x</failure></testcase>
 <testcase name="[sig-node] C [Conformance]" time="0"><skipped message="skipped"></skipped></testcase>
 <testcase name="[sig-node] D" time="0"><skipped message="skipped"></skipped></testcase>
+<testcase name="[sig-node] E [Conformance]" status="interrupted" time="9"><failure message="interrupted by timeout">x</failure></testcase>
 </testsuite></testsuites>"""
     cases = c.selected(c.parse_junit(xml), c.chunk_focus("sig-node"))
-    assert [(x.status, x.seconds) for x in cases] == [("passed", 1.5), ("failed", 2.0), ("skipped", 0.0)]
+    assert [(x.status, x.seconds) for x in cases] == [("passed", 1.5), ("failed", 2.0), ("skipped", 0.0), ("skipped", 9.0)]
+    # A test the run's stop interrupted did not finish: not run, and said so.
+    assert cases[3].message.startswith("interrupted: the run stopped")
     md = c.summary_markdown({"profile": "p", "chunk": "sig-node", "focus": "f", "target": "t", "commit": "c",
                              "date": "d", "machine": "m", "seconds": 3}, cases)
     assert md.index("| [sig-node] B") < md.index("| [sig-node] C") < md.index("| [sig-node] A")
@@ -120,6 +126,11 @@ def test_table_counts_latest_runs(tmp_path: Path) -> None:
     assert "| k3s-like | 2 | 1 | 1 | 1 | one (1/2): abc1234, 2026-12-07; two (1/2): abc1234, 2026-12-08 |" in table
     assert "| k0s-like | 0 | 0 | 2 | 3 | none yet |" in table
     assert "| k3s-like | [sig-node] B [Conformance] | `boom \\| x` |" in table
+    # A later run that did not run a test (skipped, or interrupted by --timeout) keeps
+    # the earlier result.
+    run("three", "2026-12-08 12:00 UTC", {"[sig-node] A [Conformance]": "skipped", "[sig-node] C [Conformance]": "skipped"})
+    assert "| k3s-like | 2 | 1 | 1 | 1 | one (1/2)" in c.conformance_table(tmp_path)
+    (tmp_path / "k3s-like" / "three.json").unlink()
     assert all(f"\n| {name} | {why} |\n" in table for name, why in c.NOT_RUNNABLE.items())
     # A suite's run (not Conformance tests) is tabled apart, not among the chunks' runs.
     run("netpol", "2026-12-09 10:00 UTC", {"[sig-network] Netpol X": "passed", "[sig-network] Netpol Y": "failed"})
