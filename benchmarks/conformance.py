@@ -197,6 +197,7 @@ def summary_markdown(meta: dict, cases: list[Case]) -> str:
         f"- profile target: `{meta['target']}`",
         f"- commit {meta['commit']}, {meta['date']}",
         f"- machine: {meta['machine']}",
+        *([f"- stopped early: {meta['stopped']} (the tests not run are skipped)"] if meta.get("stopped") else []),
         "",
         "| test | result | seconds |",
         "|---|---|---|",

@@ -83,6 +83,9 @@ def test_junit_statuses() -> None:
     assert [(x.status, x.seconds) for x in cases] == [("passed", 1.5), ("failed", 2.0), ("skipped", 0.0), ("skipped", 9.0)]
     # A test the run's stop interrupted did not finish: not run, and said so.
     assert cases[3].message.startswith("interrupted: the run stopped")
+    stopped = c.summary_markdown({"profile": "p", "chunk": "sig-node", "focus": "f", "target": "t", "commit": "c",
+                                  "date": "d", "machine": "m", "seconds": 3, "stopped": "by hand"}, cases)
+    assert "- stopped early: by hand (the tests not run are skipped)" in stopped
     md = c.summary_markdown({"profile": "p", "chunk": "sig-node", "focus": "f", "target": "t", "commit": "c",
                              "date": "d", "machine": "m", "seconds": 3}, cases)
     assert md.index("| [sig-node] B") < md.index("| [sig-node] C") < md.index("| [sig-node] A")
