@@ -160,7 +160,10 @@ def parse_junit(xml: str) -> list[Case]:
         if status is None:
             status = "failed" if failure is not None else "skipped" if tc.find("skipped") is not None else "passed"
         message = ""
-        if status == "failed" and failure is not None:
+        if failure is not None and "A suite timeout occurred" in (failure.get("message") or failure.text or ""):
+            # Ginkgo marks the tests the suite timeout (--timeout) cut "timedout": not run.
+            status, message = "skipped", "interrupted: the run stopped (--timeout or a signal) before this test finished"
+        elif status == "failed" and failure is not None:
             message = (failure.get("message") or failure.text or "").strip()
         elif status == "skipped" and tc.get("status") == "interrupted":
             message = "interrupted: the run stopped (--timeout or a signal) before this test finished"

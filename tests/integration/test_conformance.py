@@ -78,11 +78,12 @@ def test_junit_statuses() -> None:
 <testcase name="[sig-node] C [Conformance]" time="0"><skipped message="skipped"></skipped></testcase>
 <testcase name="[sig-node] D" time="0"><skipped message="skipped"></skipped></testcase>
 <testcase name="[sig-node] E [Conformance]" status="interrupted" time="9"><failure message="interrupted by timeout">x</failure></testcase>
+<testcase name="[sig-node] F [Conformance]" status="timedout" time="9"><failure message="[TIMEDOUT] A suite timeout occurred">x</failure></testcase>
 </testsuite></testsuites>"""
     cases = c.selected(c.parse_junit(xml), c.chunk_focus("sig-node"))
-    assert [(x.status, x.seconds) for x in cases] == [("passed", 1.5), ("failed", 2.0), ("skipped", 0.0), ("skipped", 9.0)]
+    assert [(x.status, x.seconds) for x in cases] == [("passed", 1.5), ("failed", 2.0), ("skipped", 0.0), ("skipped", 9.0), ("skipped", 9.0)]
     # A test the run's stop interrupted did not finish: not run, and said so.
-    assert cases[3].message.startswith("interrupted: the run stopped")
+    assert cases[3].message.startswith("interrupted: the run stopped") and cases[4].message == cases[3].message
     stopped = c.summary_markdown({"profile": "p", "chunk": "sig-node", "focus": "f", "target": "t", "commit": "c",
                                   "date": "d", "machine": "m", "seconds": 3, "stopped": "by hand"}, cases)
     assert "- stopped early: by hand (the tests not run are skipped)" in stopped
