@@ -145,6 +145,9 @@ STATUS = {
 }
 
 
+INTERRUPTED = "interrupted: the run stopped (--timeout or a signal) before this test finished"
+
+
 def parse_junit(xml: str) -> list[Case]:
     """The test cases of an e2e.test JUnit report (junit_01.xml): passed, failed or
     skipped, from Ginkgo's `status` attribute (a <failure>/<error> or <skipped> child where
@@ -160,13 +163,13 @@ def parse_junit(xml: str) -> list[Case]:
         if status is None:
             status = "failed" if failure is not None else "skipped" if tc.find("skipped") is not None else "passed"
         message = ""
-        if failure is not None and "A suite timeout occurred" in (failure.get("message") or failure.text or ""):
-            # Ginkgo marks the tests the suite timeout (--timeout) cut "timedout": not run.
-            status, message = "skipped", "interrupted: the run stopped (--timeout or a signal) before this test finished"
+        # A signal marks the tests it cuts "interrupted", Ginkgo's suite timeout (--timeout)
+        # "timedout" with this message: neither finished, so both count as not run.
+        cut = failure is not None and "A suite timeout occurred" in (failure.get("message") or failure.text or "")
+        if cut or tc.get("status") == "interrupted":
+            status, message = "skipped", INTERRUPTED
         elif status == "failed" and failure is not None:
             message = (failure.get("message") or failure.text or "").strip()
-        elif status == "skipped" and tc.get("status") == "interrupted":
-            message = "interrupted: the run stopped (--timeout or a signal) before this test finished"
         elif status == "skipped" and tc.find("skipped") is not None:
             message = (tc.find("skipped").get("message") or "").strip()
         name = tc.get("name", "").removeprefix("[It] ")  # Ginkgo's node type of a test
@@ -297,6 +300,8 @@ def main() -> None:
         if not exe.exists():
             raise SystemExit(f"conformance.py: no {exe.relative_to(REPO)}; build it with "
                              "`nice -n 19 benchmarks/conformance/build.sh` (docs/conformance.md)")
+    if args.timeout <= 0:
+        raise SystemExit(f"conformance.py: --timeout {args.timeout:g}: give the minutes the tests may run (more than 0)")
     if args.nodes < 1:
         raise SystemExit(f"conformance.py: --nodes {args.nodes}: give 1 or more parallel processes")
     focus, skip = chunk_focus(args.chunk), chunk_skip(args.chunk)
@@ -340,7 +345,10 @@ def main() -> None:
         if not junit_file.exists():
             raise SystemExit(f"conformance.py: e2e.test wrote no JUnit report; see {log}")
         junit = junit_file.read_text()
-        write(RESULTS / args.profile / args.chunk, meta, selected(parse_junit(junit), focus, skip), junit)
+        cases = selected(parse_junit(junit), focus, skip)
+        if any(c.message == INTERRUPTED for c in cases):
+            meta["stopped"] = f"--timeout {args.timeout:g} min ran out, or a signal"
+        write(RESULTS / args.profile / args.chunk, meta, cases, junit)
 
 
 DOCS = REPO / "docs" / "conformance.md"

@@ -197,6 +197,12 @@ def k4s(base: Path, spec: Spec) -> dict:
     return r
 
 
+def remove(path: Path) -> None:
+    """Deletes a build's tree (the module cache's directories are read-only)."""
+    subprocess.run(["chmod", "-R", "u+w", str(path)], capture_output=True)
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def load() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -263,13 +269,10 @@ def main() -> None:
             print(f"floor.py: {kind} ({r['load'][kind]})", flush=True)
             r["runs"][kind] = builders[kind](base, spec)
             print(json.dumps(r["runs"][kind]), flush=True)
-            shutil.rmtree(base / kind, ignore_errors=True)
-            subprocess.run(["chmod", "-R", "u+w", str(base)], capture_output=True)
-            shutil.rmtree(base, ignore_errors=True)
+            remove(base)  # each build from empty caches, and the disk freed
             base.mkdir()
     finally:
-        subprocess.run(["chmod", "-R", "u+w", str(base)], capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
+        remove(base)
     md = table(spec, r)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"floor-{args.profile}.md").write_text(md)
